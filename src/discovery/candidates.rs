@@ -1,0 +1,93 @@
+//! The candidates of one discovery, in the protocol's preference order ([MS-OXDSCLI] 3.1.5).
+//!
+//! Pure: a mail domain in, an ordered list out. Only the domain itself and
+//! `autodiscover.DOMAIN` are ever built: never a parent domain, never
+//! `autodiscover.<public suffix>` (rule 6).
+
+use url::Url;
+
+use super::redirect::AUTODISCOVER_PATH;
+use crate::domain::Domain;
+use crate::report::Method;
+
+/// Where one candidate starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Start {
+    /// POST Autodiscover XML to this https URL.
+    Pox(Url),
+    /// GET this http URL, anonymously, and use only an https redirect.
+    HttpRedirect(Url),
+    /// Look up SRV records under this fully qualified name.
+    Srv(String),
+}
+
+/// One candidate: a method and where it starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    /// The method, which is also its rank.
+    pub method: Method,
+    /// Where it starts.
+    pub start: Start,
+}
+
+impl Candidate {
+    /// The target shown in the trail.
+    pub fn target(&self) -> String {
+        match &self.start {
+            Start::Pox(url) | Start::HttpRedirect(url) => url.to_string(),
+            Start::Srv(name) => name.clone(),
+        }
+    }
+}
+
+/// The candidates for `domain`, most preferred first.
+pub fn candidates_for(domain: &Domain) -> Vec<Candidate> {
+    let url = |scheme: &str, host: &str| {
+        Url::parse(&format!("{scheme}://{host}{AUTODISCOVER_PATH}"))
+            .expect("a validated domain makes a valid url")
+    };
+    let autodiscover_host = format!("autodiscover.{domain}");
+    vec![
+        Candidate { method: Method::PoxDomain, start: Start::Pox(url("https", domain.as_str())) },
+        Candidate {
+            method: Method::PoxAutodiscover,
+            start: Start::Pox(url("https", &autodiscover_host)),
+        },
+        Candidate {
+            method: Method::HttpRedirect,
+            start: Start::HttpRedirect(url("http", &autodiscover_host)),
+        },
+        Candidate { method: Method::Srv, start: Start::Srv(format!("_autodiscover._tcp.{domain}.")) },
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_follows_the_protocol() {
+        let domain = Domain::parse("sub.example.co.uk").unwrap();
+        let targets: Vec<String> = candidates_for(&domain).iter().map(Candidate::target).collect();
+        assert_eq!(
+            targets,
+            [
+                "https://sub.example.co.uk/autodiscover/autodiscover.xml",
+                "https://autodiscover.sub.example.co.uk/autodiscover/autodiscover.xml",
+                "http://autodiscover.sub.example.co.uk/autodiscover/autodiscover.xml",
+                "_autodiscover._tcp.sub.example.co.uk.",
+            ]
+        );
+    }
+
+    #[test]
+    fn never_a_parent_domain() {
+        let domain = Domain::parse("mail.sub.example.test").unwrap();
+        for candidate in candidates_for(&domain) {
+            let target = candidate.target();
+            assert!(target.contains("mail.sub.example.test"), "{target} leaves the domain");
+            assert!(!target.contains("autodiscover.sub.example.test"));
+            assert!(!target.contains("autodiscover.example.test"));
+        }
+    }
+}

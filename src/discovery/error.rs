@@ -1,0 +1,299 @@
+//! `discovery::Error`: every way a step or a whole discovery can fail, each with a stable
+//! [`Error::code`] that reports, metrics and tests use.
+
+use std::error::Error as StdError;
+use std::net::IpAddr;
+
+use crate::domain::InputError;
+
+/// A failed discovery step, or a discovery that could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The address, domain or host was refused at the edge.
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// The HTTP client or the resolver could not be built from the configuration.
+    #[error("cannot build the {what}: {reason}")]
+    Setup {
+        /// What could not be built.
+        what: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// The DNS query timed out.
+    #[error("dns lookup of {name} timed out")]
+    DnsTimeout {
+        /// The queried name.
+        name: String,
+    },
+    /// The name does not exist (NXDOMAIN).
+    #[error("{name} does not exist (nxdomain)")]
+    DnsNxDomain {
+        /// The queried name.
+        name: String,
+    },
+    /// The name exists but has no record of the asked type.
+    #[error("{name} has no records of that type")]
+    DnsNoRecords {
+        /// The queried name.
+        name: String,
+    },
+    /// The name server failed to answer (SERVFAIL).
+    #[error("name server failed for {name} (servfail)")]
+    DnsServFail {
+        /// The queried name.
+        name: String,
+    },
+    /// Another DNS failure (refused, malformed, no connection to the name server).
+    #[error("dns lookup of {name} failed")]
+    DnsFailure {
+        /// The queried name.
+        name: String,
+        /// The resolver's error.
+        #[source]
+        source: Box<dyn StdError + Send + Sync>,
+    },
+    /// The SRV answer says there is no service (a single `.` target).
+    #[error("srv {name} says no service")]
+    SrvNoService {
+        /// The queried name.
+        name: String,
+    },
+    /// SRV records exist, but none on an allowed port.
+    #[error("srv {name} has no target on an allowed port")]
+    SrvNoUsableTarget {
+        /// The queried name.
+        name: String,
+    },
+    /// A name resolved to an address the policy refuses (rule 12).
+    #[error("{host} resolves to a forbidden address {ip}")]
+    ForbiddenAddress {
+        /// The host name.
+        host: String,
+        /// The first refused address.
+        ip: IpAddr,
+    },
+    /// The TCP connection was refused.
+    #[error("connection to {url} refused")]
+    ConnectionRefused {
+        /// The URL.
+        url: String,
+    },
+    /// The TCP connection failed otherwise.
+    #[error("cannot connect to {url}")]
+    Connect {
+        /// The URL.
+        url: String,
+        /// The cause.
+        #[source]
+        source: Box<dyn StdError + Send + Sync>,
+    },
+    /// The TLS handshake failed: bad, expired or self-signed certificate, wrong host.
+    #[error("tls handshake with {url} failed")]
+    Tls {
+        /// The URL.
+        url: String,
+        /// The cause.
+        #[source]
+        source: Box<dyn StdError + Send + Sync>,
+    },
+    /// The step ran out of time (connect, read or total).
+    #[error("{url} timed out")]
+    Timeout {
+        /// The URL or name.
+        url: String,
+    },
+    /// The request failed after connecting (reset, malformed answer).
+    #[error("request to {url} failed")]
+    Request {
+        /// The URL.
+        url: String,
+        /// The cause.
+        #[source]
+        source: Box<dyn StdError + Send + Sync>,
+    },
+    /// The server answered with a status that is not an answer.
+    #[error("{url} answered http {status}")]
+    HttpStatus {
+        /// The URL.
+        url: String,
+        /// The status code.
+        status: u16,
+    },
+    /// 401 without credentials: the endpoint exists and wants authentication.
+    #[error("{url} requires authentication")]
+    AuthRequired {
+        /// The URL.
+        url: String,
+    },
+    /// 401 after credentials were sent: the server refused them.
+    #[error("{url} refused the credentials")]
+    AuthRejected {
+        /// The URL.
+        url: String,
+    },
+    /// 401 that offers only modern authentication (Bearer): basic authentication is off.
+    #[error("{url} accepts only modern authentication")]
+    ModernAuthOnly {
+        /// The URL.
+        url: String,
+    },
+    /// Credentials were withheld: the host is not trusted or the budget is spent.
+    #[error("credentials withheld from {url}")]
+    CredentialsWithheld {
+        /// The URL.
+        url: String,
+    },
+    /// Credentials were withheld because the per-discovery or per-account budget is spent
+    /// (rule 19).
+    #[error("credential attempts for this account are spent; not sent to {url}")]
+    CredentialBudget {
+        /// The URL.
+        url: String,
+    },
+    /// The body exceeded the byte cap (rule 15).
+    #[error("{url} sent more than {limit} bytes")]
+    BodyTooLarge {
+        /// The URL.
+        url: String,
+        /// The cap.
+        limit: usize,
+    },
+    /// The body is not acceptable Autodiscover XML.
+    #[error("invalid autodiscover xml from {url} at byte {position}: {reason}")]
+    PoxParse {
+        /// The URL.
+        url: String,
+        /// The byte offset of the problem.
+        position: u64,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The XML carried a `DOCTYPE`, which is never accepted (rule 15).
+    #[error("{url} sent a doctype")]
+    PoxDoctype {
+        /// The URL.
+        url: String,
+    },
+    /// The Autodiscover answer is an `Error` element.
+    #[error("{url} answered autodiscover error {error_code}")]
+    PoxError {
+        /// The URL.
+        url: String,
+        /// `ErrorCode` or `Status`.
+        error_code: String,
+    },
+    /// The answer held no usable settings.
+    #[error("{url} answered without usable settings")]
+    PoxNoSettings {
+        /// The URL.
+        url: String,
+    },
+    /// A redirect pointed at `http` or another insecure scheme (rules 4, 7, 8).
+    #[error("refused insecure redirect to {url}")]
+    InsecureRedirect {
+        /// The refused target.
+        url: String,
+    },
+    /// A redirect target was malformed or not allowed (IP literal, not an Autodiscover path,
+    /// forbidden port, invalid address).
+    #[error("refused redirect to {url}: {reason}")]
+    RedirectRefused {
+        /// The refused target.
+        url: String,
+        /// Why.
+        reason: &'static str,
+    },
+    /// A redirect pointed at a URL or address already visited.
+    #[error("redirect loop at {url}")]
+    RedirectLoop {
+        /// The repeated URL or address.
+        url: String,
+    },
+    /// The redirect budget of the discovery is spent (rule 7).
+    #[error("more than {hops} redirects")]
+    RedirectLimit {
+        /// The limit.
+        hops: u32,
+    },
+    /// The plain-HTTP GET did not answer with a usable redirect.
+    #[error("{url} answered without an https redirect")]
+    NoRedirect {
+        /// The URL.
+        url: String,
+    },
+    /// The discovery's overall deadline passed.
+    #[error("the discovery deadline passed")]
+    Deadline,
+}
+
+impl Error {
+    /// A stable snake_case label.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Input(err) => err.code(),
+            Self::Setup { .. } => "setup",
+            Self::DnsTimeout { .. } => "dns_timeout",
+            Self::DnsNxDomain { .. } => "dns_nxdomain",
+            Self::DnsNoRecords { .. } => "dns_no_records",
+            Self::DnsServFail { .. } => "dns_servfail",
+            Self::DnsFailure { .. } => "dns_failure",
+            Self::SrvNoService { .. } => "srv_no_service",
+            Self::SrvNoUsableTarget { .. } => "srv_no_usable_target",
+            Self::ForbiddenAddress { .. } => "forbidden_address",
+            Self::ConnectionRefused { .. } => "connection_refused",
+            Self::Connect { .. } => "connect",
+            Self::Tls { .. } => "tls",
+            Self::Timeout { .. } => "timeout",
+            Self::Request { .. } => "request",
+            Self::HttpStatus { .. } => "http_status",
+            Self::AuthRequired { .. } => "auth_required",
+            Self::AuthRejected { .. } => "auth_rejected",
+            Self::ModernAuthOnly { .. } => "modern_auth_only",
+            Self::CredentialsWithheld { .. } => "credentials_withheld",
+            Self::CredentialBudget { .. } => "credential_budget",
+            Self::BodyTooLarge { .. } => "body_too_large",
+            Self::PoxParse { .. } => "pox_invalid_xml",
+            Self::PoxDoctype { .. } => "pox_doctype",
+            Self::PoxError { .. } => "pox_error",
+            Self::PoxNoSettings { .. } => "pox_no_settings",
+            Self::InsecureRedirect { .. } => "insecure_redirect",
+            Self::RedirectRefused { .. } => "redirect_refused",
+            Self::RedirectLoop { .. } => "redirect_loop",
+            Self::RedirectLimit { .. } => "redirect_limit",
+            Self::NoRedirect { .. } => "no_redirect",
+            Self::Deadline => "deadline",
+        }
+    }
+
+    /// Whether the failure is a timeout of some kind.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Self::Timeout { .. } | Self::DnsTimeout { .. } | Self::Deadline)
+    }
+
+    /// Whether the failure says that nothing is there (as opposed to a broken server).
+    pub fn is_not_found(&self) -> bool {
+        matches!(
+            self,
+            Self::DnsNxDomain { .. }
+                | Self::DnsNoRecords { .. }
+                | Self::SrvNoService { .. }
+                | Self::HttpStatus { status: 404, .. }
+        )
+    }
+
+    /// Whether trying the same discovery later could give another answer.
+    pub fn is_retryable(&self) -> bool {
+        self.is_timeout()
+            || matches!(
+                self,
+                Self::DnsServFail { .. }
+                    | Self::DnsFailure { .. }
+                    | Self::Connect { .. }
+                    | Self::ConnectionRefused { .. }
+                    | Self::Request { .. }
+                    | Self::HttpStatus { status: 500..=599, .. }
+            )
+    }
+}

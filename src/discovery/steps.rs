@@ -1,0 +1,541 @@
+//! The steps of one candidate, each recorded in the trail as it ends.
+//!
+//! - `Pox`: POST the request body, anonymously first. A 401 from a trusted host that offers
+//!   Basic is answered once with credentials (when given and the budgets allow); a 401 from an
+//!   untrusted host never is (rule 5). A 200 is parsed; `redirectUrl` and 30x answers are
+//!   checked by `redirect.rs` and re-POSTed; `redirectAddr` ends the candidate and restarts the
+//!   discovery with the new address.
+//! - `HttpRedirect`: GET the plain-http URL without credentials or body; only an https
+//!   `Location` to an Autodiscover path is used, and its host is trusted only if it belongs to
+//!   the trust set (rule 3).
+//! - `Srv`: look up the SRV records, order them (RFC 2782) and try each target in turn.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use reqwest::header::{HeaderMap, LOCATION, WWW_AUTHENTICATE};
+use reqwest::{Method as HttpMethod, StatusCode};
+use tokio::sync::Semaphore;
+use tracing::{debug, Instrument};
+use url::Url;
+
+use super::candidates::{Candidate, Start};
+use super::error::Error;
+use super::http::{Fetched, Outgoing};
+use super::pox::{self, Answer, Settings};
+use super::redirect::{self, Hops, TargetRules};
+use super::srv;
+use super::trust::Trust;
+use super::Shared;
+use crate::domain::{Credentials, Domain, EmailAddress};
+use crate::report::{Attempt, Evidence, Method, Outcome, Step};
+
+/// What one candidate came to.
+#[derive(Debug)]
+pub enum CandidateOutcome {
+    /// A host was found.
+    Found(Found),
+    /// The answer redirected to another address: the discovery restarts with it.
+    RedirectAddr {
+        /// The new address.
+        address: EmailAddress,
+        /// Whether a trusted host sent the redirect (rule 4).
+        trusted: bool,
+    },
+    /// The candidate failed for good.
+    Failed {
+        /// The code of the last failure.
+        code: &'static str,
+    },
+}
+
+/// A host found by one candidate.
+#[derive(Debug, Clone)]
+pub struct Found {
+    /// The host.
+    pub host: String,
+    /// How strong the evidence is.
+    pub evidence: Evidence,
+    /// Whether the answering host was trusted.
+    pub confirmed: bool,
+    /// The settings, for a full answer.
+    pub settings: Option<Settings>,
+}
+
+/// The state of one discovery run for one address, shared by its candidates.
+pub struct RunState {
+    /// The address being discovered.
+    pub address: EmailAddress,
+    /// The request body for it.
+    pub body: String,
+    /// Credentials, if any.
+    pub credentials: Option<Credentials>,
+    /// The trust set.
+    pub trust: Mutex<Trust>,
+    /// Hops and visited sets, shared across address redirects.
+    pub hops: Arc<Mutex<Hops>>,
+    /// The trail, shared across address redirects.
+    pub trail: Arc<Mutex<Vec<Attempt>>>,
+    /// Credentialed attempts spent, shared across address redirects.
+    pub credential_attempts: Arc<AtomicU32>,
+    /// Serialises credentialed attempts.
+    pub credential_gate: Arc<Semaphore>,
+}
+
+impl RunState {
+    fn record(&self, attempt: Attempt) {
+        debug!(
+            step = ?attempt.step,
+            target = %attempt.target,
+            outcome = ?attempt.outcome,
+            code = attempt.code.unwrap_or(""),
+            ms = attempt.ms,
+            "attempt finished"
+        );
+        self.trail.lock().unwrap_or_else(|e| e.into_inner()).push(attempt);
+    }
+
+    fn is_trusted(&self, host: &str) -> bool {
+        self.trust.lock().unwrap_or_else(|e| e.into_inner()).is_trusted(host)
+    }
+
+    fn hops(&self) -> std::sync::MutexGuard<'_, Hops> {
+        self.hops.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Runs one candidate to its end.
+pub async fn run_candidate(
+    shared: Arc<Shared>,
+    run: Arc<RunState>,
+    candidate: Candidate,
+) -> CandidateOutcome {
+    let span = tracing::debug_span!("step", kind = candidate.method.as_str(), target = %candidate.target());
+    let steps = Steps { shared: &shared, run: &run, method: candidate.method };
+    async move {
+        match candidate.start {
+            Start::Pox(url) => steps.follow_pox(url).await,
+            Start::HttpRedirect(url) => steps.http_redirect(url).await,
+            Start::Srv(name) => steps.srv(&name).await,
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+struct Steps<'a> {
+    shared: &'a Shared,
+    run: &'a RunState,
+    method: Method,
+}
+
+/// What one POST came to.
+enum PostResult {
+    Answer(Answer),
+    Redirect(String),
+    AuthRequired,
+    Failed(&'static str),
+}
+
+impl Steps<'_> {
+    async fn follow_pox(&self, start: Url) -> CandidateOutcome {
+        let mut url = start;
+        loop {
+            let host = url.host_str().unwrap_or_default().to_owned();
+            let trusted = self.run.is_trusted(&host);
+            let next = match self.post(&url, trusted).await {
+                PostResult::Answer(Answer::Settings(settings)) => {
+                    return self.settings_found(&url, settings, trusted);
+                }
+                PostResult::Answer(Answer::RedirectAddr(address)) => {
+                    return self.redirect_addr(&url, &address, trusted);
+                }
+                PostResult::Answer(Answer::RedirectUrl(location)) | PostResult::Redirect(location) => {
+                    location
+                }
+                PostResult::Answer(Answer::Error { .. }) => return failed("pox_error"),
+                PostResult::AuthRequired => {
+                    return CandidateOutcome::Found(Found {
+                        host,
+                        evidence: Evidence::AuthRequired,
+                        confirmed: trusted,
+                        settings: None,
+                    });
+                }
+                PostResult::Failed(code) => return failed(code),
+            };
+            match self.hop(&url, &next) {
+                Ok(target) => {
+                    if trusted {
+                        // Rule 4: a trusted https answer extends trust to its https target.
+                        let target_host = target.host_str().unwrap_or_default();
+                        self.run.trust.lock().unwrap_or_else(|e| e.into_inner()).extend(target_host);
+                    }
+                    url = target;
+                }
+                Err(err) => {
+                    self.record_refusal(Step::Pox, &next, &err);
+                    return failed(err.code());
+                }
+            }
+        }
+    }
+
+    fn hop(&self, from: &Url, location: &str) -> Result<Url, Error> {
+        let rules = TargetRules {
+            extra_https_ports: &self.shared.config.extra_https_ports,
+            autodiscover_path: true,
+        };
+        let target = redirect::check_target(from, location, rules)?;
+        self.run.hops().hop_to_url(&target)?;
+        Ok(target)
+    }
+
+    async fn post(&self, url: &Url, trusted: bool) -> PostResult {
+        let fetched = match self.send(Step::Pox, HttpMethod::POST, url, None).await {
+            Ok(fetched) => fetched,
+            Err(code) => return PostResult::Failed(code),
+        };
+        if fetched.status != StatusCode::UNAUTHORIZED {
+            return self.read_post_answer(url, fetched);
+        }
+        let Some(credentials) = self.run.credentials.as_ref() else {
+            return PostResult::AuthRequired;
+        };
+        let challenge = Challenge::parse(&fetched.headers);
+        if !trusted {
+            // Rule 5: an untrusted host's challenge never gets credentials.
+            self.record_refusal(Step::Pox, url.as_str(), &Error::CredentialsWithheld { url: url.to_string() });
+            return PostResult::AuthRequired;
+        }
+        if challenge.bearer && !challenge.basic {
+            let err = Error::ModernAuthOnly { url: url.to_string() };
+            self.record_refusal(Step::Pox, url.as_str(), &err);
+            return PostResult::Failed(err.code());
+        }
+        if !challenge.basic {
+            // Only NTLM/Negotiate: the endpoint exists; we do not speak those schemes.
+            return PostResult::AuthRequired;
+        }
+        let _turn = self.run.credential_gate.acquire().await;
+        if let Err(err) = self.take_credential_attempt(url, credentials) {
+            self.record_refusal(Step::Pox, url.as_str(), &err);
+            return PostResult::Failed(err.code());
+        }
+        match self.send(Step::Pox, HttpMethod::POST, url, Some(credentials)).await {
+            Ok(fetched) if fetched.status == StatusCode::UNAUTHORIZED => {
+                PostResult::Failed(Error::AuthRejected { url: url.to_string() }.code())
+            }
+            Ok(fetched) => self.read_post_answer(url, fetched),
+            Err(code) => PostResult::Failed(code),
+        }
+    }
+
+    fn take_credential_attempt(&self, url: &Url, credentials: &Credentials) -> Result<(), Error> {
+        let cap = self.shared.limits.config().credential_attempts_per_discovery;
+        let spent = self.run.credential_attempts.fetch_add(1, Ordering::SeqCst);
+        if spent >= cap || !self.shared.limits.try_account_attempt(&credentials.username) {
+            return Err(Error::CredentialBudget { url: url.to_string() });
+        }
+        Ok(())
+    }
+
+    fn read_post_answer(&self, url: &Url, fetched: Fetched) -> PostResult {
+        match fetched.status.as_u16() {
+            200 => match pox::parse_answer(&fetched.body) {
+                Ok(answer) => {
+                    if let Answer::Error { code, .. } = &answer {
+                        let err = Error::PoxError { url: url.to_string(), error_code: code.clone() };
+                        self.amend_last(url, Outcome::Failed, Some(&err));
+                    }
+                    PostResult::Answer(answer)
+                }
+                Err(parse) => {
+                    let err = match parse {
+                        pox::ParseError::Doctype => Error::PoxDoctype { url: url.to_string() },
+                        pox::ParseError::Invalid { position, reason } => {
+                            Error::PoxParse { url: url.to_string(), position, reason }
+                        }
+                    };
+                    self.amend_last(url, Outcome::Failed, Some(&err));
+                    PostResult::Failed(err.code())
+                }
+            },
+            301 | 302 | 303 | 307 | 308 => match location(&fetched.headers) {
+                Some(location) => PostResult::Redirect(location),
+                None => PostResult::Failed("no_redirect"),
+            },
+            status => {
+                let err = Error::HttpStatus { url: url.to_string(), status };
+                self.amend_last(url, Outcome::Failed, Some(&err));
+                PostResult::Failed(err.code())
+            }
+        }
+    }
+
+    async fn http_redirect(&self, url: Url) -> CandidateOutcome {
+        let fetched = match self.send(Step::HttpRedirect, HttpMethod::GET, &url, None).await {
+            Ok(fetched) => fetched,
+            Err(code) => return failed(code),
+        };
+        let location = match (fetched.status.as_u16(), location(&fetched.headers)) {
+            (301 | 302 | 303 | 307 | 308, Some(location)) => location,
+            _ => {
+                let err = Error::NoRedirect { url: url.to_string() };
+                self.amend_last(&url, Outcome::Failed, Some(&err));
+                return failed(err.code());
+            }
+        };
+        match self.hop(&url, &location) {
+            Ok(target) => self.follow_pox(target).await,
+            Err(err) => {
+                self.record_refusal(Step::HttpRedirect, &location, &err);
+                failed(err.code())
+            }
+        }
+    }
+
+    async fn srv(&self, name: &str) -> CandidateOutcome {
+        let started = Instant::now();
+        let looked_up = self.shared.dns.lookup_srv(name).await;
+        let mut allowed_ports = vec![443];
+        allowed_ports.extend(&self.shared.config.extra_https_ports);
+        let ordered = looked_up.and_then(|records| {
+            srv::order_records(name, records, &allowed_ports, |n| fastrand::u32(0..=n))
+        });
+        let records = match ordered {
+            Ok(records) => {
+                let targets: Vec<String> =
+                    records.iter().map(|r| format!("{}:{}", r.target, r.port)).collect();
+                self.record_attempt(Step::Srv, name, started, Outcome::Redirected, None, Some(targets.join(" ")), false);
+                records
+            }
+            Err(err) => {
+                self.record_attempt(Step::Srv, name, started, Outcome::Failed, Some(&err), None, false);
+                return failed(err.code());
+            }
+        };
+        let mut last = failed("srv_no_usable_target");
+        for record in records {
+            let Ok(host) = Domain::parse(&record.target) else {
+                last = failed("redirect_refused");
+                continue;
+            };
+            let port = if record.port == 443 { String::new() } else { format!(":{}", record.port) };
+            let Ok(url) = Url::parse(&format!("https://{host}{port}{}", redirect::AUTODISCOVER_PATH)) else {
+                continue;
+            };
+            if !self.run.hops().visit_start(&url) {
+                // The same URL is already another candidate's: it answers for both.
+                last = failed("duplicate_target");
+                continue;
+            }
+            match self.follow_pox(url).await {
+                CandidateOutcome::Failed { code } => last = failed(code),
+                done => return done,
+            }
+        }
+        last
+    }
+
+    fn settings_found(&self, url: &Url, settings: Settings, trusted: bool) -> CandidateOutcome {
+        let host = pick_host(&settings);
+        match host {
+            Some(host) => CandidateOutcome::Found(Found {
+                host,
+                evidence: Evidence::Settings,
+                confirmed: trusted,
+                settings: Some(settings),
+            }),
+            None => {
+                let err = Error::PoxNoSettings { url: url.to_string() };
+                self.amend_last(url, Outcome::Failed, Some(&err));
+                failed(err.code())
+            }
+        }
+    }
+
+    fn redirect_addr(&self, url: &Url, address: &str, trusted: bool) -> CandidateOutcome {
+        match EmailAddress::parse(address) {
+            Ok(address) => {
+                self.amend_last(url, Outcome::Redirected, None);
+                CandidateOutcome::RedirectAddr { address, trusted }
+            }
+            Err(_) => {
+                let err = Error::RedirectRefused { url: url.to_string(), reason: "invalid redirect address" };
+                self.amend_last(url, Outcome::Failed, Some(&err));
+                failed(err.code())
+            }
+        }
+    }
+
+    /// Sends one request and records it; returns the answer or the failure code.
+    async fn send(
+        &self,
+        step: Step,
+        method: HttpMethod,
+        url: &Url,
+        credentials: Option<&Credentials>,
+    ) -> Result<Fetched, &'static str> {
+        let started = Instant::now();
+        let body = (method == HttpMethod::POST).then_some(self.run.body.as_str());
+        let request = Outgoing { method, url, xml_body: body, credentials };
+        match self.shared.http.fetch(request).await {
+            Ok(fetched) => {
+                let outcome = match fetched.status.as_u16() {
+                    200 => Outcome::Answered,
+                    301 | 302 | 303 | 307 | 308 => Outcome::Redirected,
+                    401 if credentials.is_none() => Outcome::Answered,
+                    _ => Outcome::Failed,
+                };
+                let err = match fetched.status.as_u16() {
+                    401 if credentials.is_some() => Some(Error::AuthRejected { url: url.to_string() }),
+                    401 => Some(Error::AuthRequired { url: url.to_string() }),
+                    _ => None,
+                };
+                let detail = Some(format!("http {}", fetched.status.as_u16()));
+                self.record_attempt(step, url.as_str(), started, outcome, err.as_ref(), detail, credentials.is_some());
+                Ok(fetched)
+            }
+            Err(err) => {
+                self.record_attempt(step, url.as_str(), started, Outcome::Failed, Some(&err), None, credentials.is_some());
+                Err(err.code())
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record_attempt(
+        &self,
+        step: Step,
+        target: &str,
+        started: Instant,
+        outcome: Outcome,
+        err: Option<&Error>,
+        detail: Option<String>,
+        authenticated: bool,
+    ) {
+        self.run.record(Attempt {
+            step,
+            method: self.method,
+            target: target.to_owned(),
+            outcome,
+            code: err.map(Error::code),
+            detail: err.map(ToString::to_string).or(detail),
+            authenticated,
+            ms: started.elapsed().as_millis() as u64,
+        });
+    }
+
+    fn record_refusal(&self, step: Step, target: &str, err: &Error) {
+        self.record_attempt(step, target, Instant::now(), Outcome::Refused, Some(err), None, false);
+    }
+
+    /// Rewrites the outcome of this candidate's last attempt at `url` once its body is read.
+    fn amend_last(&self, url: &Url, outcome: Outcome, err: Option<&Error>) {
+        let mut trail = self.run.trail.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(last) = trail
+            .iter_mut()
+            .rev()
+            .find(|a| a.method == self.method && a.target == url.as_str())
+        {
+            last.outcome = outcome;
+            if let Some(err) = err {
+                last.code = Some(err.code());
+                last.detail = Some(err.to_string());
+            }
+        }
+    }
+}
+
+/// The host a settings answer names: the external `EXPR` server first, then the ActiveSync
+/// and EWS URL hosts, then an `EXCH` server that is a host name (modern Exchange puts a
+/// mailbox GUID there).
+fn pick_host(settings: &Settings) -> Option<String> {
+    let url_host = |url: &Option<String>| {
+        url.as_deref().and_then(|u| Url::parse(u).ok()).and_then(|u| u.host_str().map(str::to_owned))
+    };
+    [
+        settings.expr_server.clone(),
+        url_host(&settings.activesync_url),
+        url_host(&settings.ews_url),
+        settings.exch_server.clone(),
+    ]
+    .into_iter()
+    .flatten()
+    .find_map(|candidate| Domain::parse(&candidate).ok().map(|d| d.as_str().to_owned()))
+}
+
+/// The schemes a `WWW-Authenticate` challenge offers.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Challenge {
+    /// `Basic` is offered.
+    pub basic: bool,
+    /// `Bearer` is offered.
+    pub bearer: bool,
+}
+
+impl Challenge {
+    /// Reads every `WWW-Authenticate` header, case-insensitively.
+    pub fn parse(headers: &HeaderMap) -> Self {
+        let mut challenge = Self::default();
+        for value in headers.get_all(WWW_AUTHENTICATE) {
+            let Ok(value) = value.to_str() else { continue };
+            for part in value.split(',') {
+                let scheme = part.trim().split_whitespace().next().unwrap_or("");
+                if scheme.eq_ignore_ascii_case("basic") {
+                    challenge.basic = true;
+                } else if scheme.eq_ignore_ascii_case("bearer") {
+                    challenge.bearer = true;
+                }
+            }
+        }
+        challenge
+    }
+}
+
+fn location(headers: &HeaderMap) -> Option<String> {
+    headers.get(LOCATION)?.to_str().ok().map(str::to_owned)
+}
+
+fn failed(code: &'static str) -> CandidateOutcome {
+    CandidateOutcome::Failed { code }
+}
+
+#[cfg(test)]
+mod tests {
+    use reqwest::header::HeaderValue;
+
+    use super::*;
+
+    #[test]
+    fn challenges_are_read_case_insensitively() {
+        let mut headers = HeaderMap::new();
+        headers.append(WWW_AUTHENTICATE, HeaderValue::from_static("Negotiate"));
+        headers.append(WWW_AUTHENTICATE, HeaderValue::from_static("basic realm=\"mail.example.test\""));
+        assert_eq!(Challenge::parse(&headers), Challenge { basic: true, bearer: false });
+        let mut headers = HeaderMap::new();
+        headers.append(
+            WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer client_id=\"00000002-0000-0ff1-ce00-000000000000\", trusted_issuers=\"x\""),
+        );
+        assert_eq!(Challenge::parse(&headers), Challenge { basic: false, bearer: true });
+    }
+
+    #[test]
+    fn expr_server_is_preferred_over_guid_exch() {
+        let settings = Settings {
+            exch_server: Some("3a1c0f4e@example.test".into()),
+            expr_server: Some("mail.example.test".into()),
+            ..Settings::default()
+        };
+        assert_eq!(pick_host(&settings).as_deref(), Some("mail.example.test"));
+        let settings = Settings {
+            exch_server: Some("3a1c0f4e@example.test".into()),
+            activesync_url: Some("https://eas.example.test/Microsoft-Server-ActiveSync".into()),
+            ..Settings::default()
+        };
+        assert_eq!(pick_host(&settings).as_deref(), Some("eas.example.test"));
+    }
+}

@@ -1,0 +1,146 @@
+//! What a discovery reports: the host it settled on, how it got there, and the trail of every
+//! attempt, so that a failed discovery explains itself.
+
+use serde::Serialize;
+
+/// The outcome of one discovery, successful or not. Serialises to the `discover --json` shape.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct Report {
+    /// The address discovery started from (after normalisation).
+    pub email: String,
+    /// The Exchange host, or `None` when nothing was found.
+    pub exchange_server_host: Option<String>,
+    /// Which step produced the host.
+    pub method: Option<Method>,
+    /// Whether the host comes from a trusted source and a real answer. `false` marks a
+    /// candidate that needs confirmation (for example an SRV target in a foreign domain).
+    pub confirmed: bool,
+    /// How strong the evidence for the host is.
+    pub evidence: Option<Evidence>,
+    /// The ActiveSync URL (`ASUrl`, or the mobilesync `MobileSync` server URL).
+    pub activesync_url: Option<String>,
+    /// The EWS URL (`EwsUrl`).
+    pub ews_url: Option<String>,
+    /// The address the answer is for, when Autodiscover redirected to another address.
+    pub redirected_email: Option<String>,
+    /// How long the answer may be cached, in seconds (`TTL` in hours, default 1).
+    pub ttl_seconds: Option<u64>,
+    /// Every attempt, in the order they finished.
+    pub trail: Vec<Attempt>,
+    /// Wall-clock duration of the whole discovery.
+    pub seconds: f64,
+    /// Why nothing was found; `None` on success.
+    pub error: Option<Failure>,
+}
+
+impl Report {
+    /// Whether a host was found.
+    pub fn is_found(&self) -> bool {
+        self.exchange_server_host.is_some()
+    }
+}
+
+/// The discovery step that produced the host, in the protocol's preference order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Method {
+    /// The operator or caller named the host; discovery did not run.
+    Explicit,
+    /// `POST https://DOMAIN/autodiscover/autodiscover.xml`.
+    PoxDomain,
+    /// `POST https://autodiscover.DOMAIN/autodiscover/autodiscover.xml`.
+    PoxAutodiscover,
+    /// `GET http://autodiscover.DOMAIN/...` redirect, then a POST to its https target.
+    HttpRedirect,
+    /// DNS SRV `_autodiscover._tcp.DOMAIN`, then a POST to the target.
+    Srv,
+}
+
+impl Method {
+    /// A stable label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Explicit => "explicit",
+            Self::PoxDomain => "pox_domain",
+            Self::PoxAutodiscover => "pox_autodiscover",
+            Self::HttpRedirect => "http_redirect",
+            Self::Srv => "srv",
+        }
+    }
+}
+
+/// How strong the evidence for a host is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Evidence {
+    /// An Autodiscover answer with settings named the host.
+    Settings,
+    /// The Autodiscover endpoint answered 401: it exists and wants credentials. The host is
+    /// the endpoint's, not one the server named.
+    AuthRequired,
+    /// The caller named the host.
+    Explicit,
+}
+
+/// One attempt of one step against one target.
+#[derive(Debug, Clone, Serialize)]
+pub struct Attempt {
+    /// The step: `srv`, `pox`, `http_redirect`, `redirect`.
+    pub step: Step,
+    /// The candidate method this attempt belongs to.
+    pub method: Method,
+    /// A URL for HTTP steps, a DNS name for lookups.
+    pub target: String,
+    /// What happened.
+    pub outcome: Outcome,
+    /// A stable error code when the attempt failed or was cut short.
+    pub code: Option<&'static str>,
+    /// A short human explanation (never a secret).
+    pub detail: Option<String>,
+    /// Whether credentials were sent with this attempt.
+    pub authenticated: bool,
+    /// Milliseconds the attempt took.
+    pub ms: u64,
+}
+
+/// The kind of an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Step {
+    /// A DNS SRV lookup.
+    Srv,
+    /// An Autodiscover POX POST.
+    Pox,
+    /// The unauthenticated plain-HTTP GET that may answer with a redirect.
+    HttpRedirect,
+}
+
+/// What one attempt came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Outcome {
+    /// The attempt produced an answer (settings, or a 401 that proves the endpoint).
+    Answered,
+    /// The attempt led somewhere else (a redirect, SRV targets).
+    Redirected,
+    /// The attempt failed; `code` says why.
+    Failed,
+    /// The attempt was refused before any traffic (security rules, limits).
+    Refused,
+    /// The attempt was cancelled because a preferred answer was chosen.
+    Cancelled,
+}
+
+/// Why a discovery found nothing, in the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Failure {
+    /// A stable code (`not_found`, `auth_failed`, `deadline`, ...).
+    pub code: &'static str,
+    /// A human sentence.
+    pub message: String,
+}
