@@ -156,20 +156,30 @@ async fn run_discover(args: DiscoverArgs) -> anyhow::Result<ExitCode> {
     } else {
         write_human(&mut out, &report)?;
     }
-    Ok(ExitCode::from(if report.is_found() { EXIT_FOUND } else { EXIT_NOT_FOUND }))
+    Ok(ExitCode::from(if report.is_found() {
+        EXIT_FOUND
+    } else {
+        EXIT_NOT_FOUND
+    }))
 }
 
 fn read_credentials(args: &DiscoverArgs) -> anyhow::Result<Option<Credentials>> {
     let password = if args.password_stdin {
         let mut line = String::new();
-        std::io::stdin().lock().take(4096).read_to_string(&mut line).context("cannot read the password")?;
+        std::io::stdin()
+            .lock()
+            .take(4096)
+            .read_to_string(&mut line)
+            .context("cannot read the password")?;
         Some(line.lines().next().unwrap_or_default().to_owned())
     } else {
         std::env::var("EXDISCO_PASSWORD").ok()
     };
     match (&args.username, password) {
         (Some(username), Some(password)) => Ok(Some(Credentials::new(username, password))),
-        (Some(_), None) => bail!("--username needs a password: --password-stdin or EXDISCO_PASSWORD"),
+        (Some(_), None) => {
+            bail!("--username needs a password: --password-stdin or EXDISCO_PASSWORD")
+        }
         (None, Some(_)) if args.password_stdin => bail!("--password-stdin needs --username"),
         (None, _) => Ok(None),
     }
@@ -189,11 +199,21 @@ fn write_human(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
     match (&report.exchange_server_host, &report.error) {
         (Some(host), _) => {
             let method = report.method.map(|m| m.as_str()).unwrap_or("-");
-            let confidence = if report.confirmed { "confirmed" } else { "needs confirmation" };
-            let evidence = report.evidence.map(|e| format!("{e:?}")).unwrap_or_default();
+            let confidence = if report.confirmed {
+                "confirmed"
+            } else {
+                "needs confirmation"
+            };
+            let evidence = report
+                .evidence
+                .map(|e| format!("{e:?}"))
+                .unwrap_or_default();
             let bold = if color { "\x1b[1m" } else { "" };
             let reset = if color { "\x1b[0m" } else { "" };
-            writeln!(out, "{bold}{host}{reset}  via {method}, {confidence} ({evidence})")?;
+            writeln!(
+                out,
+                "{bold}{host}{reset}  via {method}, {confidence} ({evidence})"
+            )?;
             if let Some(url) = &report.activesync_url {
                 writeln!(out, "  activesync  {url}")?;
             }
@@ -204,11 +224,17 @@ fn write_human(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
                 writeln!(out, "  redirected  {email}")?;
             }
         }
-        (None, Some(failure)) => writeln!(out, "not found: {} ({})", failure.message, failure.code)?,
+        (None, Some(failure)) => {
+            writeln!(out, "not found: {} ({})", failure.message, failure.code)?
+        }
         (None, None) => writeln!(out, "not found")?,
     }
     writeln!(out)?;
-    writeln!(out, "{:<16} {:<13} {:<10} {:<22} {:>6}  target", "method", "step", "outcome", "code", "ms")?;
+    writeln!(
+        out,
+        "{:<16} {:<13} {:<10} {:<22} {:>6}  target",
+        "method", "step", "outcome", "code", "ms"
+    )?;
     for attempt in &report.trail {
         writeln!(
             out,
@@ -219,7 +245,11 @@ fn write_human(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
             attempt.code.unwrap_or("-"),
             attempt.ms,
             attempt.target,
-            if attempt.authenticated { " (with credentials)" } else { "" },
+            if attempt.authenticated {
+                " (with credentials)"
+            } else {
+                ""
+            },
         )?;
     }
     writeln!(out, "{:.3}s", report.seconds)

@@ -29,16 +29,26 @@ impl EmailAddress {
             return Err(InputError::Address("an address needs exactly one '@'"));
         };
         if local.is_empty() || local.len() > 64 {
-            return Err(InputError::Address("the part before '@' must hold 1 to 64 characters"));
+            return Err(InputError::Address(
+                "the part before '@' must hold 1 to 64 characters",
+            ));
         }
-        if local.chars().any(|c| c.is_control() || c.is_whitespace() || FORBIDDEN.contains(&c)) {
-            return Err(InputError::Address("the part before '@' holds a forbidden character"));
+        if local
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace() || FORBIDDEN.contains(&c))
+        {
+            return Err(InputError::Address(
+                "the part before '@' holds a forbidden character",
+            ));
         }
         let domain = Domain::parse(domain).map_err(|err| match err {
             InputError::Domain(why) => InputError::Address(why),
             other => other,
         })?;
-        Ok(Self { local: local.to_lowercase(), domain })
+        Ok(Self {
+            local: local.to_lowercase(),
+            domain,
+        })
     }
 
     /// The part after `@`.
@@ -80,9 +90,13 @@ impl Domain {
         if trimmed.starts_with('[') || trimmed.parse::<IpAddr>().is_ok() {
             return Err(InputError::Domain("an IP literal is not a domain"));
         }
-        if trimmed.chars().any(|c| FORBIDDEN.contains(&c) || c.is_whitespace() || c.is_control())
+        if trimmed
+            .chars()
+            .any(|c| FORBIDDEN.contains(&c) || c.is_whitespace() || c.is_control())
         {
-            return Err(InputError::Domain("the domain holds a port, path or escape character"));
+            return Err(InputError::Domain(
+                "the domain holds a port, path or escape character",
+            ));
         }
         let ascii = idna::domain_to_ascii_strict(trimmed)
             .map_err(|_| InputError::Domain("the domain is not a valid IDNA name"))?;
@@ -154,13 +168,19 @@ pub struct Credentials {
 impl Credentials {
     /// Credentials from a username and a password.
     pub fn new(username: impl Into<String>, password: impl Into<String>) -> Self {
-        Self { username: username.into(), password: SecretString::from(password.into()) }
+        Self {
+            username: username.into(),
+            password: SecretString::from(password.into()),
+        }
     }
 }
 
 impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Credentials").field("username", &"***").field("password", &"***").finish()
+        f.debug_struct("Credentials")
+            .field("username", &"***")
+            .field("password", &"***")
+            .finish()
     }
 }
 
@@ -188,13 +208,16 @@ impl InputError {
 
 fn is_local_only(name: &str) -> bool {
     LOCAL_ONLY_NAMES.contains(&name)
-        || LOCAL_ONLY_SUFFIXES.iter().any(|suffix| name.ends_with(suffix))
+        || LOCAL_ONLY_SUFFIXES
+            .iter()
+            .any(|suffix| name.ends_with(suffix))
 }
 
 /// Characters that never belong in an address or a host name we accept: ports, paths,
 /// queries, escapes, quoting and URL userinfo.
-const FORBIDDEN: &[char] =
-    &[':', '/', '\\', '?', '#', '%', '[', ']', '"', '\'', '<', '>', ',', ';', '(', ')', '`'];
+const FORBIDDEN: &[char] = &[
+    ':', '/', '\\', '?', '#', '%', '[', ']', '"', '\'', '<', '>', ',', ';', '(', ')', '`',
+];
 
 const LOCAL_ONLY_NAMES: &[&str] = &["localhost", "localhost.localdomain"];
 
@@ -255,7 +278,11 @@ mod tests {
     #[test]
     fn within_is_label_aware() {
         let parent = Domain::parse("example.com").unwrap();
-        assert!(Domain::parse("mail.example.com").unwrap().is_within(&parent));
+        assert!(
+            Domain::parse("mail.example.com")
+                .unwrap()
+                .is_within(&parent)
+        );
         assert!(parent.is_within(&parent));
         assert!(!Domain::parse("badexample.com").unwrap().is_within(&parent));
     }
@@ -264,6 +291,9 @@ mod tests {
     fn registrable_uses_public_suffix_list() {
         let d = Domain::parse("mail.example.co.uk").unwrap();
         assert_eq!(d.registrable(), Some("example.co.uk"));
-        assert_eq!(Domain::parse("a.example.test").unwrap().registrable(), Some("example.test"));
+        assert_eq!(
+            Domain::parse("a.example.test").unwrap().registrable(),
+            Some("example.test")
+        );
     }
 }

@@ -70,15 +70,15 @@ fn is_non_public_v6(ip: Ipv6Addr) -> bool {
         return true;
     }
     match segments[0] {
-        0xfc00..=0xfdff => true,                      // unique local fc00::/7
-        0xfe80..=0xfebf => true,                      // link-local fe80::/10
-        0xfec0..=0xfeff => true,                      // deprecated site-local fec0::/10
-        0x0064 if segments[1] == 0xff9b => true,      // NAT64 64:ff9b::/96 and 64:ff9b:1::/48
+        0xfc00..=0xfdff => true,                       // unique local fc00::/7
+        0xfe80..=0xfebf => true,                       // link-local fe80::/10
+        0xfec0..=0xfeff => true,                       // deprecated site-local fec0::/10
+        0x0064 if segments[1] == 0xff9b => true,       // NAT64 64:ff9b::/96 and 64:ff9b:1::/48
         0x0100 if segments[1..4] == [0, 0, 0] => true, // discard-only 100::/64
-        0x2001 if segments[1] < 0x0200 => true,       // Teredo 2001::/32, benchmarking, ORCHID
-        0x2001 if segments[1] == 0x0db8 => true,      // documentation 2001:db8::/32
-        0x2002 => true,                               // 6to4 2002::/16
-        0x3fff if segments[1] < 0x1000 => true,       // documentation 3fff::/20
+        0x2001 if segments[1] < 0x0200 => true,        // Teredo 2001::/32, benchmarking, ORCHID
+        0x2001 if segments[1] == 0x0db8 => true,       // documentation 2001:db8::/32
+        0x2002 => true,                                // 6to4 2002::/16
+        0x3fff if segments[1] < 0x1000 => true,        // documentation 3fff::/20
         _ => false,
     }
 }
@@ -131,7 +131,13 @@ mod tests {
     #[test]
     fn public_addresses_pass() {
         let policy = AddressPolicy::default();
-        for ip in ["8.8.8.8", "40.99.1.1", "172.32.0.1", "100.128.0.1", "2603:1036::1"] {
+        for ip in [
+            "8.8.8.8",
+            "40.99.1.1",
+            "172.32.0.1",
+            "100.128.0.1",
+            "2603:1036::1",
+        ] {
             assert!(policy.permits(ip.parse().unwrap()), "{ip} must pass");
         }
     }
@@ -142,6 +148,9 @@ mod tests {
         assert!(policy.permits("127.0.0.1".parse().unwrap()));
         assert!(!policy.permits("10.0.0.1".parse().unwrap()));
         let mixed = ["127.0.0.1".parse().unwrap(), "10.0.0.1".parse().unwrap()];
-        assert_eq!(policy.first_refused(mixed), Some("10.0.0.1".parse().unwrap()));
+        assert_eq!(
+            policy.first_refused(mixed),
+            Some("10.0.0.1".parse().unwrap())
+        );
     }
 }

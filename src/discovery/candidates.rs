@@ -48,7 +48,10 @@ pub fn candidates_for(domain: &Domain) -> Vec<Candidate> {
     };
     let autodiscover_host = format!("autodiscover.{domain}");
     vec![
-        Candidate { method: Method::PoxDomain, start: Start::Pox(url("https", domain.as_str())) },
+        Candidate {
+            method: Method::PoxDomain,
+            start: Start::Pox(url("https", domain.as_str())),
+        },
         Candidate {
             method: Method::PoxAutodiscover,
             start: Start::Pox(url("https", &autodiscover_host)),
@@ -57,7 +60,10 @@ pub fn candidates_for(domain: &Domain) -> Vec<Candidate> {
             method: Method::HttpRedirect,
             start: Start::HttpRedirect(url("http", &autodiscover_host)),
         },
-        Candidate { method: Method::Srv, start: Start::Srv(format!("_autodiscover._tcp.{domain}.")) },
+        Candidate {
+            method: Method::Srv,
+            start: Start::Srv(format!("_autodiscover._tcp.{domain}.")),
+        },
     ]
 }
 
@@ -68,7 +74,10 @@ mod tests {
     #[test]
     fn order_follows_the_protocol() {
         let domain = Domain::parse("sub.example.co.uk").unwrap();
-        let targets: Vec<String> = candidates_for(&domain).iter().map(Candidate::target).collect();
+        let targets: Vec<String> = candidates_for(&domain)
+            .iter()
+            .map(Candidate::target)
+            .collect();
         assert_eq!(
             targets,
             [
@@ -85,7 +94,10 @@ mod tests {
         let domain = Domain::parse("mail.sub.example.test").unwrap();
         for candidate in candidates_for(&domain) {
             let target = candidate.target();
-            assert!(target.contains("mail.sub.example.test"), "{target} leaves the domain");
+            assert!(
+                target.contains("mail.sub.example.test"),
+                "{target} leaves the domain"
+            );
             assert!(!target.contains("autodiscover.sub.example.test"));
             assert!(!target.contains("autodiscover.example.test"));
         }

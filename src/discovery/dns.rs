@@ -10,6 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{
     ConnectionConfig, NameServerConfig, ProtocolConfig, ResolveHosts, ResolverConfig,
 };
@@ -17,7 +18,6 @@ use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::{DnsError, NetError};
 use hickory_resolver::proto::op::ResponseCode;
 use hickory_resolver::proto::rr::RData;
-use hickory_resolver::TokioResolver;
 
 use super::address_policy::AddressPolicy;
 use super::error::Error;
@@ -37,7 +37,11 @@ pub struct DnsConfig {
 
 impl Default for DnsConfig {
     fn default() -> Self {
-        Self { name_servers: Vec::new(), timeout: DEFAULT_DNS_TIMEOUT, attempts: DEFAULT_ATTEMPTS }
+        Self {
+            name_servers: Vec::new(),
+            timeout: DEFAULT_DNS_TIMEOUT,
+            attempts: DEFAULT_ATTEMPTS,
+        }
     }
 }
 
@@ -54,7 +58,11 @@ impl Dns {
         let name_servers = if config.name_servers.is_empty() {
             system_name_servers()?
         } else {
-            config.name_servers.iter().map(|addr| name_server(*addr)).collect()
+            config
+                .name_servers
+                .iter()
+                .map(|addr| name_server(*addr))
+                .collect()
         };
         let resolver_config = ResolverConfig::from_parts(None, Vec::new(), name_servers);
         let mut builder =
@@ -64,15 +72,20 @@ impl Dns {
         opts.attempts = config.attempts;
         opts.ndots = 0;
         opts.use_hosts_file = ResolveHosts::Never;
-        let resolver = builder
-            .build()
-            .map_err(|err| Error::Setup { what: "dns resolver", reason: err.to_string() })?;
+        let resolver = builder.build().map_err(|err| Error::Setup {
+            what: "dns resolver",
+            reason: err.to_string(),
+        })?;
         Ok(Self { resolver, policy })
     }
 
     /// Looks up `_autodiscover._tcp.DOMAIN.`-style SRV records.
     pub async fn lookup_srv(&self, name: &str) -> Result<Vec<SrvRecord>, Error> {
-        let lookup = self.resolver.srv_lookup(name).await.map_err(|e| dns_error(name, e))?;
+        let lookup = self
+            .resolver
+            .srv_lookup(name)
+            .await
+            .map_err(|e| dns_error(name, e))?;
         Ok(lookup
             .answers()
             .iter()
@@ -81,7 +94,11 @@ impl Dns {
                     priority: srv.priority,
                     weight: srv.weight,
                     port: srv.port,
-                    target: srv.target.to_ascii().trim_end_matches('.').to_ascii_lowercase(),
+                    target: srv
+                        .target
+                        .to_ascii()
+                        .trim_end_matches('.')
+                        .to_ascii_lowercase(),
                 }),
                 _ => None,
             })
@@ -91,10 +108,17 @@ impl Dns {
     /// Looks up the addresses of `host` and refuses the name if any address is forbidden.
     pub async fn lookup_addresses(&self, host: &str) -> Result<Vec<IpAddr>, Error> {
         let fqdn = format!("{}.", host.trim_end_matches('.'));
-        let lookup = self.resolver.lookup_ip(fqdn.as_str()).await.map_err(|e| dns_error(host, e))?;
+        let lookup = self
+            .resolver
+            .lookup_ip(fqdn.as_str())
+            .await
+            .map_err(|e| dns_error(host, e))?;
         let ips: Vec<IpAddr> = lookup.iter().collect();
         if let Some(ip) = self.policy.first_refused(ips.iter().copied()) {
-            return Err(Error::ForbiddenAddress { host: host.to_owned(), ip });
+            return Err(Error::ForbiddenAddress {
+                host: host.to_owned(),
+                ip,
+            });
         }
         Ok(ips)
     }
@@ -126,13 +150,19 @@ fn name_server(addr: SocketAddr) -> NameServerConfig {
     NameServerConfig::new(
         addr.ip(),
         true,
-        vec![connection(ProtocolConfig::Udp), connection(ProtocolConfig::Tcp)],
+        vec![
+            connection(ProtocolConfig::Udp),
+            connection(ProtocolConfig::Tcp),
+        ],
     )
 }
 
 fn system_name_servers() -> Result<Vec<NameServerConfig>, Error> {
-    let (config, _ignored_opts) = hickory_resolver::system_conf::read_system_conf()
-        .map_err(|err| Error::Setup { what: "system resolver configuration", reason: err.to_string() })?;
+    let (config, _ignored_opts) =
+        hickory_resolver::system_conf::read_system_conf().map_err(|err| Error::Setup {
+            what: "system resolver configuration",
+            reason: err.to_string(),
+        })?;
     Ok(config.name_servers().to_vec())
 }
 
@@ -146,8 +176,13 @@ fn dns_error(name: &str, err: NetError) -> Error {
     }
     match err {
         NetError::Timeout => Error::DnsTimeout { name },
-        NetError::Dns(DnsError::ResponseCode(ResponseCode::ServFail)) => Error::DnsServFail { name },
-        other => Error::DnsFailure { name, source: Box::new(other) },
+        NetError::Dns(DnsError::ResponseCode(ResponseCode::ServFail)) => {
+            Error::DnsServFail { name }
+        }
+        other => Error::DnsFailure {
+            name,
+            source: Box::new(other),
+        },
     }
 }
 

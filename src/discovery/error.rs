@@ -269,7 +269,10 @@ impl Error {
 
     /// Whether the failure is a timeout of some kind.
     pub fn is_timeout(&self) -> bool {
-        matches!(self, Self::Timeout { .. } | Self::DnsTimeout { .. } | Self::Deadline)
+        matches!(
+            self,
+            Self::Timeout { .. } | Self::DnsTimeout { .. } | Self::Deadline
+        )
     }
 
     /// Whether the failure says that nothing is there (as opposed to a broken server).
@@ -293,7 +296,10 @@ impl Error {
                     | Self::Connect { .. }
                     | Self::ConnectionRefused { .. }
                     | Self::Request { .. }
-                    | Self::HttpStatus { status: 500..=599, .. }
+                    | Self::HttpStatus {
+                        status: 500..=599,
+                        ..
+                    }
             )
     }
 }

@@ -11,7 +11,7 @@ use std::error::Error as StdError;
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, USER_AGENT};
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue, USER_AGENT};
 use reqwest::{Method, StatusCode};
 use rustls::pki_types::CertificateDer;
 use secrecy::ExposeSecret;
@@ -36,7 +36,11 @@ pub struct Timeouts {
 
 impl Default for Timeouts {
     fn default() -> Self {
-        Self { connect: DEFAULT_CONNECT, read: DEFAULT_READ, request: DEFAULT_REQUEST }
+        Self {
+            connect: DEFAULT_CONNECT,
+            read: DEFAULT_READ,
+            request: DEFAULT_REQUEST,
+        }
     }
 }
 
@@ -53,7 +57,10 @@ pub struct Ports {
 
 impl Default for Ports {
     fn default() -> Self {
-        Self { https: 443, http: 80 }
+        Self {
+            https: 443,
+            http: 80,
+        }
     }
 }
 
@@ -121,11 +128,16 @@ pub struct Http {
 impl Http {
     /// Builds the client.
     pub fn new(config: HttpConfig, dns: Dns, limits: Limits) -> Result<Self, Error> {
-        let setup = |reason: String| Error::Setup { what: "http client", reason };
+        let setup = |reason: String| Error::Setup {
+            what: "http client",
+            reason,
+        };
         let mut roots = rustls::RootCertStore::empty();
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
         for root in &config.extra_roots {
-            roots.add(root.clone()).map_err(|e| setup(format!("extra root: {e}")))?;
+            roots
+                .add(root.clone())
+                .map_err(|e| setup(format!("extra root: {e}")))?;
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let tls = rustls::ClientConfig::builder_with_provider(provider)
@@ -144,7 +156,12 @@ impl Http {
             .dns_resolver(Arc::new(dns.clone()))
             .build()
             .map_err(|e| setup(e.to_string()))?;
-        Ok(Self { client, dns, limits, config: Arc::new(config) })
+        Ok(Self {
+            client,
+            dns,
+            limits,
+            config: Arc::new(config),
+        })
     }
 
     /// Sends `request` and reads the answer under the byte cap.
@@ -159,37 +176,58 @@ impl Http {
         }
         if request.credentials.is_some() && url.scheme() != "https" {
             // Unreachable through the pipeline; kept as a last line of defence (rule 1).
-            return Err(Error::CredentialsWithheld { url: url.to_string() });
+            return Err(Error::CredentialsWithheld {
+                url: url.to_string(),
+            });
         }
         let _permit = self.limits.acquire_host(host).await;
         let mut builder = self
             .client
             .request(request.method, self.wire_url(url))
-            .header(USER_AGENT, HeaderValue::from_str(&self.config.user_agent).unwrap_or(HeaderValue::from_static("exdisco")));
+            .header(
+                USER_AGENT,
+                HeaderValue::from_str(&self.config.user_agent)
+                    .unwrap_or(HeaderValue::from_static("exdisco")),
+            );
         if let Some(body) = request.xml_body {
             builder = builder
                 .header(CONTENT_TYPE, "text/xml; charset=utf-8")
                 .body(body.to_owned());
         }
         if let Some(credentials) = request.credentials {
-            builder = builder
-                .basic_auth(&credentials.username, Some(credentials.password.expose_secret()));
+            builder = builder.basic_auth(
+                &credentials.username,
+                Some(credentials.password.expose_secret()),
+            );
         }
         let mut response = builder.send().await.map_err(|e| classify(url, e))?;
         let status = response.status();
         let headers = response.headers().clone();
         let limit = self.config.max_body_bytes;
-        if response.content_length().is_some_and(|len| len > limit as u64) {
-            return Err(Error::BodyTooLarge { url: url.to_string(), limit });
+        if response
+            .content_length()
+            .is_some_and(|len| len > limit as u64)
+        {
+            return Err(Error::BodyTooLarge {
+                url: url.to_string(),
+                limit,
+            });
         }
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(|e| classify(url, e))? {
             if body.len() + chunk.len() > limit {
-                return Err(Error::BodyTooLarge { url: url.to_string(), limit });
+                return Err(Error::BodyTooLarge {
+                    url: url.to_string(),
+                    limit,
+                });
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(Fetched { status, headers, body })
+        Ok(Fetched {
+            status,
+            headers,
+            body,
+        })
     }
 
     /// The HTTPS ports besides 443 that targets may name (the configured wire port counts).
@@ -221,7 +259,10 @@ impl Http {
         if self.dns.policy().permits(ip) {
             Ok(())
         } else {
-            Err(Error::ForbiddenAddress { host: url.host_str().unwrap_or_default().to_owned(), ip })
+            Err(Error::ForbiddenAddress {
+                host: url.host_str().unwrap_or_default().to_owned(),
+                ip,
+            })
         }
     }
 }
@@ -233,7 +274,10 @@ fn classify(url: &Url, err: reqwest::Error) -> Error {
     while let Some(current) = source {
         if let Some(ours) = current.downcast_ref::<Error>() {
             if let Error::ForbiddenAddress { host, ip } = ours {
-                return Error::ForbiddenAddress { host: host.clone(), ip: *ip };
+                return Error::ForbiddenAddress {
+                    host: host.clone(),
+                    ip: *ip,
+                };
             }
             if ours.code().starts_with("dns_") {
                 return match ours {
@@ -241,19 +285,27 @@ fn classify(url: &Url, err: reqwest::Error) -> Error {
                     Error::DnsNoRecords { name } => Error::DnsNoRecords { name: name.clone() },
                     Error::DnsServFail { name } => Error::DnsServFail { name: name.clone() },
                     Error::DnsTimeout { name } => Error::DnsTimeout { name: name.clone() },
-                    _ => Error::Connect { url: url_text, source: Box::new(err) },
+                    _ => Error::Connect {
+                        url: url_text,
+                        source: Box::new(err),
+                    },
                 };
             }
         }
         if current.downcast_ref::<rustls::Error>().is_some() {
-            return Error::Tls { url: url_text, source: Box::new(err) };
+            return Error::Tls {
+                url: url_text,
+                source: Box::new(err),
+            };
         }
         if let Some(io) = current.downcast_ref::<std::io::Error>() {
             if io.kind() == std::io::ErrorKind::ConnectionRefused {
                 return Error::ConnectionRefused { url: url_text };
             }
-            if io.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) {
-                return Error::Tls { url: url_text, source: Box::new(err) };
+            // `io::Error::source` skips the wrapped error itself; descend into it.
+            if let Some(inner) = io.get_ref() {
+                source = Some(inner as &(dyn StdError + 'static));
+                continue;
             }
         }
         source = current.source();
@@ -261,9 +313,15 @@ fn classify(url: &Url, err: reqwest::Error) -> Error {
     if err.is_timeout() {
         Error::Timeout { url: url_text }
     } else if err.is_connect() {
-        Error::Connect { url: url_text, source: Box::new(err) }
+        Error::Connect {
+            url: url_text,
+            source: Box::new(err),
+        }
     } else {
-        Error::Request { url: url_text, source: Box::new(err) }
+        Error::Request {
+            url: url_text,
+            source: Box::new(err),
+        }
     }
 }
 

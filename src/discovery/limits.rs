@@ -68,8 +68,8 @@ impl Limits {
     pub fn new(config: LimitsConfig) -> Self {
         let per_second = NonZeroU32::new(config.per_host_per_second).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(config.per_host_burst).unwrap_or(per_second);
-        let account_quota = NonZeroU32::new(config.credential_attempts_per_account)
-            .unwrap_or(NonZeroU32::MIN);
+        let account_quota =
+            NonZeroU32::new(config.credential_attempts_per_account).unwrap_or(NonZeroU32::MIN);
         let replenish = config.account_window / account_quota.get();
         let accounts = Quota::with_period(replenish.max(Duration::from_millis(1)))
             .map(|q| q.allow_burst(account_quota))
@@ -88,14 +88,20 @@ impl Limits {
     pub async fn acquire_host(&self, host: &str) -> HostPermit {
         let key = host.to_ascii_lowercase();
         let semaphore = self.semaphore(&key);
-        let permit = semaphore.acquire_owned().await.expect("host semaphores are never closed");
+        let permit = semaphore
+            .acquire_owned()
+            .await
+            .expect("host semaphores are never closed");
         self.inner.hosts.until_key_ready(&key).await;
         HostPermit { _permit: permit }
     }
 
     /// Takes one credentialed attempt for `account`; `false` when its window is spent.
     pub fn try_account_attempt(&self, account: &str) -> bool {
-        self.inner.accounts.check_key(&account.to_lowercase()).is_ok()
+        self.inner
+            .accounts
+            .check_key(&account.to_lowercase())
+            .is_ok()
     }
 
     /// The configured limits.
@@ -104,7 +110,11 @@ impl Limits {
     }
 
     fn semaphore(&self, key: &str) -> Arc<Semaphore> {
-        let mut map = self.inner.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = self
+            .inner
+            .in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if map.len() >= PRUNE_AT {
             // Only this map holds an idle host's semaphore: drop those.
             map.retain(|_, s| Arc::strong_count(s) > 1);
@@ -112,7 +122,9 @@ impl Limits {
             self.inner.accounts.retain_recent();
         }
         map.entry(key.to_owned())
-            .or_insert_with(|| Arc::new(Semaphore::new(self.inner.config.per_host_in_flight.max(1))))
+            .or_insert_with(|| {
+                Arc::new(Semaphore::new(self.inner.config.per_host_in_flight.max(1)))
+            })
             .clone()
     }
 
@@ -136,11 +148,20 @@ mod tests {
 
     #[tokio::test]
     async fn in_flight_is_capped_per_host() {
-        let limits = Limits::new(LimitsConfig { per_host_in_flight: 1, ..LimitsConfig::default() });
+        let limits = Limits::new(LimitsConfig {
+            per_host_in_flight: 1,
+            ..LimitsConfig::default()
+        });
         let first = limits.acquire_host("a.example.test").await;
-        let blocked =
-            tokio::time::timeout(Duration::from_millis(50), limits.acquire_host("a.example.test")).await;
-        assert!(blocked.is_err(), "a second request to the same host must wait");
+        let blocked = tokio::time::timeout(
+            Duration::from_millis(50),
+            limits.acquire_host("a.example.test"),
+        )
+        .await;
+        assert!(
+            blocked.is_err(),
+            "a second request to the same host must wait"
+        );
         let _other = limits.acquire_host("b.example.test").await;
         drop(first);
         let _again = limits.acquire_host("a.example.test").await;

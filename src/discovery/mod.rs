@@ -113,13 +113,19 @@ pub struct PreferenceWait {
 
 impl Default for PreferenceWait {
     fn default() -> Self {
-        Self { factor: 0.1, min: Duration::from_millis(10), max: Duration::from_secs(1) }
+        Self {
+            factor: 0.1,
+            min: Duration::from_millis(10),
+            max: Duration::from_secs(1),
+        }
     }
 }
 
 impl PreferenceWait {
     fn after(&self, answered_in: Duration) -> Duration {
-        answered_in.mul_f64(self.factor.max(0.0)).clamp(self.min, self.max.max(self.min))
+        answered_in
+            .mul_f64(self.factor.max(0.0))
+            .clamp(self.min, self.max.max(self.min))
     }
 }
 
@@ -156,16 +162,28 @@ impl PipelineBuilder {
     pub fn build(self) -> Result<Pipeline, Error> {
         let policy = Arc::new(AddressPolicy::new(self.config.allow_nets.clone()));
         let dns = Dns::new(&self.config.dns, policy)?;
-        let limits = self.limits.unwrap_or_else(|| Limits::new(self.config.limits.clone()));
+        let limits = self
+            .limits
+            .unwrap_or_else(|| Limits::new(self.config.limits.clone()));
         let http = Http::new(self.config.http.clone(), dns.clone(), limits.clone())?;
-        Ok(Pipeline { shared: Arc::new(Shared { config: self.config, http, dns, limits }) })
+        Ok(Pipeline {
+            shared: Arc::new(Shared {
+                config: self.config,
+                http,
+                dns,
+                limits,
+            }),
+        })
     }
 }
 
 impl Pipeline {
     /// Starts building a pipeline from `config`.
     pub fn builder(config: Config) -> PipelineBuilder {
-        PipelineBuilder { config, limits: None }
+        PipelineBuilder {
+            config,
+            limits: None,
+        }
     }
 
     /// The report for a host the caller named: validated, no network traffic.
@@ -189,25 +207,40 @@ impl Pipeline {
 
     /// Discovers the Exchange host for `address`. Never fails as a call: a discovery that
     /// finds nothing returns a report with `error` set and the full trail.
-    pub async fn discover(&self, address: &EmailAddress, credentials: Option<&Credentials>) -> Report {
+    pub async fn discover(
+        &self,
+        address: &EmailAddress,
+        credentials: Option<&Credentials>,
+    ) -> Report {
         let span = tracing::info_span!("discover", domain = %address.domain());
-        self.discover_inner(address, credentials).instrument(span).await
+        self.discover_inner(address, credentials)
+            .instrument(span)
+            .await
     }
 
-    async fn discover_inner(&self, address: &EmailAddress, credentials: Option<&Credentials>) -> Report {
+    async fn discover_inner(
+        &self,
+        address: &EmailAddress,
+        credentials: Option<&Credentials>,
+    ) -> Report {
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + self.shared.config.deadline;
         let hops = Arc::new(Mutex::new(Hops::new(self.shared.config.max_redirects)));
         let trail = Arc::new(Mutex::new(Vec::new()));
         let credential_attempts = Arc::new(AtomicU32::new(0));
         let credential_gate = Arc::new(Semaphore::new(1));
-        hops.lock().unwrap_or_else(|e| e.into_inner()).visit_address(&address.to_string());
+        hops.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .visit_address(&address.to_string());
         let mut current = address.clone();
         let mut credentials = credentials.cloned();
         let end = loop {
             let run = Arc::new(RunState {
                 body: pox::request_body(self.shared.config.schema, &current.to_string()),
-                trust: Mutex::new(Trust::new(current.domain(), &self.shared.config.trusted_hosts)),
+                trust: Mutex::new(Trust::new(
+                    current.domain(),
+                    &self.shared.config.trusted_hosts,
+                )),
                 address: current.clone(),
                 credentials: credentials.clone(),
                 hops: hops.clone(),
@@ -217,10 +250,19 @@ impl Pipeline {
             });
             let raced = tokio::time::timeout_at(deadline, self.race(run, started)).await;
             match raced {
-                Ok(RaceEnd::RedirectAddr { address: next, trusted }) => {
-                    let hop = hops.lock().unwrap_or_else(|e| e.into_inner()).hop_to_address(&next.to_string());
+                Ok(RaceEnd::RedirectAddr {
+                    address: next,
+                    trusted,
+                }) => {
+                    let hop = hops
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .hop_to_address(&next.to_string());
                     if let Err(err) = hop {
-                        break Err(Failure { code: err.code(), message: err.to_string() });
+                        break Err(Failure {
+                            code: err.code(),
+                            message: err.to_string(),
+                        });
                     }
                     if !trusted && next.domain().registrable() != current.domain().registrable() {
                         // Rule 4: an untrusted answer cannot send our credentials elsewhere.
@@ -231,7 +273,10 @@ impl Pipeline {
                 Ok(RaceEnd::Found { rank_method, found }) => break Ok((rank_method, found)),
                 Ok(RaceEnd::AllFailed { codes }) => break Err(summarise_failure(&codes)),
                 Err(_elapsed) => {
-                    break Err(Failure { code: "deadline", message: Error::Deadline.to_string() });
+                    break Err(Failure {
+                        code: "deadline",
+                        message: Error::Deadline.to_string(),
+                    });
                 }
             }
         };
@@ -251,7 +296,8 @@ impl Pipeline {
                     activesync_url: settings.activesync_url,
                     ews_url: settings.ews_url,
                     redirected_email,
-                    ttl_seconds: has_settings.then(|| u64::from(settings.ttl_hours.unwrap_or(1)) * 3600),
+                    ttl_seconds: has_settings
+                        .then(|| u64::from(settings.ttl_hours.unwrap_or(1)) * 3600),
                     trail,
                     seconds,
                     error: None,
@@ -301,7 +347,10 @@ impl Pipeline {
                     self.record_cancelled(&run, &candidates, &slots);
                     let method = candidates[rank].method;
                     return match slots[rank].take() {
-                        Some(CandidateOutcome::Found(found)) => RaceEnd::Found { rank_method: method, found },
+                        Some(CandidateOutcome::Found(found)) => RaceEnd::Found {
+                            rank_method: method,
+                            found,
+                        },
                         Some(CandidateOutcome::RedirectAddr { address, trusted }) => {
                             RaceEnd::RedirectAddr { address, trusted }
                         }
@@ -318,7 +367,9 @@ impl Pipeline {
                         .collect();
                     return RaceEnd::AllFailed { codes };
                 }
-                Decision::Wait { answered_below: true } if patience.is_none() => {
+                Decision::Wait {
+                    answered_below: true,
+                } if patience.is_none() => {
                     let wait = self.shared.config.preference_wait.after(started.elapsed());
                     patience = Some(tokio::time::Instant::now() + wait);
                 }
@@ -380,7 +431,11 @@ impl Pipeline {
                 method: candidate.method,
                 target: candidate.target(),
                 outcome: Outcome::Cancelled,
-                code: Some(if superseded { "superseded" } else { "cancelled" }),
+                code: Some(if superseded {
+                    "superseded"
+                } else {
+                    "cancelled"
+                }),
                 detail: Some("a preferred answer was chosen".to_owned()),
                 authenticated: false,
                 ms: 0,
@@ -412,9 +467,17 @@ pub async fn discover(address: &str, credentials: Option<&Credentials>) -> Resul
 }
 
 enum RaceEnd {
-    Found { rank_method: Method, found: Found },
-    RedirectAddr { address: EmailAddress, trusted: bool },
-    AllFailed { codes: Vec<&'static str> },
+    Found {
+        rank_method: Method,
+        found: Found,
+    },
+    RedirectAddr {
+        address: EmailAddress,
+        trusted: bool,
+    },
+    AllFailed {
+        codes: Vec<&'static str>,
+    },
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -433,9 +496,12 @@ fn decide(slots: &[Option<CandidateOutcome>]) -> Decision {
             Some(CandidateOutcome::Failed { .. }) => continue,
             Some(_) => return Decision::Take(rank),
             None => {
-                let answered_below = slots[rank + 1..]
-                    .iter()
-                    .any(|s| matches!(s, Some(CandidateOutcome::Found(_) | CandidateOutcome::RedirectAddr { .. })));
+                let answered_below = slots[rank + 1..].iter().any(|s| {
+                    matches!(
+                        s,
+                        Some(CandidateOutcome::Found(_) | CandidateOutcome::RedirectAddr { .. })
+                    )
+                });
                 return Decision::Wait { answered_below };
             }
         }
@@ -461,10 +527,15 @@ fn summarise_failure(codes: &[&'static str]) -> Failure {
     if codes.contains(&"modern_auth_only") {
         return Failure {
             code: "modern_auth_only",
-            message: "the server accepts only modern authentication (OAuth); basic authentication is off".into(),
+            message:
+                "the server accepts only modern authentication (OAuth); basic authentication is off"
+                    .into(),
         };
     }
-    Failure { code: "not_found", message: format!("no candidate found a host ({})", codes.join(", ")) }
+    Failure {
+        code: "not_found",
+        message: format!("no candidate found a host ({})", codes.join(", ")),
+    }
 }
 
 /// Codes that mean "no Autodiscover endpoint there", as opposed to one that failed.
@@ -507,26 +578,60 @@ mod tests {
 
     #[test]
     fn preference_order_decides() {
-        assert_eq!(decide(&[None, Some(found()), None, None]), Decision::Wait { answered_below: true });
-        assert_eq!(decide(&[Some(fail()), Some(found()), None, None]), Decision::Take(1));
-        assert_eq!(decide(&[Some(found()), Some(found()), None, None]), Decision::Take(0));
-        assert_eq!(decide(&[None, None, None, None]), Decision::Wait { answered_below: false });
+        assert_eq!(
+            decide(&[None, Some(found()), None, None]),
+            Decision::Wait {
+                answered_below: true
+            }
+        );
+        assert_eq!(
+            decide(&[Some(fail()), Some(found()), None, None]),
+            Decision::Take(1)
+        );
+        assert_eq!(
+            decide(&[Some(found()), Some(found()), None, None]),
+            Decision::Take(0)
+        );
+        assert_eq!(
+            decide(&[None, None, None, None]),
+            Decision::Wait {
+                answered_below: false
+            }
+        );
         assert_eq!(decide(&[Some(fail()), Some(fail())]), Decision::AllFailed);
     }
 
     #[test]
     fn patience_is_proportional_and_bounded() {
         let wait = PreferenceWait::default();
-        assert_eq!(wait.after(Duration::from_millis(500)), Duration::from_millis(50));
-        assert_eq!(wait.after(Duration::from_millis(1)), Duration::from_millis(10));
+        assert_eq!(
+            wait.after(Duration::from_millis(500)),
+            Duration::from_millis(50)
+        );
+        assert_eq!(
+            wait.after(Duration::from_millis(1)),
+            Duration::from_millis(10)
+        );
         assert_eq!(wait.after(Duration::from_secs(60)), Duration::from_secs(1));
     }
 
     #[test]
     fn auth_failure_needs_every_answering_endpoint_to_refuse() {
-        assert_eq!(summarise_failure(&["auth_rejected", "dns_nxdomain", "no_redirect"]).code, "auth_failed");
-        assert_eq!(summarise_failure(&["auth_rejected", "timeout"]).code, "auth_inconclusive");
-        assert_eq!(summarise_failure(&["modern_auth_only", "timeout"]).code, "modern_auth_only");
-        assert_eq!(summarise_failure(&["timeout", "dns_nxdomain"]).code, "not_found");
+        assert_eq!(
+            summarise_failure(&["auth_rejected", "dns_nxdomain", "no_redirect"]).code,
+            "auth_failed"
+        );
+        assert_eq!(
+            summarise_failure(&["auth_rejected", "timeout"]).code,
+            "auth_inconclusive"
+        );
+        assert_eq!(
+            summarise_failure(&["modern_auth_only", "timeout"]).code,
+            "modern_auth_only"
+        );
+        assert_eq!(
+            summarise_failure(&["timeout", "dns_nxdomain"]).code,
+            "not_found"
+        );
     }
 }

@@ -24,7 +24,12 @@ pub struct Hops {
 impl Hops {
     /// A budget of `limit` hops.
     pub fn new(limit: u32) -> Self {
-        Self { limit, used: 0, urls: HashSet::new(), addresses: HashSet::new() }
+        Self {
+            limit,
+            used: 0,
+            urls: HashSet::new(),
+            addresses: HashSet::new(),
+        }
     }
 
     /// Records a URL a candidate starts from; `false` when it was already visited.
@@ -35,7 +40,9 @@ impl Hops {
     /// Spends one hop to `url`.
     pub fn hop_to_url(&mut self, url: &Url) -> Result<(), Error> {
         if self.urls.contains(&visit_key(url)) {
-            return Err(Error::RedirectLoop { url: url.to_string() });
+            return Err(Error::RedirectLoop {
+                url: url.to_string(),
+            });
         }
         self.spend()?;
         self.urls.insert(visit_key(url));
@@ -50,7 +57,9 @@ impl Hops {
     /// Spends one hop to a new address (`redirectAddr`).
     pub fn hop_to_address(&mut self, address: &str) -> Result<(), Error> {
         if self.addresses.contains(address) {
-            return Err(Error::RedirectLoop { url: address.to_owned() });
+            return Err(Error::RedirectLoop {
+                url: address.to_owned(),
+            });
         }
         self.spend()?;
         self.addresses.insert(address.to_owned());
@@ -77,10 +86,17 @@ pub struct TargetRules<'a> {
 
 /// Resolves `location` against `base` and checks it as a redirect target.
 pub fn check_target(base: &Url, location: &str, rules: TargetRules<'_>) -> Result<Url, Error> {
-    let refused = |reason| Error::RedirectRefused { url: location.to_owned(), reason };
-    let url = base.join(location.trim()).map_err(|_| refused("not a valid url"))?;
+    let refused = |reason| Error::RedirectRefused {
+        url: location.to_owned(),
+        reason,
+    };
+    let url = base
+        .join(location.trim())
+        .map_err(|_| refused("not a valid url"))?;
     if url.scheme() != "https" {
-        return Err(Error::InsecureRedirect { url: url.to_string() });
+        return Err(Error::InsecureRedirect {
+            url: url.to_string(),
+        });
     }
     match url.host() {
         Some(url::Host::Domain(_)) => {}
@@ -119,7 +135,10 @@ fn visit_key(url: &Url) -> String {
 mod tests {
     use super::*;
 
-    const RULES: TargetRules<'static> = TargetRules { extra_https_ports: &[], autodiscover_path: true };
+    const RULES: TargetRules<'static> = TargetRules {
+        extra_https_ports: &[],
+        autodiscover_path: true,
+    };
 
     fn base() -> Url {
         Url::parse("https://autodiscover.example.test/autodiscover/autodiscover.xml").unwrap()
@@ -127,8 +146,12 @@ mod tests {
 
     #[test]
     fn https_autodiscover_targets_pass() {
-        let url = check_target(&base(), "https://mail.example.test/Autodiscover/Autodiscover.xml", RULES)
-            .unwrap();
+        let url = check_target(
+            &base(),
+            "https://mail.example.test/Autodiscover/Autodiscover.xml",
+            RULES,
+        )
+        .unwrap();
         assert_eq!(url.host_str(), Some("mail.example.test"));
         assert!(check_target(&base(), "/autodiscover/autodiscover.xml", RULES).is_ok());
     }
@@ -136,14 +159,35 @@ mod tests {
     #[test]
     fn hostile_targets_are_refused() {
         let code = |loc: &str| check_target(&base(), loc, RULES).unwrap_err().code();
-        assert_eq!(code("http://mail.example.test/autodiscover/autodiscover.xml"), "insecure_redirect");
+        assert_eq!(
+            code("http://mail.example.test/autodiscover/autodiscover.xml"),
+            "insecure_redirect"
+        );
         assert_eq!(code("javascript:alert(1)"), "insecure_redirect");
-        assert_eq!(code("ftp://mail.example.test/autodiscover/autodiscover.xml"), "insecure_redirect");
-        assert_eq!(code("https://127.0.0.1/autodiscover/autodiscover.xml"), "redirect_refused");
-        assert_eq!(code("https://[::1]/autodiscover/autodiscover.xml"), "redirect_refused");
-        assert_eq!(code("https://2130706433/autodiscover/autodiscover.xml"), "redirect_refused");
-        assert_eq!(code("https://u:p@mail.example.test/autodiscover/autodiscover.xml"), "redirect_refused");
-        assert_eq!(code("https://mail.example.test:8443/autodiscover/autodiscover.xml"), "redirect_refused");
+        assert_eq!(
+            code("ftp://mail.example.test/autodiscover/autodiscover.xml"),
+            "insecure_redirect"
+        );
+        assert_eq!(
+            code("https://127.0.0.1/autodiscover/autodiscover.xml"),
+            "redirect_refused"
+        );
+        assert_eq!(
+            code("https://[::1]/autodiscover/autodiscover.xml"),
+            "redirect_refused"
+        );
+        assert_eq!(
+            code("https://2130706433/autodiscover/autodiscover.xml"),
+            "redirect_refused"
+        );
+        assert_eq!(
+            code("https://u:p@mail.example.test/autodiscover/autodiscover.xml"),
+            "redirect_refused"
+        );
+        assert_eq!(
+            code("https://mail.example.test:8443/autodiscover/autodiscover.xml"),
+            "redirect_refused"
+        );
         assert_eq!(code("https://mail.example.test/owa/"), "redirect_refused");
     }
 
@@ -151,7 +195,10 @@ mod tests {
     fn hop_limit_and_loops() {
         let mut hops = Hops::new(2);
         assert!(hops.visit_start(&base()));
-        assert_eq!(hops.hop_to_url(&base()).unwrap_err().code(), "redirect_loop");
+        assert_eq!(
+            hops.hop_to_url(&base()).unwrap_err().code(),
+            "redirect_loop"
+        );
         let a = Url::parse("https://a.example.test/autodiscover/autodiscover.xml").unwrap();
         let b = Url::parse("https://b.example.test/autodiscover/autodiscover.xml").unwrap();
         let c = Url::parse("https://c.example.test/autodiscover/autodiscover.xml").unwrap();
@@ -160,6 +207,9 @@ mod tests {
         assert_eq!(hops.hop_to_url(&c).unwrap_err().code(), "redirect_limit");
         let mut hops = Hops::new(10);
         hops.visit_address("a@example.test");
-        assert_eq!(hops.hop_to_address("a@example.test").unwrap_err().code(), "redirect_loop");
+        assert_eq!(
+            hops.hop_to_address("a@example.test").unwrap_err().code(),
+            "redirect_loop"
+        );
     }
 }

@@ -29,11 +29,15 @@ pub fn order_records(
     mut random: impl FnMut(u32) -> u32,
 ) -> Result<Vec<SrvRecord>, Error> {
     if records.len() == 1 && records[0].target.is_empty() {
-        return Err(Error::SrvNoService { name: name.to_owned() });
+        return Err(Error::SrvNoService {
+            name: name.to_owned(),
+        });
     }
     records.retain(|r| !r.target.is_empty() && allowed_ports.contains(&r.port));
     if records.is_empty() {
-        return Err(Error::SrvNoUsableTarget { name: name.to_owned() });
+        return Err(Error::SrvNoUsableTarget {
+            name: name.to_owned(),
+        });
     }
     records.sort_by_key(|r| r.priority);
     let mut ordered = Vec::with_capacity(records.len());
@@ -63,12 +67,20 @@ mod tests {
     use super::*;
 
     fn rec(priority: u16, weight: u16, port: u16, target: &str) -> SrvRecord {
-        SrvRecord { priority, weight, port, target: target.into() }
+        SrvRecord {
+            priority,
+            weight,
+            port,
+            target: target.into(),
+        }
     }
 
     #[test]
     fn lowest_priority_value_comes_first() {
-        let records = vec![rec(20, 0, 443, "backup.example.test"), rec(10, 0, 443, "main.example.test")];
+        let records = vec![
+            rec(20, 0, 443, "backup.example.test"),
+            rec(10, 0, 443, "main.example.test"),
+        ];
         let ordered = order_records("n", records, &[443], |_| 0).unwrap();
         assert_eq!(ordered[0].target, "main.example.test");
         assert_eq!(ordered[1].target, "backup.example.test");
@@ -76,7 +88,10 @@ mod tests {
 
     #[test]
     fn weights_split_equal_priorities() {
-        let records = vec![rec(10, 1, 443, "light.example.test"), rec(10, 99, 443, "heavy.example.test")];
+        let records = vec![
+            rec(10, 1, 443, "light.example.test"),
+            rec(10, 99, 443, "heavy.example.test"),
+        ];
         let mut heavy_first = 0;
         let mut rng = fastrand::Rng::with_seed(7);
         for _ in 0..1000 {
@@ -86,12 +101,18 @@ mod tests {
                 heavy_first += 1;
             }
         }
-        assert!(heavy_first > 900, "heavy first {heavy_first} times out of 1000");
+        assert!(
+            heavy_first > 900,
+            "heavy first {heavy_first} times out of 1000"
+        );
     }
 
     #[test]
     fn weight_zero_records_sit_first_in_the_running_sum() {
-        let records = vec![rec(10, 5, 443, "five.example.test"), rec(10, 0, 443, "zero.example.test")];
+        let records = vec![
+            rec(10, 5, 443, "five.example.test"),
+            rec(10, 0, 443, "zero.example.test"),
+        ];
         let ordered = order_records("n", records, &[443], |_| 0).unwrap();
         assert_eq!(ordered[0].target, "zero.example.test");
     }
@@ -107,6 +128,11 @@ mod tests {
         let records = vec![rec(10, 0, 8443, "odd.example.test")];
         let err = order_records("n", records.clone(), &[443], |_| 0).unwrap_err();
         assert_eq!(err.code(), "srv_no_usable_target");
-        assert_eq!(order_records("n", records, &[443, 8443], |_| 0).unwrap().len(), 1);
+        assert_eq!(
+            order_records("n", records, &[443, 8443], |_| 0)
+                .unwrap()
+                .len(),
+            1
+        );
     }
 }

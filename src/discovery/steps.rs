@@ -17,9 +17,10 @@ use std::time::Instant;
 use reqwest::header::{HeaderMap, LOCATION, WWW_AUTHENTICATE};
 use reqwest::{Method as HttpMethod, StatusCode};
 use tokio::sync::Semaphore;
-use tracing::{debug, Instrument};
+use tracing::{Instrument, debug};
 use url::Url;
 
+use super::Shared;
 use super::candidates::{Candidate, Start};
 use super::error::Error;
 use super::http::{Fetched, Outgoing};
@@ -27,7 +28,6 @@ use super::pox::{self, Answer, Settings};
 use super::redirect::{self, Hops, TargetRules};
 use super::srv;
 use super::trust::Trust;
-use super::Shared;
 use crate::domain::{Credentials, Domain, EmailAddress};
 use crate::report::{Attempt, Evidence, Method, Outcome, Step};
 
@@ -93,11 +93,17 @@ impl RunState {
             ms = attempt.ms,
             "attempt finished"
         );
-        self.trail.lock().unwrap_or_else(|e| e.into_inner()).push(attempt);
+        self.trail
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(attempt);
     }
 
     fn is_trusted(&self, host: &str) -> bool {
-        self.trust.lock().unwrap_or_else(|e| e.into_inner()).is_trusted(host)
+        self.trust
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_trusted(host)
     }
 
     fn hops(&self) -> std::sync::MutexGuard<'_, Hops> {
@@ -112,7 +118,11 @@ pub async fn run_candidate(
     candidate: Candidate,
 ) -> CandidateOutcome {
     let span = tracing::debug_span!("step", kind = candidate.method.as_str(), target = %candidate.target());
-    let steps = Steps { shared: &shared, run: &run, method: candidate.method };
+    let steps = Steps {
+        shared: &shared,
+        run: &run,
+        method: candidate.method,
+    };
     async move {
         match candidate.start {
             Start::Pox(url) => steps.follow_pox(url).await,
@@ -151,9 +161,8 @@ impl Steps<'_> {
                 PostResult::Answer(Answer::RedirectAddr(address)) => {
                     return self.redirect_addr(&url, &address, trusted);
                 }
-                PostResult::Answer(Answer::RedirectUrl(location)) | PostResult::Redirect(location) => {
-                    location
-                }
+                PostResult::Answer(Answer::RedirectUrl(location))
+                | PostResult::Redirect(location) => location,
                 PostResult::Answer(Answer::Error { .. }) => return failed("pox_error"),
                 PostResult::AuthRequired => {
                     return CandidateOutcome::Found(Found {
@@ -170,7 +179,11 @@ impl Steps<'_> {
                     if trusted {
                         // Rule 4: a trusted https answer extends trust to its https target.
                         let target_host = target.host_str().unwrap_or_default();
-                        self.run.trust.lock().unwrap_or_else(|e| e.into_inner()).extend(target_host);
+                        self.run
+                            .trust
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .extend(target_host);
                     }
                     url = target;
                 }
@@ -206,11 +219,19 @@ impl Steps<'_> {
         let challenge = Challenge::parse(&fetched.headers);
         if !trusted {
             // Rule 5: an untrusted host's challenge never gets credentials.
-            self.record_refusal(Step::Pox, url.as_str(), &Error::CredentialsWithheld { url: url.to_string() });
+            self.record_refusal(
+                Step::Pox,
+                url.as_str(),
+                &Error::CredentialsWithheld {
+                    url: url.to_string(),
+                },
+            );
             return PostResult::AuthRequired;
         }
         if challenge.bearer && !challenge.basic {
-            let err = Error::ModernAuthOnly { url: url.to_string() };
+            let err = Error::ModernAuthOnly {
+                url: url.to_string(),
+            };
             self.record_refusal(Step::Pox, url.as_str(), &err);
             return PostResult::Failed(err.code());
         }
@@ -223,20 +244,37 @@ impl Steps<'_> {
             self.record_refusal(Step::Pox, url.as_str(), &err);
             return PostResult::Failed(err.code());
         }
-        match self.send(Step::Pox, HttpMethod::POST, url, Some(credentials)).await {
-            Ok(fetched) if fetched.status == StatusCode::UNAUTHORIZED => {
-                PostResult::Failed(Error::AuthRejected { url: url.to_string() }.code())
-            }
+        match self
+            .send(Step::Pox, HttpMethod::POST, url, Some(credentials))
+            .await
+        {
+            Ok(fetched) if fetched.status == StatusCode::UNAUTHORIZED => PostResult::Failed(
+                Error::AuthRejected {
+                    url: url.to_string(),
+                }
+                .code(),
+            ),
             Ok(fetched) => self.read_post_answer(url, fetched),
             Err(code) => PostResult::Failed(code),
         }
     }
 
     fn take_credential_attempt(&self, url: &Url, credentials: &Credentials) -> Result<(), Error> {
-        let cap = self.shared.limits.config().credential_attempts_per_discovery;
+        let cap = self
+            .shared
+            .limits
+            .config()
+            .credential_attempts_per_discovery;
         let spent = self.run.credential_attempts.fetch_add(1, Ordering::SeqCst);
-        if spent >= cap || !self.shared.limits.try_account_attempt(&credentials.username) {
-            return Err(Error::CredentialBudget { url: url.to_string() });
+        if spent >= cap
+            || !self
+                .shared
+                .limits
+                .try_account_attempt(&credentials.username)
+        {
+            return Err(Error::CredentialBudget {
+                url: url.to_string(),
+            });
         }
         Ok(())
     }
@@ -246,17 +284,24 @@ impl Steps<'_> {
             200 => match pox::parse_answer(&fetched.body) {
                 Ok(answer) => {
                     if let Answer::Error { code, .. } = &answer {
-                        let err = Error::PoxError { url: url.to_string(), error_code: code.clone() };
+                        let err = Error::PoxError {
+                            url: url.to_string(),
+                            error_code: code.clone(),
+                        };
                         self.amend_last(url, Outcome::Failed, Some(&err));
                     }
                     PostResult::Answer(answer)
                 }
                 Err(parse) => {
                     let err = match parse {
-                        pox::ParseError::Doctype => Error::PoxDoctype { url: url.to_string() },
-                        pox::ParseError::Invalid { position, reason } => {
-                            Error::PoxParse { url: url.to_string(), position, reason }
-                        }
+                        pox::ParseError::Doctype => Error::PoxDoctype {
+                            url: url.to_string(),
+                        },
+                        pox::ParseError::Invalid { position, reason } => Error::PoxParse {
+                            url: url.to_string(),
+                            position,
+                            reason,
+                        },
                     };
                     self.amend_last(url, Outcome::Failed, Some(&err));
                     PostResult::Failed(err.code())
@@ -267,7 +312,10 @@ impl Steps<'_> {
                 None => PostResult::Failed("no_redirect"),
             },
             status => {
-                let err = Error::HttpStatus { url: url.to_string(), status };
+                let err = Error::HttpStatus {
+                    url: url.to_string(),
+                    status,
+                };
                 self.amend_last(url, Outcome::Failed, Some(&err));
                 PostResult::Failed(err.code())
             }
@@ -275,14 +323,19 @@ impl Steps<'_> {
     }
 
     async fn http_redirect(&self, url: Url) -> CandidateOutcome {
-        let fetched = match self.send(Step::HttpRedirect, HttpMethod::GET, &url, None).await {
+        let fetched = match self
+            .send(Step::HttpRedirect, HttpMethod::GET, &url, None)
+            .await
+        {
             Ok(fetched) => fetched,
             Err(code) => return failed(code),
         };
         let location = match (fetched.status.as_u16(), location(&fetched.headers)) {
             (301 | 302 | 303 | 307 | 308, Some(location)) => location,
             _ => {
-                let err = Error::NoRedirect { url: url.to_string() };
+                let err = Error::NoRedirect {
+                    url: url.to_string(),
+                };
                 self.amend_last(&url, Outcome::Failed, Some(&err));
                 return failed(err.code());
             }
@@ -306,13 +359,31 @@ impl Steps<'_> {
         });
         let records = match ordered {
             Ok(records) => {
-                let targets: Vec<String> =
-                    records.iter().map(|r| format!("{}:{}", r.target, r.port)).collect();
-                self.record_attempt(Step::Srv, name, started, Outcome::Redirected, None, Some(targets.join(" ")), false);
+                let targets: Vec<String> = records
+                    .iter()
+                    .map(|r| format!("{}:{}", r.target, r.port))
+                    .collect();
+                self.record_attempt(
+                    Step::Srv,
+                    name,
+                    started,
+                    Outcome::Redirected,
+                    None,
+                    Some(targets.join(" ")),
+                    false,
+                );
                 records
             }
             Err(err) => {
-                self.record_attempt(Step::Srv, name, started, Outcome::Failed, Some(&err), None, false);
+                self.record_attempt(
+                    Step::Srv,
+                    name,
+                    started,
+                    Outcome::Failed,
+                    Some(&err),
+                    None,
+                    false,
+                );
                 return failed(err.code());
             }
         };
@@ -322,8 +393,15 @@ impl Steps<'_> {
                 last = failed("redirect_refused");
                 continue;
             };
-            let port = if record.port == 443 { String::new() } else { format!(":{}", record.port) };
-            let Ok(url) = Url::parse(&format!("https://{host}{port}{}", redirect::AUTODISCOVER_PATH)) else {
+            let port = if record.port == 443 {
+                String::new()
+            } else {
+                format!(":{}", record.port)
+            };
+            let Ok(url) = Url::parse(&format!(
+                "https://{host}{port}{}",
+                redirect::AUTODISCOVER_PATH
+            )) else {
                 continue;
             };
             if !self.run.hops().visit_start(&url) {
@@ -349,7 +427,9 @@ impl Steps<'_> {
                 settings: Some(settings),
             }),
             None => {
-                let err = Error::PoxNoSettings { url: url.to_string() };
+                let err = Error::PoxNoSettings {
+                    url: url.to_string(),
+                };
                 self.amend_last(url, Outcome::Failed, Some(&err));
                 failed(err.code())
             }
@@ -363,7 +443,10 @@ impl Steps<'_> {
                 CandidateOutcome::RedirectAddr { address, trusted }
             }
             Err(_) => {
-                let err = Error::RedirectRefused { url: url.to_string(), reason: "invalid redirect address" };
+                let err = Error::RedirectRefused {
+                    url: url.to_string(),
+                    reason: "invalid redirect address",
+                };
                 self.amend_last(url, Outcome::Failed, Some(&err));
                 failed(err.code())
             }
@@ -380,7 +463,12 @@ impl Steps<'_> {
     ) -> Result<Fetched, &'static str> {
         let started = Instant::now();
         let body = (method == HttpMethod::POST).then_some(self.run.body.as_str());
-        let request = Outgoing { method, url, xml_body: body, credentials };
+        let request = Outgoing {
+            method,
+            url,
+            xml_body: body,
+            credentials,
+        };
         match self.shared.http.fetch(request).await {
             Ok(fetched) => {
                 let outcome = match fetched.status.as_u16() {
@@ -390,16 +478,36 @@ impl Steps<'_> {
                     _ => Outcome::Failed,
                 };
                 let err = match fetched.status.as_u16() {
-                    401 if credentials.is_some() => Some(Error::AuthRejected { url: url.to_string() }),
-                    401 => Some(Error::AuthRequired { url: url.to_string() }),
+                    401 if credentials.is_some() => Some(Error::AuthRejected {
+                        url: url.to_string(),
+                    }),
+                    401 => Some(Error::AuthRequired {
+                        url: url.to_string(),
+                    }),
                     _ => None,
                 };
                 let detail = Some(format!("http {}", fetched.status.as_u16()));
-                self.record_attempt(step, url.as_str(), started, outcome, err.as_ref(), detail, credentials.is_some());
+                self.record_attempt(
+                    step,
+                    url.as_str(),
+                    started,
+                    outcome,
+                    err.as_ref(),
+                    detail,
+                    credentials.is_some(),
+                );
                 Ok(fetched)
             }
             Err(err) => {
-                self.record_attempt(step, url.as_str(), started, Outcome::Failed, Some(&err), None, credentials.is_some());
+                self.record_attempt(
+                    step,
+                    url.as_str(),
+                    started,
+                    Outcome::Failed,
+                    Some(&err),
+                    None,
+                    credentials.is_some(),
+                );
                 Err(err.code())
             }
         }
@@ -429,7 +537,15 @@ impl Steps<'_> {
     }
 
     fn record_refusal(&self, step: Step, target: &str, err: &Error) {
-        self.record_attempt(step, target, Instant::now(), Outcome::Refused, Some(err), None, false);
+        self.record_attempt(
+            step,
+            target,
+            Instant::now(),
+            Outcome::Refused,
+            Some(err),
+            None,
+            false,
+        );
     }
 
     /// Rewrites the outcome of this candidate's last attempt at `url` once its body is read.
@@ -454,7 +570,9 @@ impl Steps<'_> {
 /// mailbox GUID there).
 fn pick_host(settings: &Settings) -> Option<String> {
     let url_host = |url: &Option<String>| {
-        url.as_deref().and_then(|u| Url::parse(u).ok()).and_then(|u| u.host_str().map(str::to_owned))
+        url.as_deref()
+            .and_then(|u| Url::parse(u).ok())
+            .and_then(|u| u.host_str().map(str::to_owned))
     };
     [
         settings.expr_server.clone(),
@@ -464,7 +582,11 @@ fn pick_host(settings: &Settings) -> Option<String> {
     ]
     .into_iter()
     .flatten()
-    .find_map(|candidate| Domain::parse(&candidate).ok().map(|d| d.as_str().to_owned()))
+    .find_map(|candidate| {
+        Domain::parse(&candidate)
+            .ok()
+            .map(|d| d.as_str().to_owned())
+    })
 }
 
 /// The schemes a `WWW-Authenticate` challenge offers.
@@ -483,7 +605,7 @@ impl Challenge {
         for value in headers.get_all(WWW_AUTHENTICATE) {
             let Ok(value) = value.to_str() else { continue };
             for part in value.split(',') {
-                let scheme = part.trim().split_whitespace().next().unwrap_or("");
+                let scheme = part.split_whitespace().next().unwrap_or("");
                 if scheme.eq_ignore_ascii_case("basic") {
                     challenge.basic = true;
                 } else if scheme.eq_ignore_ascii_case("bearer") {
@@ -513,14 +635,31 @@ mod tests {
     fn challenges_are_read_case_insensitively() {
         let mut headers = HeaderMap::new();
         headers.append(WWW_AUTHENTICATE, HeaderValue::from_static("Negotiate"));
-        headers.append(WWW_AUTHENTICATE, HeaderValue::from_static("basic realm=\"mail.example.test\""));
-        assert_eq!(Challenge::parse(&headers), Challenge { basic: true, bearer: false });
+        headers.append(
+            WWW_AUTHENTICATE,
+            HeaderValue::from_static("basic realm=\"mail.example.test\""),
+        );
+        assert_eq!(
+            Challenge::parse(&headers),
+            Challenge {
+                basic: true,
+                bearer: false
+            }
+        );
         let mut headers = HeaderMap::new();
         headers.append(
             WWW_AUTHENTICATE,
-            HeaderValue::from_static("Bearer client_id=\"00000002-0000-0ff1-ce00-000000000000\", trusted_issuers=\"x\""),
+            HeaderValue::from_static(
+                "Bearer client_id=\"00000002-0000-0ff1-ce00-000000000000\", trusted_issuers=\"x\"",
+            ),
         );
-        assert_eq!(Challenge::parse(&headers), Challenge { basic: false, bearer: true });
+        assert_eq!(
+            Challenge::parse(&headers),
+            Challenge {
+                basic: false,
+                bearer: true
+            }
+        );
     }
 
     #[test]

@@ -35,7 +35,10 @@ impl Trust {
             .map(|h| (*h).to_owned())
             .chain(allowed_hosts.iter().map(|h| h.to_ascii_lowercase()))
             .collect();
-        Self { registrable, allowed }
+        Self {
+            registrable,
+            allowed,
+        }
     }
 
     /// Whether `host` may receive credentials.
@@ -46,7 +49,8 @@ impl Trust {
 
     /// Adds `host` because a trusted HTTPS answer redirected to it (rule 4).
     pub fn extend(&mut self, host: &str) {
-        self.allowed.insert(host.trim_end_matches('.').to_ascii_lowercase());
+        self.allowed
+            .insert(host.trim_end_matches('.').to_ascii_lowercase());
     }
 }
 
@@ -56,7 +60,10 @@ mod tests {
 
     #[test]
     fn domain_tree_and_allow_list_are_trusted() {
-        let trust = Trust::new(&Domain::parse("example.test").unwrap(), &["mx.partner.test".into()]);
+        let trust = Trust::new(
+            &Domain::parse("example.test").unwrap(),
+            &["mx.partner.test".into()],
+        );
         assert!(trust.is_trusted("example.test"));
         assert!(trust.is_trusted("autodiscover.example.test"));
         assert!(trust.is_trusted("mail.eu.example.test"));

@@ -1,1 +1,8 @@
+//! One integration binary: in-process fakes in `support`, tests by feature.
 
+mod support;
+
+mod cli;
+mod discovery;
+mod redirects;
+mod security;

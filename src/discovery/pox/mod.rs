@@ -11,9 +11,9 @@
 //!   `Action/Settings/Server[Type=MobileSync]/Url`, or `Action/Error/Status`.
 //! - Either schema may answer with the generic `Response/Error/ErrorCode` (600, 601).
 
+use quick_xml::NsReader;
 use quick_xml::events::Event;
 use quick_xml::name::ResolveResult;
-use quick_xml::NsReader;
 
 /// Which request schema to send. Both are parsed whatever was sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
@@ -97,11 +97,16 @@ pub fn request_body(schema: Schema, address: &str) -> String {
 /// Parses an Autodiscover answer.
 pub fn parse_answer(body: &[u8]) -> Result<Answer, ParseError> {
     let root = parse_tree(body)?;
-    let invalid = |reason| ParseError::Invalid { position: 0, reason };
+    let invalid = |reason| ParseError::Invalid {
+        position: 0,
+        reason,
+    };
     if root.name != "Autodiscover" || !root.ns.starts_with(AUTODISCOVER_NS_PREFIX) {
         return Err(invalid("the root is not an Autodiscover element"));
     }
-    let response = root.child("Response").ok_or_else(|| invalid("no Response element"))?;
+    let response = root
+        .child("Response")
+        .ok_or_else(|| invalid("no Response element"))?;
     if let Some(error) = response.child("Error") {
         return Ok(error_answer(error, "ErrorCode"));
     }
@@ -117,11 +122,17 @@ pub fn parse_answer(body: &[u8]) -> Result<Answer, ParseError> {
 fn outlook_answer(response: &Element) -> Option<Answer> {
     let account = response.child("Account")?;
     match account.child_text("Action")? {
-        "redirectAddr" => Some(Answer::RedirectAddr(account.child_text("RedirectAddr")?.into())),
-        "redirectUrl" => Some(Answer::RedirectUrl(account.child_text("RedirectUrl")?.into())),
+        "redirectAddr" => Some(Answer::RedirectAddr(
+            account.child_text("RedirectAddr")?.into(),
+        )),
+        "redirectUrl" => Some(Answer::RedirectUrl(
+            account.child_text("RedirectUrl")?.into(),
+        )),
         "settings" => {
             let mut settings = Settings {
-                display_name: response.child("User").and_then(|u| u.owned_text("DisplayName")),
+                display_name: response
+                    .child("User")
+                    .and_then(|u| u.owned_text("DisplayName")),
                 microsoft_online: account
                     .child_text("MicrosoftOnline")
                     .is_some_and(|v| v.eq_ignore_ascii_case("true")),
@@ -129,7 +140,10 @@ fn outlook_answer(response: &Element) -> Option<Answer> {
             };
             let protocols: Vec<&Element> = account.children_named("Protocol").collect();
             for kind in ["EXPR", "EXCH", "WEB", "EXHTTP"] {
-                for protocol in protocols.iter().filter(|p| p.child_text("Type") == Some(kind)) {
+                for protocol in protocols
+                    .iter()
+                    .filter(|p| p.child_text("Type") == Some(kind))
+                {
                     read_protocol(kind, protocol, &mut settings);
                 }
             }
@@ -141,19 +155,35 @@ fn outlook_answer(response: &Element) -> Option<Answer> {
 
 fn read_protocol(kind: &str, protocol: &Element, settings: &mut Settings) {
     match kind {
-        "EXPR" => settings.expr_server = settings.expr_server.take().or(protocol.owned_text("Server")),
-        "EXCH" => settings.exch_server = settings.exch_server.take().or(protocol.owned_text("Server")),
+        "EXPR" => {
+            settings.expr_server = settings
+                .expr_server
+                .take()
+                .or(protocol.owned_text("Server"))
+        }
+        "EXCH" => {
+            settings.exch_server = settings
+                .exch_server
+                .take()
+                .or(protocol.owned_text("Server"))
+        }
         _ => {}
     }
     settings.ews_url = settings.ews_url.take().or(protocol.owned_text("EwsUrl"));
-    settings.activesync_url = settings.activesync_url.take().or(protocol.owned_text("ASUrl"));
+    settings.activesync_url = settings
+        .activesync_url
+        .take()
+        .or(protocol.owned_text("ASUrl"));
     if settings.ttl_hours.is_none() {
         settings.ttl_hours = protocol.child_text("TTL").and_then(|t| t.parse().ok());
     }
     // WEB nests its ActiveSync URL: WEB/External/Protocol/ASUrl.
     for side in ["External", "Internal"] {
         if let Some(nested) = protocol.child(side).and_then(|s| s.child("Protocol")) {
-            settings.activesync_url = settings.activesync_url.take().or(nested.owned_text("ASUrl"));
+            settings.activesync_url = settings
+                .activesync_url
+                .take()
+                .or(nested.owned_text("ASUrl"));
         }
     }
 }
@@ -167,11 +197,14 @@ fn mobilesync_answer(response: &Element) -> Option<Answer> {
         return Some(error_answer(error, "Status"));
     }
     let servers = action.child("Settings")?;
-    let mobile = servers
-        .children_named("Server")
-        .find(|s| s.child_text("Type").is_some_and(|t| t.eq_ignore_ascii_case("MobileSync")))?;
+    let mobile = servers.children_named("Server").find(|s| {
+        s.child_text("Type")
+            .is_some_and(|t| t.eq_ignore_ascii_case("MobileSync"))
+    })?;
     Some(Answer::Settings(Settings {
-        display_name: response.child("User").and_then(|u| u.owned_text("DisplayName")),
+        display_name: response
+            .child("User")
+            .and_then(|u| u.owned_text("DisplayName")),
         activesync_url: mobile.owned_text("Url"),
         ..Settings::default()
     }))
@@ -179,7 +212,10 @@ fn mobilesync_answer(response: &Element) -> Option<Answer> {
 
 fn error_answer(error: &Element, code_element: &str) -> Answer {
     Answer::Error {
-        code: error.child_text(code_element).unwrap_or_default().to_owned(),
+        code: error
+            .child_text(code_element)
+            .unwrap_or_default()
+            .to_owned(),
         message: error.child_text("Message").unwrap_or_default().to_owned(),
     }
 }
@@ -203,7 +239,9 @@ impl Element {
     }
 
     fn child_text(&self, name: &str) -> Option<&str> {
-        self.child(name).map(|c| c.text.trim()).filter(|t| !t.is_empty())
+        self.child(name)
+            .map(|c| c.text.trim())
+            .filter(|t| !t.is_empty())
     }
 
     fn owned_text(&self, name: &str) -> Option<String> {
@@ -220,7 +258,9 @@ fn parse_tree(body: &[u8]) -> Result<Element, ParseError> {
     loop {
         let position = reader.buffer_position();
         let invalid = |reason| ParseError::Invalid { position, reason };
-        let (ns, event) = reader.read_resolved_event().map_err(|_| invalid("malformed xml"))?;
+        let (ns, event) = reader
+            .read_resolved_event()
+            .map_err(|_| invalid("malformed xml"))?;
         let ns = match ns {
             ResolveResult::Bound(ns) => String::from_utf8_lossy(ns.as_ref()).into_owned(),
             ResolveResult::Unbound => String::new(),
@@ -237,12 +277,20 @@ fn parse_tree(body: &[u8]) -> Result<Element, ParseError> {
                     return Err(invalid("too many elements"));
                 }
                 let name = String::from_utf8_lossy(start.local_name().as_ref()).into_owned();
-                stack.push(Element { ns, name, ..Element::default() });
+                stack.push(Element {
+                    ns,
+                    name,
+                    ..Element::default()
+                });
             }
             Event::Empty(start) => {
                 count += 1;
                 let name = String::from_utf8_lossy(start.local_name().as_ref()).into_owned();
-                let element = Element { ns, name, ..Element::default() };
+                let element = Element {
+                    ns,
+                    name,
+                    ..Element::default()
+                };
                 match stack.last_mut() {
                     Some(parent) => parent.children.push(element),
                     None => return Ok(element),
@@ -284,7 +332,12 @@ fn push_text(
     text: &str,
     invalid: impl Fn(&'static str) -> ParseError,
 ) -> Result<(), ParseError> {
-    let element = stack.last_mut().ok_or_else(|| invalid("text outside the root element"))?;
+    let Some(element) = stack.last_mut() else {
+        if text.trim().is_empty() {
+            return Ok(());
+        }
+        return Err(invalid("text outside the root element"));
+    };
     if element.text.len() + text.len() > MAX_TEXT {
         return Err(invalid("text too long"));
     }

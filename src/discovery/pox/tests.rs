@@ -17,8 +17,14 @@ fn outlook_settings_prefer_expr_and_read_urls() {
     let s = settings("pox/outlook-settings.xml");
     assert_eq!(s.expr_server.as_deref(), Some("mail.example.test"));
     assert!(s.exch_server.unwrap().contains('@'));
-    assert_eq!(s.activesync_url.as_deref(), Some("https://mail.example.test/Microsoft-Server-ActiveSync"));
-    assert_eq!(s.ews_url.as_deref(), Some("https://mail.example.test/EWS/Exchange.asmx"));
+    assert_eq!(
+        s.activesync_url.as_deref(),
+        Some("https://mail.example.test/Microsoft-Server-ActiveSync")
+    );
+    assert_eq!(
+        s.ews_url.as_deref(),
+        Some("https://mail.example.test/EWS/Exchange.asmx")
+    );
     assert_eq!(s.ttl_hours, Some(2));
     assert_eq!(s.display_name.as_deref(), Some("Alice Example"));
     assert!(!s.microsoft_online);
@@ -61,7 +67,10 @@ fn redirects_and_errors() {
 #[test]
 fn mobilesync_answers() {
     let s = settings("activesync/mobilesync-settings.xml");
-    assert_eq!(s.activesync_url.as_deref(), Some("https://eas.example.test/Microsoft-Server-ActiveSync"));
+    assert_eq!(
+        s.activesync_url.as_deref(),
+        Some("https://eas.example.test/Microsoft-Server-ActiveSync")
+    );
     assert_eq!(
         parse_answer(&fixture("activesync/mobilesync-redirect.xml")).unwrap(),
         Answer::RedirectAddr("dave@subdomain.example.test".into())
@@ -82,13 +91,18 @@ fn doctype_is_refused() {
 #[test]
 fn unknown_entities_are_not_expanded() {
     let body = br#"<Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006"><Response>&xxe;</Response></Autodiscover>"#;
-    assert!(matches!(parse_answer(body), Err(ParseError::Invalid { .. })));
+    assert!(matches!(
+        parse_answer(body),
+        Err(ParseError::Invalid { .. })
+    ));
 }
 
 #[test]
 fn predefined_entities_and_char_refs_are_read() {
     let body = br#"<Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006"><Response xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a"><User><DisplayName>A &amp; B&#33;</DisplayName></User><Account><Action>settings</Action></Account></Response></Autodiscover>"#;
-    let Answer::Settings(s) = parse_answer(body).unwrap() else { panic!() };
+    let Answer::Settings(s) = parse_answer(body).unwrap() else {
+        panic!()
+    };
     assert_eq!(s.display_name.as_deref(), Some("A & B!"));
 }
 
@@ -100,7 +114,10 @@ fn deep_nesting_is_refused() {
     body.push_str(&"<a>".repeat(100));
     body.push_str(&"</a>".repeat(100));
     body.push_str("</Autodiscover>");
-    assert!(matches!(parse_answer(body.as_bytes()), Err(ParseError::Invalid { .. })));
+    assert!(matches!(
+        parse_answer(body.as_bytes()),
+        Err(ParseError::Invalid { .. })
+    ));
 }
 
 #[test]
@@ -108,7 +125,9 @@ fn wrong_root_and_garbage_are_refused() {
     assert!(parse_answer(b"<html><body>hello</body></html>").is_err());
     assert!(parse_answer(b"not xml at all").is_err());
     assert!(parse_answer(b"").is_err());
-    assert!(parse_answer(br#"<Autodiscover xmlns="urn:other"><Response/></Autodiscover>"#).is_err());
+    assert!(
+        parse_answer(br#"<Autodiscover xmlns="urn:other"><Response/></Autodiscover>"#).is_err()
+    );
 }
 
 #[test]

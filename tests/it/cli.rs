@@ -1,0 +1,220 @@
+//! The built `exdisco` binary against the same fakes, configured through its flags.
+
+use std::io::Write;
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+use crate::support::*;
+
+const PASSWORD: &str = "s3cret-never-logged";
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json(&self) -> Value {
+        serde_json::from_str(self.stdout.lines().last().unwrap_or("null")).unwrap()
+    }
+}
+
+async fn exdisco(env: &TestEnv, args: Vec<String>, stdin: Option<String>) -> Run {
+    let mut ca = tempfile::NamedTempFile::new().unwrap();
+    ca.write_all(env.ca.pem().as_bytes()).unwrap();
+    let port = env.fleet.addr.port().to_string();
+    let dns = env.dns.addr.to_string();
+    tokio::task::spawn_blocking(move || {
+        let mut cmd = Command::cargo_bin("exdisco").unwrap();
+        cmd.args(&args)
+            .args([
+                "--dns-server",
+                &dns,
+                "--allow-net",
+                "127.0.0.0/8",
+                "--timeout",
+                "8",
+            ])
+            .args(["--https-port", &port, "--http-port", &port])
+            .arg("--ca-file")
+            .arg(ca.path())
+            .env("HTTPS_PROXY", "http://127.0.0.1:9")
+            .env("HTTP_PROXY", "http://127.0.0.1:9")
+            .env("ALL_PROXY", "http://127.0.0.1:9")
+            .env_remove("EXDISCO_PASSWORD")
+            .env_remove("RUST_LOG");
+        if let Some(input) = stdin {
+            cmd.write_stdin(input);
+        }
+        let output = cmd.output().unwrap();
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    })
+    .await
+    .unwrap()
+}
+
+fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| (*s).to_owned()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discover_json_finds_the_host() {
+    let env = TestEnv::start().await;
+    env.host("example.test", |_| {
+        Reply::fixture("pox/outlook-settings.xml")
+    });
+    let run = exdisco(
+        &env,
+        args(&["discover", "Alice@Example.test", "--json"]),
+        None,
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let json = run.json();
+    assert_eq!(json["email"], "alice@example.test");
+    assert_eq!(json["exchange_server_host"], "mail.example.test");
+    assert_eq!(json["method"], "pox_domain");
+    assert_eq!(json["confirmed"], true);
+    assert_eq!(
+        json["activesync_url"],
+        "https://mail.example.test/Microsoft-Server-ActiveSync"
+    );
+    assert_eq!(
+        json["ews_url"],
+        "https://mail.example.test/EWS/Exchange.asmx"
+    );
+    assert!(json["trail"].as_array().is_some_and(|t| !t.is_empty()));
+    assert!(json["seconds"].as_f64().is_some());
+    assert!(json["error"].is_null());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn not_found_exits_1_with_the_trail() {
+    let env = TestEnv::start().await;
+    env.refused("example.test");
+    let run = exdisco(
+        &env,
+        args(&["discover", "alice@example.test", "--json"]),
+        None,
+    )
+    .await;
+    assert_eq!(run.code, 1);
+    let json = run.json();
+    assert!(json["exchange_server_host"].is_null());
+    assert_eq!(json["error"]["code"], "not_found");
+    assert!(json["trail"].as_array().unwrap().len() >= 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn human_output_shows_host_and_trail() {
+    let env = TestEnv::start().await;
+    env.host("example.test", |_| {
+        Reply::fixture("pox/outlook-settings.xml")
+    });
+    let run = exdisco(&env, args(&["discover", "alice@example.test"]), None).await;
+    assert_eq!(run.code, 0);
+    assert!(
+        run.stdout.starts_with("mail.example.test"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("pox_domain"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_address_exits_2_without_traffic() {
+    let env = TestEnv::start().await;
+    let run = exdisco(&env, args(&["discover", "alice@localhost", "--json"]), None).await;
+    assert_eq!(run.code, 2);
+    assert_eq!(run.json()["error"]["code"], "invalid_address");
+    assert!(env.dns.queried().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explicit_host_turns_discovery_off() {
+    let env = TestEnv::start().await;
+    let run = exdisco(
+        &env,
+        args(&[
+            "discover",
+            "alice@example.test",
+            "--host",
+            "EAS.Example.test",
+            "--json",
+        ]),
+        None,
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let json = run.json();
+    assert_eq!(json["exchange_server_host"], "eas.example.test");
+    assert_eq!(json["method"], "explicit");
+    assert!(env.dns.queried().is_empty());
+    assert!(env.fleet.seen().is_empty());
+    let bad = exdisco(
+        &env,
+        args(&[
+            "discover",
+            "alice@example.test",
+            "--host",
+            "10.0.0.1",
+            "--json",
+        ]),
+        None,
+    )
+    .await;
+    assert_eq!(bad.code, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passwords_from_stdin_are_used_and_never_printed() {
+    let env = TestEnv::start().await;
+    env.refused("example.test");
+    let expected = basic("alice", PASSWORD);
+    env.host("autodiscover.example.test", move |s| {
+        match &s.authorization {
+            Some(auth) if *auth == expected => Reply::fixture("pox/outlook-settings.xml"),
+            _ => Reply::status(401).header("WWW-Authenticate", "Basic realm=\"x\""),
+        }
+    });
+    let run = exdisco(
+        &env,
+        args(&[
+            "-vvv",
+            "discover",
+            "alice@example.test",
+            "--username",
+            "alice",
+            "--password-stdin",
+            "--json",
+        ]),
+        Some(format!("{PASSWORD}\n")),
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(!run.stdout.contains(PASSWORD) && !run.stderr.contains(PASSWORD));
+    let encoded = basic("alice", PASSWORD);
+    assert!(!run.stderr.contains(encoded.trim_start_matches("Basic ")));
+    assert!(
+        run.stderr.contains("attempt finished"),
+        "trace logging was on"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_flag_does_not_exist() {
+    let env = TestEnv::start().await;
+    let run = exdisco(
+        &env,
+        args(&["discover", "alice@example.test", "--password", "x"]),
+        None,
+    )
+    .await;
+    assert_eq!(run.code, 2);
+}

@@ -1,0 +1,434 @@
+//! Each method alone, the preference order, broken candidates and both schemas.
+
+use std::time::Duration;
+
+use exdisco::report::{Evidence, Method, Outcome};
+use hickory_proto::rr::RecordType;
+
+use crate::support::*;
+
+const SETTINGS: &str = "pox/outlook-settings.xml";
+const NO_EXPR: &str = "pox/outlook-settings-no-expr.xml";
+
+#[tokio::test]
+async fn the_domain_itself_answers() {
+    let env = TestEnv::start().await;
+    env.host("example.test", |_| Reply::fixture(SETTINGS));
+    let report = env.discover("alice@example.test").await;
+    assert_eq!(
+        report.exchange_server_host.as_deref(),
+        Some("mail.example.test")
+    );
+    assert_eq!(report.method, Some(Method::PoxDomain));
+    assert!(report.confirmed);
+    assert_eq!(report.evidence, Some(Evidence::Settings));
+    assert_eq!(
+        report.activesync_url.as_deref(),
+        Some("https://mail.example.test/Microsoft-Server-ActiveSync")
+    );
+    assert_eq!(
+        report.ews_url.as_deref(),
+        Some("https://mail.example.test/EWS/Exchange.asmx")
+    );
+    assert_eq!(report.ttl_seconds, Some(7200));
+    let post = &env.fleet.seen_by("example.test")[0];
+    assert_eq!(post.method, "POST");
+    assert!(post.tls);
+    assert!(
+        post.body
+            .contains("<EMailAddress>alice@example.test</EMailAddress>")
+    );
+}
+
+#[tokio::test]
+async fn autodiscover_host_answers_alone() {
+    let env = TestEnv::start().await;
+    env.dns.set("example.test", RecordType::A, Answer::NxDomain);
+    env.host("autodiscover.example.test", |s| {
+        if s.tls {
+            Reply::fixture(NO_EXPR)
+        } else {
+            Reply::status(404)
+        }
+    });
+    let report = env.discover("bob@example.test").await;
+    assert_eq!(
+        report.exchange_server_host.as_deref(),
+        Some("exch01.example.test")
+    );
+    assert_eq!(report.method, Some(Method::PoxAutodiscover));
+    assert!(
+        has_attempt(&report, "https://example.test/", "dns_nxdomain"),
+        "{:#?}",
+        report.trail
+    );
+}
+
+#[tokio::test]
+async fn plain_http_redirect_alone() {
+    let env = TestEnv::start().await;
+    env.refused("example.test");
+    env.host("autodiscover.example.test", |s| {
+        if s.tls {
+            Reply::status(404)
+        } else {
+            Reply::redirect(
+                302,
+                "https://mail.example.test/Autodiscover/Autodiscover.xml",
+            )
+        }
+    });
+    env.host("mail.example.test", |_| Reply::fixture(SETTINGS));
+    let report = env.discover("alice@example.test").await;
+    assert_eq!(report.method, Some(Method::HttpRedirect));
+    assert_eq!(
+        report.exchange_server_host.as_deref(),
+        Some("mail.example.test")
+    );
+    assert!(report.confirmed, "same registrable domain: trusted");
+    let get = env
+        .fleet
+        .seen_by("autodiscover.example.test")
+        .into_iter()
+        .find(|s| !s.tls)
+        .unwrap();
+    assert_eq!(get.method, "GET");
+    assert!(get.body.is_empty() && get.authorization.is_none());
+    assert!(has_attempt(
+        &report,
+        "https://example.test/",
+        "connection_refused"
+    ));
+}
+
+#[tokio::test]
+async fn srv_alone() {
+    let env = TestEnv::start().await;
+    env.dns.srv(
+        "_autodiscover._tcp.example.test",
+        10,
+        0,
+        443,
+        "exch.example.test",
+    );
+    env.host("exch.example.test", |_| Reply::fixture(NO_EXPR));
+    let report = env.discover("alice@example.test").await;
+    assert_eq!(report.method, Some(Method::Srv));
+    assert_eq!(
+        report.exchange_server_host.as_deref(),
+        Some("exch01.example.test")
+    );
+    assert!(report.confirmed);
+}
+
+#[tokio::test]
+async fn preference_order_beats_speed() {
+    let env = TestEnv::start().await;
+    env.host("example.test", |_| {
+        Reply::fixture(SETTINGS).delayed(Duration::from_millis(300))
+    });
+    env.host("autodiscover.example.test", |_| Reply::fixture(NO_EXPR));
+    let mut config = env.config();
+    config.preference_wait.min = Duration::from_secs(2);
+    let report = env.discover_with(config, "alice@example.test", None).await;
+    assert_eq!(report.method, Some(Method::PoxDomain));
+    assert_eq!(
+        report.exchange_server_host.as_deref(),
+        Some("mail.example.test")
+    );
+}
+
+#[tokio::test]
+async fn both_answer_and_the_preferred_one_wins() {
+    let env = TestEnv::start().await;
+    env.host("example.test", |_| Reply::fixture(SETTINGS));
+    env.host("autodiscover.example.test", |_| Reply::fixture(NO_EXPR));
+    env.dns.srv(
+        "_autodiscover._tcp.example.test",
+        0,
+        0,
+        443,
+        "exch.example.test",
+    );
+    env.host("exch.example.test", |_| Reply::fixture(NO_EXPR));
+    let report = env.discover("alice@example.test").await;
+    assert_eq!(report.method, Some(Method::PoxDomain));
+}
+
+#[tokio::test]
+async fn a_black_hole_is_superseded_not_waited_for() {
+    let env = TestEnv::start().await;
+    env.black_hole("example.test");
+    env.host("autodiscover.example.test", |s| {
+        if s.tls {
+            Reply::fixture(NO_EXPR)
+        } else {
+            Reply::hang()
+        }
+    });
+    let report = env.discover("alice@example.test").await;
+    assert_eq!(report.method, Some(Method::PoxAutodiscover));
+    let root = report
+        .trail
+        .iter()
+        .find(|a| a.target.starts_with("https://example.test/"))
+        .expect("the black hole is in the trail");
+    assert_eq!(root.outcome, Outcome::Cancelled);
+    assert_eq!(root.code, Some("superseded"));
+}
+
+#[tokio::test]
+async fn a_slow_preferred_answer_past_its_patience_is_superseded() {
+    let env = TestEnv::start().await;
+    env.host("example.test", |_| {
+        Reply::fixture(SETTINGS).delayed(Duration::from_secs(2))
+    });
+    env.host("autodiscover.example.test", |_| Reply::fixture(NO_EXPR));
+    let report = env.discover("alice@example.test").await;
+    assert_eq!(report.method, Some(Method::PoxAutodiscover));
+    assert!(has_attempt(&report, "https://example.test/", "superseded"));
+}
+
+#[tokio::test]
+async fn mobilesync_schema() {
+    let env = TestEnv::start().await;
+    env.host("example.test", |s| {
+        if s.body.contains("mobilesync/requestschema/2006") {
+            Reply::fixture("activesync/mobilesync-settings.xml")
+        } else {
+            Reply::fixture("pox/generic-error-600.xml")
+        }
+    });
+    let mut config = env.config();
+    config.schema = exdisco::discovery::Schema::MobileSync;
+    let report = env.discover_with(config, "dave@example.test", None).await;
+    assert_eq!(
+        report.exchange_server_host.as_deref(),
+        Some("eas.example.test")
+    );
+    assert_eq!(
+        report.activesync_url.as_deref(),
+        Some("https://eas.example.test/Microsoft-Server-ActiveSync")
+    );
+}
+
+#[tokio::test]
+async fn autodiscover_error_answers_are_failures_with_codes() {
+    let env = TestEnv::start().await;
+    env.host("example.test", |_| {
+        Reply::fixture("pox/outlook-error-500.xml")
+    });
+    env.host("autodiscover.example.test", |_| {
+        Reply::fixture("pox/generic-error-600.xml")
+    });
+    let report = env.discover("nobody@example.test").await;
+    assert!(!report.is_found());
+    assert_eq!(report.error.as_ref().unwrap().code, "not_found");
+    assert!(has_attempt(&report, "https://example.test/", "pox_error"));
+    assert!(has_attempt(
+        &report,
+        "https://autodiscover.example.test/",
+        "pox_error"
+    ));
+}
+
+#[tokio::test]
+async fn srv_order_follows_priority() {
+    let env = TestEnv::start().await;
+    env.dns.srv(
+        "_autodiscover._tcp.example.test",
+        20,
+        100,
+        443,
+        "backup.example.test",
+    );
+    env.dns.srv(
+        "_autodiscover._tcp.example.test",
+        10,
+        0,
+        443,
+        "primary.example.test",
+    );
+    env.host("primary.example.test", |_| Reply::fixture(NO_EXPR));
+    env.host("backup.example.test", |_| Reply::fixture(SETTINGS));
+    let report = env.discover("alice@example.test").await;
+    assert_eq!(report.method, Some(Method::Srv));
+    assert_eq!(
+        report.exchange_server_host.as_deref(),
+        Some("exch01.example.test")
+    );
+    assert!(env.fleet.seen_by("backup.example.test").is_empty());
+}
+
+#[tokio::test]
+async fn srv_falls_back_to_the_next_target() {
+    let env = TestEnv::start().await;
+    env.dns.srv(
+        "_autodiscover._tcp.example.test",
+        10,
+        0,
+        443,
+        "primary.example.test",
+    );
+    env.dns.srv(
+        "_autodiscover._tcp.example.test",
+        20,
+        0,
+        443,
+        "backup.example.test",
+    );
+    env.refused("primary.example.test");
+    env.host("backup.example.test", |_| Reply::fixture(SETTINGS));
+    let report = env.discover("alice@example.test").await;
+    assert_eq!(report.method, Some(Method::Srv));
+    assert!(has_attempt(
+        &report,
+        "primary.example.test",
+        "connection_refused"
+    ));
+}
+
+#[tokio::test]
+async fn srv_dot_target_and_dns_failures_are_told_apart() {
+    let env = TestEnv::start().await;
+    env.dns.srv("_autodiscover._tcp.dot.test", 0, 0, 0, ".");
+    env.dns.set(
+        "_autodiscover._tcp.fail.test",
+        RecordType::SRV,
+        Answer::ServFail,
+    );
+    env.dns.set(
+        "_autodiscover._tcp.silent.test",
+        RecordType::SRV,
+        Answer::Silent,
+    );
+    for (domain, code) in [
+        ("dot.test", "srv_no_service"),
+        ("nx.test", "dns_nxdomain"),
+        ("fail.test", "dns_servfail"),
+        ("silent.test", "dns_timeout"),
+    ] {
+        let report = env.discover(&format!("alice@{domain}")).await;
+        assert!(!report.is_found());
+        assert!(
+            has_attempt(&report, &format!("_autodiscover._tcp.{domain}."), code),
+            "{domain}: {:?}",
+            codes(&report)
+        );
+    }
+}
+
+#[tokio::test]
+async fn srv_ports_other_than_443_are_dropped() {
+    let env = TestEnv::start().await;
+    env.dns.srv(
+        "_autodiscover._tcp.example.test",
+        10,
+        0,
+        8443,
+        "odd.example.test",
+    );
+    env.host("odd.example.test", |_| Reply::fixture(SETTINGS));
+    let report = env.discover("alice@example.test").await;
+    assert!(!report.is_found());
+    assert!(has_attempt(
+        &report,
+        "_autodiscover._tcp.example.test.",
+        "srv_no_usable_target"
+    ));
+    assert!(env.fleet.seen_by("odd.example.test").is_empty());
+}
+
+#[tokio::test]
+async fn bad_certificates_are_refused() {
+    let env = TestEnv::start().await;
+    env.host_with_cert("example.test", CertKind::Expired, |_| {
+        Reply::fixture(SETTINGS)
+    });
+    env.host_with_cert("autodiscover.example.test", CertKind::WrongName, |_| {
+        Reply::fixture(SETTINGS)
+    });
+    env.dns.srv(
+        "_autodiscover._tcp.example.test",
+        10,
+        0,
+        443,
+        "self.example.test",
+    );
+    env.host_with_cert("self.example.test", CertKind::SelfSigned, |_| {
+        Reply::fixture(SETTINGS)
+    });
+    let report = env.discover("alice@example.test").await;
+    assert!(!report.is_found(), "{:?}", report.trail);
+    assert!(has_attempt(&report, "https://example.test/", "tls"));
+    assert!(has_attempt(
+        &report,
+        "https://autodiscover.example.test/",
+        "tls"
+    ));
+    assert!(has_attempt(&report, "https://self.example.test/", "tls"));
+    assert!(
+        env.fleet.seen().iter().all(|s| !s.tls),
+        "no https request got through"
+    );
+}
+
+#[tokio::test]
+async fn every_candidate_failing_returns_the_whole_trail() {
+    let env = TestEnv::start().await;
+    env.refused("example.test");
+    env.host("autodiscover.example.test", |_| Reply::status(503));
+    let report = env.discover("alice@example.test").await;
+    let error = report.error.as_ref().unwrap();
+    assert_eq!(error.code, "not_found");
+    assert!(has_attempt(
+        &report,
+        "https://example.test/",
+        "connection_refused"
+    ));
+    assert!(has_attempt(
+        &report,
+        "https://autodiscover.example.test/",
+        "http_status"
+    ));
+    assert!(has_attempt(
+        &report,
+        "http://autodiscover.example.test/",
+        "no_redirect"
+    ));
+    assert!(has_attempt(
+        &report,
+        "_autodiscover._tcp.example.test.",
+        "dns_nxdomain"
+    ));
+}
+
+#[tokio::test]
+async fn anonymous_401_is_weaker_evidence() {
+    let env = TestEnv::start().await;
+    env.refused("example.test");
+    env.host("autodiscover.example.test", |_| {
+        Reply::status(401).header(
+            "WWW-Authenticate",
+            "Basic realm=\"autodiscover.example.test\"",
+        )
+    });
+    let report = env.discover("alice@example.test").await;
+    assert_eq!(
+        report.exchange_server_host.as_deref(),
+        Some("autodiscover.example.test")
+    );
+    assert_eq!(report.evidence, Some(Evidence::AuthRequired));
+    assert!(report.confirmed);
+}
+
+#[tokio::test]
+async fn the_overall_deadline_ends_a_discovery_of_black_holes() {
+    let env = TestEnv::start().await;
+    env.black_hole("example.test");
+    env.black_hole("autodiscover.example.test");
+    let mut config = env.config();
+    config.deadline = Duration::from_millis(800);
+    let report = env.discover_with(config, "alice@example.test", None).await;
+    assert_eq!(report.error.as_ref().unwrap().code, "deadline");
+}

@@ -1,0 +1,372 @@
+//! The fake Autodiscover fleet: one listener on 127.0.0.1 that speaks TLS (certificate chosen
+//! by SNI) and plain HTTP on the same port, routing by host name. Hosts can answer through a
+//! handler, hang forever (a black hole), or present a bad certificate. Every request is
+//! recorded for assertions. Stops on drop.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http_body_util::BodyExt;
+use hyper::body::{Body, Bytes, Frame, Incoming};
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use tokio_rustls::LazyConfigAcceptor;
+
+use super::tls::{CertKind, TestCa};
+
+/// One request as the fleet saw it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub host: String,
+    pub method: String,
+    pub path: String,
+    pub tls: bool,
+    pub authorization: Option<String>,
+    pub body: String,
+}
+
+/// What a handler answers.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub delay: Duration,
+    pub hang: bool,
+    pub chunked: bool,
+}
+
+impl Reply {
+    pub fn status(status: u16) -> Self {
+        Self {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+            delay: Duration::ZERO,
+            hang: false,
+            chunked: false,
+        }
+    }
+
+    pub fn xml(body: impl Into<Vec<u8>>) -> Self {
+        Self {
+            body: body.into(),
+            ..Self::status(200)
+        }
+        .header("Content-Type", "text/xml; charset=utf-8")
+    }
+
+    pub fn fixture(path: &str) -> Self {
+        Self::xml(super::fixture(path))
+    }
+
+    pub fn redirect(status: u16, location: &str) -> Self {
+        Self::status(status).header("Location", location)
+    }
+
+    pub fn hang() -> Self {
+        Self {
+            hang: true,
+            ..Self::status(200)
+        }
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub fn delayed(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+
+    pub fn chunked(mut self) -> Self {
+        self.chunked = true;
+        self
+    }
+}
+
+type Handler = Arc<dyn Fn(&Seen) -> Reply + Send + Sync>;
+
+#[derive(Clone)]
+struct HostSpec {
+    handler: Handler,
+    black_hole: bool,
+}
+
+#[derive(Default)]
+struct State {
+    hosts: HashMap<String, HostSpec>,
+    certs: HashMap<String, Arc<CertifiedKey>>,
+    seen: Vec<Seen>,
+}
+
+/// The fleet.
+pub struct Fleet {
+    pub addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+    ca: Arc<TestCa>,
+    task: JoinHandle<()>,
+}
+
+impl Fleet {
+    pub async fn start(ca: Arc<TestCa>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(Mutex::new(State::default()));
+        let accept_state = state.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let state = accept_state.clone();
+                tokio::spawn(async move { serve_connection(stream, state).await });
+            }
+        });
+        Self {
+            addr,
+            state,
+            ca,
+            task,
+        }
+    }
+
+    /// `host` answers through `handler` with a valid certificate.
+    pub fn host(
+        &self,
+        host: &str,
+        handler: impl Fn(&Seen) -> Reply + Send + Sync + 'static,
+    ) -> &Self {
+        self.host_with_cert(host, CertKind::Valid, handler)
+    }
+
+    /// `host` answers through `handler` with a certificate of `kind`.
+    pub fn host_with_cert(
+        &self,
+        host: &str,
+        cert: CertKind,
+        handler: impl Fn(&Seen) -> Reply + Send + Sync + 'static,
+    ) -> &Self {
+        let key = self.ca.certified_key(host, cert);
+        let mut state = self.state.lock().unwrap();
+        state.certs.insert(host.to_owned(), key);
+        state.hosts.insert(
+            host.to_owned(),
+            HostSpec {
+                handler: Arc::new(handler),
+                black_hole: false,
+            },
+        );
+        self
+    }
+
+    /// `host` accepts TCP and never answers, on TLS and plain HTTP alike.
+    pub fn black_hole(&self, host: &str) -> &Self {
+        let mut state = self.state.lock().unwrap();
+        let handler: Handler = Arc::new(|_| Reply::hang());
+        state.hosts.insert(
+            host.to_owned(),
+            HostSpec {
+                handler,
+                black_hole: true,
+            },
+        );
+        self
+    }
+
+    /// Every request seen so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.state.lock().unwrap().seen.clone()
+    }
+
+    /// Requests seen for `host`.
+    pub fn seen_by(&self, host: &str) -> Vec<Seen> {
+        self.seen().into_iter().filter(|s| s.host == host).collect()
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+struct SniResolver {
+    state: Arc<Mutex<State>>,
+}
+
+impl std::fmt::Debug for SniResolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SniResolver")
+    }
+}
+
+impl ResolvesServerCert for SniResolver {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let name = hello.server_name()?.to_ascii_lowercase();
+        self.state.lock().unwrap().certs.get(&name).cloned()
+    }
+}
+
+async fn serve_connection(stream: TcpStream, state: Arc<Mutex<State>>) {
+    let mut first = [0u8; 1];
+    if stream.peek(&mut first).await.unwrap_or(0) == 0 {
+        return;
+    }
+    if first[0] != 0x16 {
+        serve_http(TokioIo::new(stream), false, state).await;
+        return;
+    }
+    let acceptor = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream);
+    let Ok(start) = acceptor.await else { return };
+    let sni = start
+        .client_hello()
+        .server_name()
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
+    let black_hole = state
+        .lock()
+        .unwrap()
+        .hosts
+        .get(&sni)
+        .is_some_and(|h| h.black_hole);
+    if black_hole {
+        // Accept TCP, never finish the handshake.
+        std::future::pending::<()>().await;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(SniResolver {
+            state: state.clone(),
+        }));
+    let Ok(tls) = start.into_stream(Arc::new(config)).await else {
+        return;
+    };
+    serve_http(TokioIo::new(tls), true, state).await;
+}
+
+async fn serve_http<IO>(io: TokioIo<IO>, tls: bool, state: Arc<Mutex<State>>)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+        let state = state.clone();
+        async move { Ok::<_, Infallible>(respond(request, tls, state).await) }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(io, service)
+        .await;
+}
+
+async fn respond(
+    request: Request<Incoming>,
+    tls: bool,
+    state: Arc<Mutex<State>>,
+) -> Response<ReplyBody> {
+    let host = request
+        .headers()
+        .get(hyper::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(|h| h.split(':').next().unwrap_or(h).to_ascii_lowercase())
+        .unwrap_or_default();
+    let method = request.method().to_string();
+    let path = request.uri().path().to_owned();
+    let authorization = request
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned);
+    let body = request
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let seen = Seen {
+        host: host.clone(),
+        method,
+        path,
+        tls,
+        authorization,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    };
+    let handler = {
+        let mut state = state.lock().unwrap();
+        state.seen.push(seen.clone());
+        state.hosts.get(&host).map(|h| h.handler.clone())
+    };
+    let reply = match handler {
+        Some(handler) => handler(&seen),
+        None => Reply::status(404),
+    };
+    if reply.hang {
+        std::future::pending::<()>().await;
+    }
+    if !reply.delay.is_zero() {
+        tokio::time::sleep(reply.delay).await;
+    }
+    let mut response = Response::builder().status(reply.status);
+    for (name, value) in &reply.headers {
+        response = response.header(name, value);
+    }
+    let body = ReplyBody {
+        chunks: split(reply.body, reply.chunked),
+        known_length: !reply.chunked,
+    };
+    response.body(body).unwrap()
+}
+
+fn split(body: Vec<u8>, chunked: bool) -> Vec<Bytes> {
+    if !chunked {
+        return vec![Bytes::from(body)];
+    }
+    body.chunks(16 * 1024).map(Bytes::copy_from_slice).collect()
+}
+
+/// A body served whole (with a length) or in chunks (without one).
+pub struct ReplyBody {
+    chunks: Vec<Bytes>,
+    known_length: bool,
+}
+
+impl Body for ReplyBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if self.chunks.is_empty() {
+            return Poll::Ready(None);
+        }
+        let chunk = self.chunks.remove(0);
+        Poll::Ready(Some(Ok(Frame::data(chunk))))
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        if self.known_length {
+            hyper::body::SizeHint::with_exact(self.chunks.iter().map(|c| c.len() as u64).sum())
+        } else {
+            hyper::body::SizeHint::default()
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.chunks.is_empty()
+    }
+}

@@ -1,0 +1,152 @@
+//! In-process fakes on loopback: a DNS authority, the HTTPS/HTTP fleet and a per-run CA. The
+//! pipeline under test is the production one, pointed at them through its configuration.
+
+pub mod dns;
+pub mod https;
+pub mod tls;
+
+use std::net::Ipv4Addr;
+use std::sync::{Arc, Once};
+use std::time::Duration;
+
+use exdisco::discovery::{Config, Pipeline};
+use exdisco::domain::{Credentials, EmailAddress};
+use exdisco::report::Report;
+
+pub use self::dns::{Answer, FakeDns};
+pub use self::https::{Fleet, Reply, Seen};
+pub use self::tls::{CertKind, TestCa};
+
+/// Where the fleet listens (every fake host's A record).
+pub const FLEET_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 1);
+/// A loopback address where nothing listens: connections are refused.
+pub const REFUSED_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 254);
+
+/// One test's world.
+pub struct TestEnv {
+    pub ca: Arc<TestCa>,
+    pub dns: FakeDns,
+    pub fleet: Fleet,
+}
+
+impl TestEnv {
+    pub async fn start() -> Self {
+        init_tracing();
+        let ca = Arc::new(TestCa::new());
+        let dns = FakeDns::start().await;
+        let fleet = Fleet::start(ca.clone()).await;
+        Self { ca, dns, fleet }
+    }
+
+    /// Serves `host` through `handler` and gives it an A record.
+    pub fn host(
+        &self,
+        host: &str,
+        handler: impl Fn(&Seen) -> Reply + Send + Sync + 'static,
+    ) -> &Self {
+        self.dns.a(host, FLEET_IP);
+        self.fleet.host(host, handler);
+        self
+    }
+
+    /// Serves `host` with a certificate of `kind`.
+    pub fn host_with_cert(
+        &self,
+        host: &str,
+        kind: CertKind,
+        handler: impl Fn(&Seen) -> Reply + Send + Sync + 'static,
+    ) -> &Self {
+        self.dns.a(host, FLEET_IP);
+        self.fleet.host_with_cert(host, kind, handler);
+        self
+    }
+
+    /// `host` accepts TCP and never answers.
+    pub fn black_hole(&self, host: &str) -> &Self {
+        self.dns.a(host, FLEET_IP);
+        self.fleet.black_hole(host);
+        self
+    }
+
+    /// `host` refuses connections.
+    pub fn refused(&self, host: &str) -> &Self {
+        self.dns.a(host, REFUSED_IP);
+        self
+    }
+
+    /// The configuration a user would write to reach these fakes: the fake name server, the
+    /// test CA as an extra root, loopback allowed, the fleet's port as the wire port, and
+    /// short timeouts.
+    pub fn config(&self) -> Config {
+        let mut config = Config::default();
+        config.dns.name_servers = vec![self.dns.addr];
+        config.dns.timeout = Duration::from_millis(500);
+        config.dns.attempts = 1;
+        config.http.extra_roots = vec![self.ca.cert()];
+        config.http.ports.https = self.fleet.addr.port();
+        config.http.ports.http = self.fleet.addr.port();
+        config.http.timeouts.connect = Duration::from_secs(2);
+        config.http.timeouts.read = Duration::from_secs(2);
+        config.http.timeouts.request = Duration::from_secs(3);
+        config.allow_nets = vec!["127.0.0.0/8".parse().unwrap()];
+        config.deadline = Duration::from_secs(8);
+        config.limits.per_host_per_second = 1000;
+        config.limits.per_host_burst = 1000;
+        config
+    }
+
+    pub async fn discover(&self, address: &str) -> Report {
+        self.discover_with(self.config(), address, None).await
+    }
+
+    pub async fn discover_with(
+        &self,
+        config: Config,
+        address: &str,
+        credentials: Option<&Credentials>,
+    ) -> Report {
+        let pipeline = Pipeline::builder(config).build().unwrap();
+        pipeline
+            .discover(&EmailAddress::parse(address).unwrap(), credentials)
+            .await
+    }
+}
+
+/// The codes in the trail, for `method`/`target` filtering in assertions.
+pub fn codes(report: &Report) -> Vec<&'static str> {
+    report.trail.iter().filter_map(|a| a.code).collect()
+}
+
+/// Whether the trail holds an attempt at a target containing `target` with `code`.
+pub fn has_attempt(report: &Report, target: &str, code: &str) -> bool {
+    report
+        .trail
+        .iter()
+        .any(|a| a.target.contains(target) && a.code == Some(code))
+}
+
+pub fn fixture(path: &str) -> Vec<u8> {
+    let full = format!("{}/fixtures/{path}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&full).unwrap_or_else(|err| panic!("{full}: {err}"))
+}
+
+/// Basic credentials as the fleet sees them.
+pub fn basic(username: &str, password: &str) -> String {
+    use base64::Engine;
+    let encoded =
+        base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
+    format!("Basic {encoded}")
+}
+
+/// Logs to the test writer when TEST_LOG is set.
+pub fn init_tracing() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter("exdisco=trace")
+                .with_test_writer()
+                .try_init();
+        }
+    });
+}
