@@ -4,11 +4,16 @@
 //! # Layout
 //! - [`domain`]: validated inputs (`EmailAddress`, `Domain`, `Credentials`).
 //! - [`report`]: what a discovery returns: host, URLs, method, confidence and the trail.
-//! - [`discovery`]: the pipeline. `candidates` (preference order), `srv` (RFC 2782),
-//!   `pox` (request body and bounded parser), `steps` (one candidate's requests),
-//!   `redirect` (hop decisions), `trust` (who gets credentials), `address_policy` (what may be
-//!   reached), `dns` (the resolver), `http` (the client and bounded fetch), `limits`
-//!   (per-host and per-account governors), `error` (`discovery::Error` and its codes).
+//! - [`discovery`]: the pipeline (`Pipeline`, `Config`, the address-redirect loop).
+//!   - `candidates`: address to candidates in the protocol's preference order (pure).
+//!   - `race`: runs the candidates at once; the preference order picks the answer.
+//!   - `steps`: one candidate's requests: POX POSTs, the plain-HTTP redirect, SRV targets.
+//!   - `pox`: the request body and the bounded answer parser (pure).
+//!   - `srv`: RFC 2782 ordering (pure). `redirect`: hop budget and target checks.
+//!   - `trust`: which hosts may receive credentials. `challenge`: `WWW-Authenticate`.
+//!   - `address_policy`: which IP addresses may be reached. `dns`: the one resolver.
+//!   - `http`: the one client and the bounded fetch. `limits`: per-host and per-account
+//!     governors. `error`: `discovery::Error` and its stable codes.
 //! - `cli` and `telemetry` (binary only): the `exdisco` command line.
 //!
 //! # Example

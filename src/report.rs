@@ -119,6 +119,17 @@ pub enum Step {
     HttpRedirect,
 }
 
+impl Step {
+    /// A stable label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Srv => "srv",
+            Self::Pox => "pox",
+            Self::HttpRedirect => "http_redirect",
+        }
+    }
+}
+
 /// What one attempt came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -134,6 +145,30 @@ pub enum Outcome {
     Refused,
     /// The attempt was cancelled because a preferred answer was chosen.
     Cancelled,
+}
+
+impl Outcome {
+    /// A stable label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Answered => "answered",
+            Self::Redirected => "redirected",
+            Self::Failed => "failed",
+            Self::Refused => "refused",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl Evidence {
+    /// A stable label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Settings => "settings",
+            Self::AuthRequired => "auth_required",
+            Self::Explicit => "explicit",
+        }
+    }
 }
 
 /// Why a discovery found nothing, in the report.

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use reqwest::header::{HeaderMap, LOCATION, WWW_AUTHENTICATE};
+use reqwest::header::{HeaderMap, LOCATION};
 use reqwest::{Method as HttpMethod, StatusCode};
 use tokio::sync::Semaphore;
 use tracing::{Instrument, debug};
@@ -22,6 +22,7 @@ use url::Url;
 
 use super::Shared;
 use super::candidates::{Candidate, Start};
+use super::challenge::Challenge;
 use super::error::Error;
 use super::http::{Fetched, Outgoing};
 use super::pox::{self, Answer, Settings};
@@ -589,34 +590,6 @@ fn pick_host(settings: &Settings) -> Option<String> {
     })
 }
 
-/// The schemes a `WWW-Authenticate` challenge offers.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Challenge {
-    /// `Basic` is offered.
-    pub basic: bool,
-    /// `Bearer` is offered.
-    pub bearer: bool,
-}
-
-impl Challenge {
-    /// Reads every `WWW-Authenticate` header, case-insensitively.
-    pub fn parse(headers: &HeaderMap) -> Self {
-        let mut challenge = Self::default();
-        for value in headers.get_all(WWW_AUTHENTICATE) {
-            let Ok(value) = value.to_str() else { continue };
-            for part in value.split(',') {
-                let scheme = part.split_whitespace().next().unwrap_or("");
-                if scheme.eq_ignore_ascii_case("basic") {
-                    challenge.basic = true;
-                } else if scheme.eq_ignore_ascii_case("bearer") {
-                    challenge.bearer = true;
-                }
-            }
-        }
-        challenge
-    }
-}
-
 fn location(headers: &HeaderMap) -> Option<String> {
     headers.get(LOCATION)?.to_str().ok().map(str::to_owned)
 }
@@ -627,40 +600,7 @@ fn failed(code: &'static str) -> CandidateOutcome {
 
 #[cfg(test)]
 mod tests {
-    use reqwest::header::HeaderValue;
-
     use super::*;
-
-    #[test]
-    fn challenges_are_read_case_insensitively() {
-        let mut headers = HeaderMap::new();
-        headers.append(WWW_AUTHENTICATE, HeaderValue::from_static("Negotiate"));
-        headers.append(
-            WWW_AUTHENTICATE,
-            HeaderValue::from_static("basic realm=\"mail.example.test\""),
-        );
-        assert_eq!(
-            Challenge::parse(&headers),
-            Challenge {
-                basic: true,
-                bearer: false
-            }
-        );
-        let mut headers = HeaderMap::new();
-        headers.append(
-            WWW_AUTHENTICATE,
-            HeaderValue::from_static(
-                "Bearer client_id=\"00000002-0000-0ff1-ce00-000000000000\", trusted_issuers=\"x\"",
-            ),
-        );
-        assert_eq!(
-            Challenge::parse(&headers),
-            Challenge {
-                basic: false,
-                bearer: true
-            }
-        );
-    }
 
     #[test]
     fn expr_server_is_preferred_over_guid_exch() {

@@ -1,0 +1,345 @@
+//! The preference race of one address: every candidate at once, the protocol's order decides.
+//!
+//! The most preferred candidate that has not failed for good wins as soon as it answers. Once
+//! a less preferred candidate has answered, the more preferred ones still pending get a short
+//! patience ([`PreferenceWait`]); then they are cancelled (`superseded` in the trail), so a
+//! black hole costs a fraction of the answer's own time instead of a timeout.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinSet;
+use tracing::Instrument;
+
+use super::Pipeline;
+use super::candidates::{Candidate, Start, candidates_for};
+use super::steps::{CandidateOutcome, Found, RunState, run_candidate};
+use crate::domain::EmailAddress;
+use crate::report::{Attempt, Failure, Method, Outcome, Step};
+
+/// The patience granted to preferred candidates once a less preferred one has answered:
+/// `factor` times the time that answer took, clamped to `min..=max`.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct PreferenceWait {
+    /// Fraction of the answer's time. Default: 0.1.
+    pub factor: f64,
+    /// Lower bound. Default: 10 ms.
+    pub min: Duration,
+    /// Upper bound. Default: 1 s.
+    pub max: Duration,
+}
+
+impl Default for PreferenceWait {
+    fn default() -> Self {
+        Self {
+            factor: 0.1,
+            min: Duration::from_millis(10),
+            max: Duration::from_secs(1),
+        }
+    }
+}
+
+impl PreferenceWait {
+    fn after(&self, answered_in: Duration) -> Duration {
+        answered_in
+            .mul_f64(self.factor.max(0.0))
+            .clamp(self.min, self.max.max(self.min))
+    }
+}
+
+impl Pipeline {
+    /// Runs every candidate for one address and lets the preference order decide.
+    pub(super) async fn race(&self, run: Arc<RunState>, started: Instant) -> RaceEnd {
+        let candidates = candidates_for(run.address.domain());
+        {
+            let mut hops = run.hops.lock().unwrap_or_else(|e| e.into_inner());
+            for candidate in &candidates {
+                if let Start::Pox(url) = &candidate.start {
+                    hops.visit_start(url);
+                }
+            }
+        }
+        let mut set = JoinSet::new();
+        let mut rank_of_task = HashMap::new();
+        for (rank, candidate) in candidates.iter().cloned().enumerate() {
+            let task = run_candidate(self.shared.clone(), run.clone(), candidate);
+            let handle = set.spawn(task.in_current_span());
+            rank_of_task.insert(handle.id(), rank);
+        }
+        let mut slots: Vec<Option<CandidateOutcome>> = candidates.iter().map(|_| None).collect();
+        let mut patience: Option<tokio::time::Instant> = None;
+        loop {
+            match decide(&slots) {
+                Decision::Take(rank) => {
+                    set.abort_all();
+                    self.record_cancelled(&run, &candidates, &slots, started);
+                    let method = candidates[rank].method;
+                    return match slots[rank].take() {
+                        Some(CandidateOutcome::Found(found)) => RaceEnd::Found {
+                            rank_method: method,
+                            found,
+                        },
+                        Some(CandidateOutcome::RedirectAddr { address, trusted }) => {
+                            RaceEnd::RedirectAddr { address, trusted }
+                        }
+                        _ => unreachable!("decide takes only answered slots"),
+                    };
+                }
+                Decision::AllFailed => {
+                    let codes = slots
+                        .iter()
+                        .map(|slot| match slot {
+                            Some(CandidateOutcome::Failed { code }) => *code,
+                            _ => "cancelled",
+                        })
+                        .collect();
+                    return RaceEnd::AllFailed { codes };
+                }
+                Decision::Wait {
+                    answered_below: true,
+                } if patience.is_none() => {
+                    let wait = self.shared.config.preference_wait.after(started.elapsed());
+                    patience = Some(tokio::time::Instant::now() + wait);
+                }
+                Decision::Wait { .. } => {}
+            }
+            let joined = match patience {
+                Some(until) => tokio::select! {
+                    joined = set.join_next_with_id() => joined,
+                    () = tokio::time::sleep_until(until) => {
+                        // Patience is over: every pending preferred candidate fails for good.
+                        for slot in slots.iter_mut().filter(|s| s.is_none()) {
+                            *slot = Some(CandidateOutcome::Failed { code: "superseded" });
+                        }
+                        patience = None;
+                        continue;
+                    }
+                },
+                None => set.join_next_with_id().await,
+            };
+            match joined {
+                Some(Ok((id, outcome))) => {
+                    if let Some(rank) = rank_of_task.get(&id) {
+                        slots[*rank] = Some(outcome);
+                    }
+                }
+                Some(Err(join_error)) => {
+                    if let Some(rank) = rank_of_task.get(&join_error.id()) {
+                        slots[*rank] = Some(CandidateOutcome::Failed { code: "internal" });
+                    }
+                }
+                None => {
+                    // Every task ended; mark anything left as failed so decide concludes.
+                    for slot in slots.iter_mut().filter(|s| s.is_none()) {
+                        *slot = Some(CandidateOutcome::Failed { code: "internal" });
+                    }
+                }
+            }
+        }
+    }
+
+    fn record_cancelled(
+        &self,
+        run: &RunState,
+        candidates: &[Candidate],
+        slots: &[Option<CandidateOutcome>],
+        started: Instant,
+    ) {
+        let pending_ms = started.elapsed().as_millis() as u64;
+        let mut trail = run.trail.lock().unwrap_or_else(|e| e.into_inner());
+        for (candidate, slot) in candidates.iter().zip(slots) {
+            let superseded = matches!(slot, Some(CandidateOutcome::Failed { code: "superseded" }));
+            if slot.is_some() && !superseded {
+                continue;
+            }
+            trail.push(Attempt {
+                step: match candidate.start {
+                    Start::Pox(_) => Step::Pox,
+                    Start::HttpRedirect(_) => Step::HttpRedirect,
+                    Start::Srv(_) => Step::Srv,
+                },
+                method: candidate.method,
+                target: candidate.target(),
+                outcome: Outcome::Cancelled,
+                code: Some(if superseded {
+                    "superseded"
+                } else {
+                    "cancelled"
+                }),
+                detail: Some("a preferred answer was chosen".to_owned()),
+                authenticated: false,
+                ms: pending_ms,
+            });
+        }
+    }
+}
+
+pub(super) enum RaceEnd {
+    Found {
+        rank_method: Method,
+        found: Found,
+    },
+    RedirectAddr {
+        address: EmailAddress,
+        trusted: bool,
+    },
+    AllFailed {
+        codes: Vec<&'static str>,
+    },
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Decision {
+    /// The slot at this rank answered and nothing preferred is pending.
+    Take(usize),
+    /// A preferred candidate is pending; `answered_below` when a less preferred one answered.
+    Wait { answered_below: bool },
+    /// Every candidate failed.
+    AllFailed,
+}
+
+fn decide(slots: &[Option<CandidateOutcome>]) -> Decision {
+    for (rank, slot) in slots.iter().enumerate() {
+        match slot {
+            Some(CandidateOutcome::Failed { .. }) => continue,
+            Some(_) => return Decision::Take(rank),
+            None => {
+                let answered_below = slots[rank + 1..].iter().any(|s| {
+                    matches!(
+                        s,
+                        Some(CandidateOutcome::Found(_) | CandidateOutcome::RedirectAddr { .. })
+                    )
+                });
+                return Decision::Wait { answered_below };
+            }
+        }
+    }
+    Decision::AllFailed
+}
+
+/// The failure of a discovery from the last code of each candidate.
+pub(super) fn summarise_failure(codes: &[&'static str]) -> Failure {
+    let refused = |c: &&str| matches!(*c, "auth_rejected" | "credential_budget");
+    if codes.iter().any(refused) {
+        if codes.iter().all(|c| refused(c) || is_absent(c)) {
+            return Failure {
+                code: "auth_failed",
+                message: "every Autodiscover endpoint that answered refused the credentials".into(),
+            };
+        }
+        return Failure {
+            code: "auth_inconclusive",
+            message: "some endpoints refused the credentials, others could not be reached".into(),
+        };
+    }
+    if codes.contains(&"modern_auth_only") {
+        return Failure {
+            code: "modern_auth_only",
+            message:
+                "the server accepts only modern authentication (OAuth); basic authentication is off"
+                    .into(),
+        };
+    }
+    Failure {
+        code: "not_found",
+        message: format!("no candidate found a host ({})", codes.join(", ")),
+    }
+}
+
+/// Codes that mean "no Autodiscover endpoint there", as opposed to one that failed.
+fn is_absent(code: &str) -> bool {
+    matches!(
+        code,
+        "dns_nxdomain"
+            | "dns_no_records"
+            | "srv_no_service"
+            | "srv_no_usable_target"
+            | "connection_refused"
+            | "no_redirect"
+            | "http_status"
+            | "duplicate_target"
+            | "redirect_loop"
+            | "pox_error"
+            | "pox_invalid_xml"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::Evidence;
+
+    fn found() -> CandidateOutcome {
+        CandidateOutcome::Found(Found {
+            host: "mail.example.test".into(),
+            evidence: Evidence::Settings,
+            confirmed: true,
+            settings: None,
+        })
+    }
+
+    fn fail() -> CandidateOutcome {
+        CandidateOutcome::Failed { code: "timeout" }
+    }
+
+    #[test]
+    fn preference_order_decides() {
+        assert_eq!(
+            decide(&[None, Some(found()), None, None]),
+            Decision::Wait {
+                answered_below: true
+            }
+        );
+        assert_eq!(
+            decide(&[Some(fail()), Some(found()), None, None]),
+            Decision::Take(1)
+        );
+        assert_eq!(
+            decide(&[Some(found()), Some(found()), None, None]),
+            Decision::Take(0)
+        );
+        assert_eq!(
+            decide(&[None, None, None, None]),
+            Decision::Wait {
+                answered_below: false
+            }
+        );
+        assert_eq!(decide(&[Some(fail()), Some(fail())]), Decision::AllFailed);
+    }
+
+    #[test]
+    fn patience_is_proportional_and_bounded() {
+        let wait = PreferenceWait::default();
+        assert_eq!(
+            wait.after(Duration::from_millis(500)),
+            Duration::from_millis(50)
+        );
+        assert_eq!(
+            wait.after(Duration::from_millis(1)),
+            Duration::from_millis(10)
+        );
+        assert_eq!(wait.after(Duration::from_secs(60)), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn auth_failure_needs_every_answering_endpoint_to_refuse() {
+        assert_eq!(
+            summarise_failure(&["auth_rejected", "dns_nxdomain", "no_redirect"]).code,
+            "auth_failed"
+        );
+        assert_eq!(
+            summarise_failure(&["auth_rejected", "timeout"]).code,
+            "auth_inconclusive"
+        );
+        assert_eq!(
+            summarise_failure(&["modern_auth_only", "timeout"]).code,
+            "modern_auth_only"
+        );
+        assert_eq!(
+            summarise_failure(&["timeout", "dns_nxdomain"]).code,
+            "not_found"
+        );
+    }
+}
