@@ -38,9 +38,14 @@ pub struct FakeDns {
 
 impl FakeDns {
     pub async fn start() -> Self {
-        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let addr = udp.local_addr().unwrap();
-        let tcp = TcpListener::bind(addr).await.unwrap();
+        // UDP and TCP on the same port: retry when the TCP side of a fresh UDP port is taken.
+        let (udp, tcp, addr) = loop {
+            let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let addr = udp.local_addr().unwrap();
+            if let Ok(tcp) = TcpListener::bind(addr).await {
+                break (udp, tcp, addr);
+            }
+        };
         let zone = Arc::new(Mutex::new(Zone::default()));
         let udp = Arc::new(udp);
         let udp_zone = zone.clone();
