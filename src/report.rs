@@ -3,6 +3,8 @@
 
 use serde::Serialize;
 
+use crate::discovery::activesync::Probe;
+
 /// The outcome of one discovery, successful or not. Serialises to the `discover --json` shape.
 #[derive(Debug, Clone, Serialize)]
 #[non_exhaustive]
@@ -22,6 +24,15 @@ pub struct Report {
     pub activesync_url: Option<String>,
     /// The EWS URL (`EwsUrl`).
     pub ews_url: Option<String>,
+    /// Who runs the mailbox; `None` when nothing was found.
+    pub provider: Option<Provider>,
+    /// The anonymous ActiveSync probe that confirms the host (or the URL Autodiscover named).
+    pub activesync: Option<Probe>,
+    /// The credential check, when one was asked for (`discover --verify`).
+    pub verification: Option<Probe>,
+    /// Whether the credentials work: `Some(true)` only after a 200 with the ActiveSync headers
+    /// to an authenticated request; `None` when not checked or not decidable.
+    pub credentials_valid: Option<bool>,
     /// The address the answer is for, when Autodiscover redirected to another address.
     pub redirected_email: Option<String>,
     /// How long the answer may be cached, in seconds (`TTL` in hours, default 1).
@@ -35,6 +46,28 @@ pub struct Report {
 }
 
 impl Report {
+    /// A report for `email` with nothing found yet.
+    pub fn empty(email: String) -> Self {
+        Self {
+            email,
+            exchange_server_host: None,
+            method: None,
+            confirmed: false,
+            evidence: None,
+            activesync_url: None,
+            ews_url: None,
+            provider: None,
+            activesync: None,
+            verification: None,
+            credentials_valid: None,
+            redirected_email: None,
+            ttl_seconds: None,
+            trail: Vec::new(),
+            seconds: 0.0,
+            error: None,
+        }
+    }
+
     /// Whether a host was found.
     pub fn is_found(&self) -> bool {
         self.exchange_server_host.is_some()
@@ -56,6 +89,10 @@ pub enum Method {
     HttpRedirect,
     /// DNS SRV `_autodiscover._tcp.DOMAIN`, then a POST to the target.
     Srv,
+    /// Autodiscover v2 JSON at Exchange Online, when the domain's MX is Exchange Online's.
+    AutodiscoverV2,
+    /// `OPTIONS /Microsoft-Server-ActiveSync` on the names a domain typically uses.
+    ActiveSync,
 }
 
 impl Method {
@@ -67,6 +104,29 @@ impl Method {
             Self::PoxAutodiscover => "pox_autodiscover",
             Self::HttpRedirect => "http_redirect",
             Self::Srv => "srv",
+            Self::AutodiscoverV2 => "autodiscover_v2",
+            Self::ActiveSync => "activesync",
+        }
+    }
+}
+
+/// Who runs the mailbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Provider {
+    /// An Exchange server: basic authentication may work.
+    Exchange,
+    /// Exchange Online (Microsoft 365): basic authentication is off; OAuth is needed.
+    Office365,
+}
+
+impl Provider {
+    /// A stable label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Exchange => "exchange",
+            Self::Office365 => "office365",
         }
     }
 }
@@ -81,6 +141,8 @@ pub enum Evidence {
     /// The Autodiscover endpoint answered 401: it exists and wants credentials. The host is
     /// the endpoint's, not one the server named.
     AuthRequired,
+    /// The host answered `OPTIONS /Microsoft-Server-ActiveSync` as ActiveSync.
+    ActiveSync,
     /// The caller named the host.
     Explicit,
 }
@@ -117,6 +179,12 @@ pub enum Step {
     Pox,
     /// The unauthenticated plain-HTTP GET that may answer with a redirect.
     HttpRedirect,
+    /// A DNS MX lookup.
+    Mx,
+    /// An Autodiscover v2 JSON GET.
+    AutodiscoverV2,
+    /// An ActiveSync OPTIONS request.
+    ActiveSync,
 }
 
 impl Step {
@@ -126,6 +194,9 @@ impl Step {
             Self::Srv => "srv",
             Self::Pox => "pox",
             Self::HttpRedirect => "http_redirect",
+            Self::Mx => "mx",
+            Self::AutodiscoverV2 => "autodiscover_v2",
+            Self::ActiveSync => "activesync",
         }
     }
 }
@@ -166,6 +237,7 @@ impl Evidence {
         match self {
             Self::Settings => "settings",
             Self::AuthRequired => "auth_required",
+            Self::ActiveSync => "activesync",
             Self::Explicit => "explicit",
         }
     }

@@ -19,6 +19,12 @@ pub enum Start {
     HttpRedirect(Url),
     /// Look up SRV records under this fully qualified name.
     Srv(String),
+    /// Look up the MX records of the domain; when they are Exchange Online's, ask
+    /// Autodiscover v2 there.
+    AutodiscoverV2,
+    /// Probe `OPTIONS /Microsoft-Server-ActiveSync` on these hosts (and the MX hosts inside
+    /// the domain).
+    ActiveSync(Vec<String>),
 }
 
 /// One candidate: a method and where it starts.
@@ -36,6 +42,8 @@ impl Candidate {
         match &self.start {
             Start::Pox(url) | Start::HttpRedirect(url) => url.to_string(),
             Start::Srv(name) => name.clone(),
+            Start::AutodiscoverV2 => "autodiscover v2 (if MX is Exchange Online)".to_owned(),
+            Start::ActiveSync(hosts) => hosts.join(" "),
         }
     }
 }
@@ -64,8 +72,24 @@ pub fn candidates_for(domain: &Domain) -> Vec<Candidate> {
             method: Method::Srv,
             start: Start::Srv(format!("_autodiscover._tcp.{domain}.")),
         },
+        Candidate {
+            method: Method::AutodiscoverV2,
+            start: Start::AutodiscoverV2,
+        },
+        Candidate {
+            method: Method::ActiveSync,
+            start: Start::ActiveSync(
+                ACTIVESYNC_HOST_PREFIXES
+                    .iter()
+                    .map(|prefix| format!("{prefix}.{domain}"))
+                    .collect(),
+            ),
+        },
     ]
 }
+
+/// The host names a domain typically gives its ActiveSync server.
+const ACTIVESYNC_HOST_PREFIXES: &[&str] = &["mail", "owa", "exchange", "webmail"];
 
 #[cfg(test)]
 mod tests {
@@ -85,6 +109,9 @@ mod tests {
                 "https://autodiscover.sub.example.co.uk/autodiscover/autodiscover.xml",
                 "http://autodiscover.sub.example.co.uk/autodiscover/autodiscover.xml",
                 "_autodiscover._tcp.sub.example.co.uk.",
+                "autodiscover v2 (if MX is Exchange Online)",
+                "mail.sub.example.co.uk owa.sub.example.co.uk exchange.sub.example.co.uk \
+                 webmail.sub.example.co.uk",
             ]
         );
     }
@@ -93,6 +120,10 @@ mod tests {
     fn never_a_parent_domain() {
         let domain = Domain::parse("mail.sub.example.test").unwrap();
         for candidate in candidates_for(&domain) {
+            if candidate.start == Start::AutodiscoverV2 {
+                // Exchange Online's fixed endpoint, asked only when the MX is Exchange Online.
+                continue;
+            }
             let target = candidate.target();
             assert!(
                 target.contains("mail.sub.example.test"),

@@ -13,6 +13,8 @@ pub struct Challenge {
     pub basic: bool,
     /// `Bearer` is offered.
     pub bearer: bool,
+    /// Another scheme (NTLM, Negotiate) is offered.
+    pub other: bool,
 }
 
 impl Challenge {
@@ -27,6 +29,9 @@ impl Challenge {
                     challenge.basic = true;
                 } else if scheme.eq_ignore_ascii_case("bearer") {
                     challenge.bearer = true;
+                } else if !scheme.is_empty() && !scheme.contains('=') {
+                    // Parameters of a previous scheme contain '='; a bare token is a scheme.
+                    challenge.other = true;
                 }
             }
         }
@@ -52,7 +57,8 @@ mod tests {
             Challenge::parse(&headers),
             Challenge {
                 basic: true,
-                bearer: false
+                bearer: false,
+                other: true
             }
         );
         let mut headers = HeaderMap::new();
@@ -66,7 +72,8 @@ mod tests {
             Challenge::parse(&headers),
             Challenge {
                 basic: false,
-                bearer: true
+                bearer: true,
+                other: false
             }
         );
     }

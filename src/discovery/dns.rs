@@ -105,6 +105,36 @@ impl Dns {
             .collect())
     }
 
+    /// Looks up the MX hosts of `domain`, most preferred first.
+    pub async fn lookup_mx(&self, domain: &str) -> Result<Vec<String>, Error> {
+        let fqdn = format!("{}.", domain.trim_end_matches('.'));
+        let lookup = self
+            .resolver
+            .mx_lookup(fqdn.as_str())
+            .await
+            .map_err(|e| dns_error(&fqdn, e))?;
+        let mut records: Vec<(u16, String)> = lookup
+            .answers()
+            .iter()
+            .filter_map(|record| match &record.data {
+                RData::MX(mx) => Some((
+                    mx.preference,
+                    mx.exchange
+                        .to_ascii()
+                        .trim_end_matches('.')
+                        .to_ascii_lowercase(),
+                )),
+                _ => None,
+            })
+            .collect();
+        records.sort();
+        Ok(records
+            .into_iter()
+            .map(|(_, host)| host)
+            .filter(|h| !h.is_empty())
+            .collect())
+    }
+
     /// Looks up the addresses of `host` and refuses the name if any address is forbidden.
     pub async fn lookup_addresses(&self, host: &str) -> Result<Vec<IpAddr>, Error> {
         let fqdn = format!("{}.", host.trim_end_matches('.'));

@@ -17,6 +17,7 @@
 //!
 //! Every attempt lands in the trail of the [`Report`], found or not.
 
+pub mod activesync;
 mod address_policy;
 mod candidates;
 mod challenge;
@@ -24,6 +25,7 @@ mod dns;
 mod error;
 mod http;
 mod limits;
+mod online;
 pub mod pox;
 mod race;
 mod redirect;
@@ -36,8 +38,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
-use tokio::sync::Semaphore;
+use tokio::sync::{OnceCell, Semaphore};
 use tracing::Instrument;
+use url::Url;
 
 pub use address_policy::{AddressPolicy, is_non_public};
 pub use candidates::{Candidate, Start, candidates_for};
@@ -46,16 +49,18 @@ pub use dns::{Dns, DnsConfig};
 pub use error::Error;
 pub use http::{Http, HttpConfig, Ports, Timeouts};
 pub use limits::{Limits, LimitsConfig};
+pub use online::{DEFAULT_V2_BASE, is_exchange_online_host, is_exchange_online_mx};
 pub use pox::Schema;
 pub use redirect::{AUTODISCOVER_PATH, is_autodiscover_path};
 pub use trust::{BUILT_IN_TRUSTED_HOSTS, Trust};
 
+use self::activesync::{CredentialUse, Probe, ProbeOutcome};
 pub use self::race::PreferenceWait;
 use self::race::{RaceEnd, summarise_failure};
 use self::redirect::Hops;
-use self::steps::RunState;
+use self::steps::{Found, RunState, Steps};
 use crate::domain::{Credentials, Domain, EmailAddress};
-use crate::report::{Evidence, Failure, Method, Report};
+use crate::report::{Attempt, Evidence, Failure, Method, Provider, Report};
 
 /// Settings of the discovery pipeline. Every field has a documented default.
 #[derive(Debug, Clone)]
@@ -82,6 +87,10 @@ pub struct Config {
     pub schema: Schema,
     /// How long preferred candidates may still answer once a less preferred one has.
     pub preference_wait: PreferenceWait,
+    /// The Autodiscover v2 base URL of Exchange Online. Default: [`DEFAULT_V2_BASE`].
+    pub exchange_online_v2_base: String,
+    /// Probe the found host's ActiveSync endpoint (anonymously) to confirm it. Default: true.
+    pub confirm_activesync: bool,
 }
 
 impl Default for Config {
@@ -97,6 +106,8 @@ impl Default for Config {
             deadline: DEFAULT_DEADLINE,
             schema: Schema::default(),
             preference_wait: PreferenceWait::default(),
+            exchange_online_v2_base: DEFAULT_V2_BASE.to_owned(),
+            confirm_activesync: true,
         }
     }
 }
@@ -161,76 +172,119 @@ impl Pipeline {
     /// The report for a host the caller named: validated, no network traffic.
     pub fn explicit_host(address: &EmailAddress, host: &str) -> Result<Report, Error> {
         let host = Domain::parse(host)?;
-        Ok(Report {
-            email: address.to_string(),
-            exchange_server_host: Some(host.as_str().to_owned()),
-            method: Some(Method::Explicit),
-            confirmed: true,
-            evidence: Some(Evidence::Explicit),
-            activesync_url: None,
-            ews_url: None,
-            redirected_email: None,
-            ttl_seconds: None,
-            trail: Vec::new(),
-            seconds: 0.0,
-            error: None,
-        })
+        let mut report = Report::empty(address.to_string());
+        report.provider = Some(online::provider_of(host.as_str(), None));
+        report.exchange_server_host = Some(host.as_str().to_owned());
+        report.method = Some(Method::Explicit);
+        report.confirmed = true;
+        report.evidence = Some(Evidence::Explicit);
+        Ok(report)
     }
 
     /// Discovers the Exchange host for `address`. Never fails as a call: a discovery that
-    /// finds nothing returns a report with `error` set and the full trail.
+    /// finds nothing returns a report with `error` set and the full trail. The found host's
+    /// ActiveSync endpoint is probed anonymously to confirm it (`Config::confirm_activesync`).
     pub async fn discover(
         &self,
         address: &EmailAddress,
         credentials: Option<&Credentials>,
     ) -> Report {
+        let confirm = self.shared.config.confirm_activesync;
         let span = tracing::info_span!("discover", domain = %address.domain());
-        self.discover_inner(address, credentials)
+        self.discover_inner(address, credentials, confirm)
             .instrument(span)
             .await
+    }
+
+    /// Discovers the host, then checks the credentials there ([`Pipeline::verify`]).
+    pub async fn discover_and_verify(
+        &self,
+        address: &EmailAddress,
+        credentials: &Credentials,
+    ) -> Report {
+        let span = tracing::info_span!("discover", domain = %address.domain());
+        let mut report = self
+            .discover_inner(address, Some(credentials), false)
+            .instrument(span)
+            .await;
+        self.verify(&mut report, credentials).await;
+        report
+    }
+
+    /// Checks `credentials` on the report's host with one ActiveSync OPTIONS exchange:
+    /// anonymous first, then Basic only if the host challenges for it and is trusted (the
+    /// report's `confirmed`). Exchange Online gets no password at all: basic authentication is
+    /// off there. Fills `verification` and `credentials_valid`, and appends to the trail.
+    pub async fn verify(&self, report: &mut Report, credentials: &Credentials) {
+        let Some(host) = report.exchange_server_host.clone() else {
+            return;
+        };
+        let Ok(address) = EmailAddress::parse(&report.email) else {
+            return;
+        };
+        let url = report
+            .activesync_url
+            .as_deref()
+            .and_then(|u| Url::parse(u).ok())
+            .filter(|u| u.scheme() == "https" && u.host_str().is_some())
+            .or_else(|| activesync::activesync_url(&host));
+        let Some(url) = url else { return };
+        let context = RunContext::new(&self.shared.config);
+        let steps = self.steps(
+            &context,
+            &address,
+            None,
+            report.method.unwrap_or(Method::Explicit),
+        );
+        let probe = if report.provider == Some(Provider::Office365) {
+            Probe::not_sent(&url, ProbeOutcome::ModernAuthOnly, "modern_auth_only")
+        } else if !self
+            .shared
+            .limits
+            .try_account_attempt(&credentials.username)
+        {
+            Probe::not_sent(&url, ProbeOutcome::CredentialsWithheld, "credential_budget")
+        } else {
+            let usage = CredentialUse::Basic {
+                credentials,
+                trusted: report.confirmed,
+            };
+            steps.probe_recorded(&url, usage).await
+        };
+        report.credentials_valid = match probe.outcome {
+            ProbeOutcome::Confirmed => Some(true),
+            ProbeOutcome::CredentialsRefused => Some(false),
+            _ => None,
+        };
+        if report.activesync.is_none() && probe.outcome.shows_endpoint() {
+            report.activesync = Some(probe.clone());
+        }
+        report.verification = Some(probe);
+        report.trail.extend(context.take_trail());
     }
 
     async fn discover_inner(
         &self,
         address: &EmailAddress,
         credentials: Option<&Credentials>,
+        confirm: bool,
     ) -> Report {
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + self.shared.config.deadline;
-        let hops = Arc::new(Mutex::new(Hops::new(self.shared.config.max_redirects)));
-        let trail = Arc::new(Mutex::new(Vec::new()));
-        let credential_attempts = Arc::new(AtomicU32::new(0));
-        let credential_gate = Arc::new(Semaphore::new(1));
-        hops.lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .visit_address(&address.to_string());
+        let context = RunContext::new(&self.shared.config);
+        context.hops().visit_address(&address.to_string());
         let mut current = address.clone();
         let mut credentials = credentials.cloned();
         let end = loop {
-            let run = Arc::new(RunState {
-                body: pox::request_body(self.shared.config.schema, &current.to_string()),
-                trust: Mutex::new(Trust::new(
-                    current.domain(),
-                    &self.shared.config.trusted_hosts,
-                )),
-                address: current.clone(),
-                credentials: credentials.clone(),
-                hops: hops.clone(),
-                trail: trail.clone(),
-                credential_attempts: credential_attempts.clone(),
-                credential_gate: credential_gate.clone(),
-            });
-            let raced = tokio::time::timeout_at(deadline, self.race(run, started)).await;
+            let steps = self.steps(&context, &current, credentials.clone(), Method::Explicit);
+            let raced =
+                tokio::time::timeout_at(deadline, self.race(steps.run.clone(), started)).await;
             match raced {
                 Ok(RaceEnd::RedirectAddr {
                     address: next,
                     trusted,
                 }) => {
-                    let hop = hops
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .hop_to_address(&next.to_string());
-                    if let Err(err) = hop {
+                    if let Err(err) = context.hops().hop_to_address(&next.to_string()) {
                         break Err(Failure {
                             code: err.code(),
                             message: err.to_string(),
@@ -242,7 +296,7 @@ impl Pipeline {
                     }
                     current = next;
                 }
-                Ok(RaceEnd::Found { rank_method, found }) => break Ok((rank_method, found)),
+                Ok(RaceEnd::Found { rank_method, found }) => break Ok((rank_method, found, steps)),
                 Ok(RaceEnd::AllFailed { codes }) => break Err(summarise_failure(&codes)),
                 Err(_elapsed) => {
                     break Err(Failure {
@@ -252,44 +306,110 @@ impl Pipeline {
                 }
             }
         };
-        let trail = std::mem::take(&mut *trail.lock().unwrap_or_else(|e| e.into_inner()));
-        let seconds = started.elapsed().as_secs_f64();
-        let redirected_email = (current != *address).then(|| current.to_string());
+        let mut report = Report::empty(address.to_string());
+        report.redirected_email = (current != *address).then(|| current.to_string());
         match end {
-            Ok((method, found)) => {
-                let settings = found.settings.unwrap_or_default();
-                let has_settings = found.evidence == Evidence::Settings;
-                Report {
-                    email: address.to_string(),
-                    exchange_server_host: Some(found.host),
-                    method: Some(method),
-                    confirmed: found.confirmed,
-                    evidence: Some(found.evidence),
-                    activesync_url: settings.activesync_url,
-                    ews_url: settings.ews_url,
-                    redirected_email,
-                    ttl_seconds: has_settings
-                        .then(|| u64::from(settings.ttl_hours.unwrap_or(1)) * 3600),
-                    trail,
-                    seconds,
-                    error: None,
+            Ok((method, mut found, steps)) => {
+                if confirm && found.probe.is_none() {
+                    let steps = Steps { method, ..steps };
+                    found.probe = self.confirm(&steps, &found, deadline).await;
                 }
+                let settings = found.settings.unwrap_or_default();
+                report.provider = Some(online::provider_of(&found.host, Some(&settings)));
+                if found.evidence == Evidence::Settings {
+                    report.ttl_seconds = Some(u64::from(settings.ttl_hours.unwrap_or(1)) * 3600);
+                }
+                report.exchange_server_host = Some(found.host);
+                report.method = Some(method);
+                report.confirmed = found.confirmed;
+                report.evidence = Some(found.evidence);
+                report.activesync_url = settings.activesync_url.or_else(|| {
+                    let probe = found
+                        .probe
+                        .as_ref()
+                        .filter(|p| p.outcome.shows_endpoint())?;
+                    Some(probe.url.clone())
+                });
+                report.ews_url = settings.ews_url;
+                report.activesync = found.probe;
             }
-            Err(failure) => Report {
-                email: address.to_string(),
-                exchange_server_host: None,
-                method: None,
-                confirmed: false,
-                evidence: None,
-                activesync_url: None,
-                ews_url: None,
-                redirected_email,
-                ttl_seconds: None,
-                trail,
-                seconds,
-                error: Some(failure),
-            },
+            Err(failure) => report.error = Some(failure),
         }
+        report.trail = context.take_trail();
+        report.seconds = started.elapsed().as_secs_f64();
+        report
+    }
+
+    /// Probes the found host's ActiveSync endpoint anonymously, within the deadline.
+    async fn confirm(
+        &self,
+        steps: &Steps,
+        found: &Found,
+        deadline: tokio::time::Instant,
+    ) -> Option<Probe> {
+        let url = found
+            .settings
+            .as_ref()
+            .and_then(|s| s.activesync_url.as_deref())
+            .and_then(|u| Url::parse(u).ok())
+            .filter(|u| u.scheme() == "https")
+            .or_else(|| activesync::activesync_url(&found.host))?;
+        let probe = steps.probe_recorded(&url, CredentialUse::Anonymous);
+        tokio::time::timeout_at(deadline, probe).await.ok()
+    }
+
+    fn steps(
+        &self,
+        context: &RunContext,
+        address: &EmailAddress,
+        credentials: Option<Credentials>,
+        method: Method,
+    ) -> Steps {
+        let config = &self.shared.config;
+        let run = Arc::new(RunState {
+            body: pox::request_body(config.schema, &address.to_string()),
+            trust: Mutex::new(Trust::new(address.domain(), &config.trusted_hosts)),
+            address: address.clone(),
+            credentials,
+            hops: context.hops.clone(),
+            trail: context.trail.clone(),
+            credential_attempts: context.credential_attempts.clone(),
+            credential_gate: context.credential_gate.clone(),
+            mx: OnceCell::new(),
+        });
+        Steps {
+            shared: self.shared.clone(),
+            run,
+            method,
+        }
+    }
+}
+
+/// What one discovery shares across its address redirects: the hop budget, the trail and the
+/// credential budget.
+struct RunContext {
+    hops: Arc<Mutex<Hops>>,
+    trail: Arc<Mutex<Vec<Attempt>>>,
+    credential_attempts: Arc<AtomicU32>,
+    credential_gate: Arc<Semaphore>,
+}
+
+impl RunContext {
+    fn new(config: &Config) -> Self {
+        Self {
+            hops: Arc::new(Mutex::new(Hops::new(config.max_redirects))),
+            trail: Arc::new(Mutex::new(Vec::new())),
+            credential_attempts: Arc::new(AtomicU32::new(0)),
+            credential_gate: Arc::new(Semaphore::new(1)),
+        }
+    }
+
+    fn hops(&self) -> std::sync::MutexGuard<'_, Hops> {
+        self.hops.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn take_trail(&self) -> Vec<Attempt> {
+        std::mem::take(&mut *self.trail.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
 

@@ -159,6 +159,8 @@ impl Pipeline {
                     Start::Pox(_) => Step::Pox,
                     Start::HttpRedirect(_) => Step::HttpRedirect,
                     Start::Srv(_) => Step::Srv,
+                    Start::AutodiscoverV2 => Step::AutodiscoverV2,
+                    Start::ActiveSync(_) => Step::ActiveSync,
                 },
                 method: candidate.method,
                 target: candidate.target(),
@@ -277,6 +279,7 @@ mod tests {
             evidence: Evidence::Settings,
             confirmed: true,
             settings: None,
+            probe: None,
         })
     }
 

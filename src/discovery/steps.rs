@@ -16,11 +16,12 @@ use std::time::Instant;
 
 use reqwest::header::{HeaderMap, LOCATION};
 use reqwest::{Method as HttpMethod, StatusCode};
-use tokio::sync::Semaphore;
+use tokio::sync::{OnceCell, Semaphore};
 use tracing::{Instrument, debug};
 use url::Url;
 
 use super::Shared;
+use super::activesync::Probe;
 use super::candidates::{Candidate, Start};
 use super::challenge::Challenge;
 use super::error::Error;
@@ -62,6 +63,8 @@ pub struct Found {
     pub confirmed: bool,
     /// The settings, for a full answer.
     pub settings: Option<Settings>,
+    /// The ActiveSync probe that found the host, for the ActiveSync method.
+    pub probe: Option<Probe>,
 }
 
 /// The state of one discovery run for one address, shared by its candidates.
@@ -82,10 +85,12 @@ pub struct RunState {
     pub credential_attempts: Arc<AtomicU32>,
     /// Serialises credentialed attempts.
     pub credential_gate: Arc<Semaphore>,
+    /// The domain's MX hosts, looked up once per run by whichever step needs them first.
+    pub mx: OnceCell<Result<Vec<String>, &'static str>>,
 }
 
 impl RunState {
-    fn record(&self, attempt: Attempt) {
+    pub(super) fn record(&self, attempt: Attempt) {
         debug!(
             step = ?attempt.step,
             target = %attempt.target,
@@ -100,7 +105,7 @@ impl RunState {
             .push(attempt);
     }
 
-    fn is_trusted(&self, host: &str) -> bool {
+    pub(super) fn is_trusted(&self, host: &str) -> bool {
         self.trust
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -112,6 +117,47 @@ impl RunState {
     }
 }
 
+impl Steps {
+    /// The domain's MX hosts, looked up once per run and recorded in the trail.
+    pub(super) async fn mx_hosts(&self) -> Result<Vec<String>, &'static str> {
+        self.run
+            .mx
+            .get_or_init(|| async {
+                let domain = self.run.address.domain().as_str().to_owned();
+                let started = Instant::now();
+                match self.shared.dns.lookup_mx(&domain).await {
+                    Ok(hosts) => {
+                        let detail = Some(hosts.join(" "));
+                        self.record_attempt(
+                            Step::Mx,
+                            &domain,
+                            started,
+                            Outcome::Answered,
+                            None,
+                            detail,
+                            false,
+                        );
+                        Ok(hosts)
+                    }
+                    Err(err) => {
+                        self.record_attempt(
+                            Step::Mx,
+                            &domain,
+                            started,
+                            Outcome::Failed,
+                            Some(&err),
+                            None,
+                            false,
+                        );
+                        Err(err.code())
+                    }
+                }
+            })
+            .await
+            .clone()
+    }
+}
+
 /// Runs one candidate to its end.
 pub async fn run_candidate(
     shared: Arc<Shared>,
@@ -120,8 +166,8 @@ pub async fn run_candidate(
 ) -> CandidateOutcome {
     let span = tracing::debug_span!("step", kind = candidate.method.as_str(), target = %candidate.target());
     let steps = Steps {
-        shared: &shared,
-        run: &run,
+        shared,
+        run,
         method: candidate.method,
     };
     async move {
@@ -129,16 +175,20 @@ pub async fn run_candidate(
             Start::Pox(url) => steps.follow_pox(url).await,
             Start::HttpRedirect(url) => steps.http_redirect(url).await,
             Start::Srv(name) => steps.srv(&name).await,
+            Start::AutodiscoverV2 => steps.autodiscover_v2().await,
+            Start::ActiveSync(hosts) => steps.activesync_hosts(hosts).await,
         }
     }
     .instrument(span)
     .await
 }
 
-struct Steps<'a> {
-    shared: &'a Shared,
-    run: &'a RunState,
-    method: Method,
+/// The steps of one candidate: what they share and which method they serve.
+#[derive(Clone)]
+pub(super) struct Steps {
+    pub(super) shared: Arc<Shared>,
+    pub(super) run: Arc<RunState>,
+    pub(super) method: Method,
 }
 
 /// What one POST came to.
@@ -149,7 +199,7 @@ enum PostResult {
     Failed(&'static str),
 }
 
-impl Steps<'_> {
+impl Steps {
     async fn follow_pox(&self, start: Url) -> CandidateOutcome {
         let mut url = start;
         loop {
@@ -171,6 +221,7 @@ impl Steps<'_> {
                         evidence: Evidence::AuthRequired,
                         confirmed: trusted,
                         settings: None,
+                        probe: None,
                     });
                 }
                 PostResult::Failed(code) => return failed(code),
@@ -196,7 +247,7 @@ impl Steps<'_> {
         }
     }
 
-    fn hop(&self, from: &Url, location: &str) -> Result<Url, Error> {
+    pub(super) fn hop(&self, from: &Url, location: &str) -> Result<Url, Error> {
         let rules = TargetRules {
             extra_https_ports: &self.shared.config.extra_https_ports,
             autodiscover_path: true,
@@ -426,6 +477,7 @@ impl Steps<'_> {
                 evidence: Evidence::Settings,
                 confirmed: trusted,
                 settings: Some(settings),
+                probe: None,
             }),
             None => {
                 let err = Error::PoxNoSettings {
@@ -515,7 +567,7 @@ impl Steps<'_> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn record_attempt(
+    pub(super) fn record_attempt(
         &self,
         step: Step,
         target: &str,
@@ -537,7 +589,7 @@ impl Steps<'_> {
         });
     }
 
-    fn record_refusal(&self, step: Step, target: &str, err: &Error) {
+    pub(super) fn record_refusal(&self, step: Step, target: &str, err: &Error) {
         self.record_attempt(
             step,
             target,
@@ -594,7 +646,7 @@ fn location(headers: &HeaderMap) -> Option<String> {
     headers.get(LOCATION)?.to_str().ok().map(str::to_owned)
 }
 
-fn failed(code: &'static str) -> CandidateOutcome {
+pub(super) fn failed(code: &'static str) -> CandidateOutcome {
     CandidateOutcome::Failed { code }
 }
 

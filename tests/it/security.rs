@@ -231,7 +231,11 @@ async fn rule_7_a_redirect_to_http_is_refused() {
         .discover_with(env.config(), "alice@example.test", Some(&creds()))
         .await;
     assert!(codes(&report).contains(&"insecure_redirect"));
-    assert!(env.fleet.seen_by("mail.example.test").is_empty());
+    assert!(
+        env.fleet
+            .autodiscover_seen_by("mail.example.test")
+            .is_empty()
+    );
 }
 
 #[tokio::test]
@@ -271,7 +275,11 @@ async fn rule_8_hostile_redirect_urls_are_refused() {
             "{location}: {:?}",
             codes(&report)
         );
-        assert!(env.fleet.seen_by("mail.example.test").is_empty());
+        assert!(
+            env.fleet
+                .autodiscover_seen_by("mail.example.test")
+                .is_empty()
+        );
         assert!(env.fleet.seen_by("127.0.0.1").is_empty());
     }
 }

@@ -34,6 +34,13 @@ pub struct Seen {
     pub body: String,
 }
 
+impl Seen {
+    /// Whether this was an Autodiscover request (not an ActiveSync probe).
+    pub fn is_autodiscover(&self) -> bool {
+        self.path.to_ascii_lowercase().starts_with("/autodiscover/")
+    }
+}
+
 /// What a handler answers.
 #[derive(Debug, Clone)]
 pub struct Reply {
@@ -188,6 +195,14 @@ impl Fleet {
     /// Every request seen so far.
     pub fn seen(&self) -> Vec<Seen> {
         self.state.lock().unwrap().seen.clone()
+    }
+
+    /// Autodiscover requests seen for `host`.
+    pub fn autodiscover_seen_by(&self, host: &str) -> Vec<Seen> {
+        self.seen_by(host)
+            .into_iter()
+            .filter(Seen::is_autodiscover)
+            .collect()
     }
 
     /// Requests seen for `host`.

@@ -1,0 +1,364 @@
+//! The Exchange ActiveSync probe: `OPTIONS /Microsoft-Server-ActiveSync` ([MS-ASHTTP] 2.2.4,
+//! 2.2.2 for 451) and the classification of what it answers.
+//!
+//! Order of one probe:
+//! 1. OPTIONS anonymously. Its challenge says what the endpoint accepts, so a password never
+//!    goes to a server that would not take it (Bearer only) or that is not trusted.
+//! 2. With credentials, and only for a trusted https host whose challenge offers Basic, OPTIONS
+//!    once more with Basic credentials: that answer is the definitive one.
+//! 3. A 451 with `X-MS-Location` (the mailbox moved) is followed to its https target, at most
+//!    [`MAX_MOVES`] times.
+//!
+//! A 200 counts as ActiveSync only with both `MS-ASProtocolVersions` and
+//! `MS-ASProtocolCommands`; a 200 without them (a web page) is `not_activesync`.
+
+use std::time::Instant;
+
+use reqwest::header::HeaderMap;
+use reqwest::{Method as HttpMethod, StatusCode};
+use serde::Serialize;
+use url::Url;
+
+use super::challenge::Challenge;
+use super::error::Error;
+use super::http::{Http, Outgoing};
+use super::redirect::{self, TargetRules};
+use crate::domain::Credentials;
+
+/// The ActiveSync path.
+pub const ACTIVESYNC_PATH: &str = "/Microsoft-Server-ActiveSync";
+
+/// How many 451 moves one probe follows.
+pub const MAX_MOVES: u32 = 3;
+
+/// What an ActiveSync endpoint answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ProbeOutcome {
+    /// 200 with both protocol headers: ActiveSync, and the credentials (if sent) work.
+    Confirmed,
+    /// 401 to an anonymous request with a Basic challenge: an endpoint exists.
+    AuthRequired,
+    /// 401 after Basic credentials: the server refused them.
+    CredentialsRefused,
+    /// Only modern authentication (Bearer/OAuth) is accepted: basic authentication is off.
+    ModernAuthOnly,
+    /// Credentials were not sent: the host is not trusted, or not over https.
+    CredentialsWithheld,
+    /// 451 moves beyond [`MAX_MOVES`], or to a refused target.
+    Moved,
+    /// 403.
+    Forbidden,
+    /// 5xx.
+    ServerError,
+    /// A 200 without the ActiveSync headers, or another status.
+    NotActiveSync,
+    /// No answer: DNS, connect, TLS, timeout.
+    Unreachable,
+}
+
+impl ProbeOutcome {
+    /// A stable label.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Confirmed => "activesync_confirmed",
+            Self::AuthRequired => "auth_required",
+            Self::CredentialsRefused => "auth_rejected",
+            Self::ModernAuthOnly => "modern_auth_only",
+            Self::CredentialsWithheld => "credentials_withheld",
+            Self::Moved => "activesync_moved",
+            Self::Forbidden => "forbidden",
+            Self::ServerError => "server_error",
+            Self::NotActiveSync => "not_activesync",
+            Self::Unreachable => "unreachable",
+        }
+    }
+
+    /// Whether the answer shows an ActiveSync endpoint (confirmed, or one that challenges).
+    pub fn shows_endpoint(self) -> bool {
+        matches!(
+            self,
+            Self::Confirmed | Self::AuthRequired | Self::CredentialsRefused | Self::ModernAuthOnly
+        )
+    }
+}
+
+/// The classified result of one probe, with what the server told about itself.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct Probe {
+    /// The URL finally probed (after 451 moves).
+    pub url: String,
+    /// The classified answer.
+    pub outcome: ProbeOutcome,
+    /// A stable code: the outcome's, or the network failure's (`tls`, `dns_nxdomain`, ...).
+    pub code: &'static str,
+    /// The HTTP status of the last answer, if any.
+    pub status: Option<u16>,
+    /// `MS-ASProtocolVersions`, split.
+    pub versions: Vec<String>,
+    /// `MS-ASProtocolCommands`, split.
+    pub commands: Vec<String>,
+    /// `MS-Server-ActiveSync`: the server build.
+    pub server_build: Option<String>,
+    /// Whether credentials were sent.
+    pub authenticated: bool,
+    /// The 451 targets followed.
+    pub moves: Vec<String>,
+    /// Milliseconds for the whole probe.
+    pub ms: u64,
+}
+
+impl Probe {
+    /// A probe that sent nothing: the answer is known without asking (Exchange Online) or the
+    /// credential budget is spent.
+    pub fn not_sent(url: &Url, outcome: ProbeOutcome, code: &'static str) -> Self {
+        Self {
+            url: url.to_string(),
+            outcome,
+            code,
+            status: None,
+            versions: Vec::new(),
+            commands: Vec::new(),
+            server_build: None,
+            authenticated: false,
+            moves: Vec::new(),
+            ms: 0,
+        }
+    }
+}
+
+/// What a probe may do with credentials.
+#[derive(Debug, Clone, Copy)]
+pub enum CredentialUse<'a> {
+    /// Never send credentials.
+    Anonymous,
+    /// Send these after a Basic challenge, if the host is trusted.
+    Basic {
+        /// The credentials.
+        credentials: &'a Credentials,
+        /// Whether the host may receive them.
+        trusted: bool,
+    },
+}
+
+/// The ActiveSync URL of `host` (no port: the wire port comes from the configuration).
+pub fn activesync_url(host: &str) -> Option<Url> {
+    Url::parse(&format!("https://{host}{ACTIVESYNC_PATH}")).ok()
+}
+
+/// Probes `url`; every request is passed to `record` as it ends.
+pub async fn probe_activesync(
+    http: &Http,
+    url: &Url,
+    credentials: CredentialUse<'_>,
+    extra_https_ports: &[u16],
+    mut record: impl FnMut(&Url, Result<StatusCode, &Error>, bool, u64),
+) -> Probe {
+    let started = Instant::now();
+    let mut url = url.clone();
+    let mut moves = Vec::new();
+    loop {
+        let mut probe = probe_once(http, &url, credentials, &mut record).await;
+        probe.report.ms = started.elapsed().as_millis() as u64;
+        let Some(location) = probe.moved_to.take() else {
+            probe.report.moves = moves;
+            return probe.report;
+        };
+        let rules = TargetRules {
+            extra_https_ports,
+            autodiscover_path: false,
+        };
+        let next = match redirect::check_target(&url, &location, rules) {
+            Ok(next) if moves.len() < MAX_MOVES as usize && !moves.contains(&next.to_string()) => {
+                next
+            }
+            Ok(_) | Err(_) => {
+                let mut report = probe.report;
+                report.outcome = ProbeOutcome::Moved;
+                report.code = ProbeOutcome::Moved.code();
+                report.moves = moves;
+                report.ms = started.elapsed().as_millis() as u64;
+                return report;
+            }
+        };
+        moves.push(next.to_string());
+        url = next;
+    }
+}
+
+/// One request's classified answer, and where a 451 points.
+struct Step {
+    report: Probe,
+    moved_to: Option<String>,
+}
+
+async fn probe_once(
+    http: &Http,
+    url: &Url,
+    credentials: CredentialUse<'_>,
+    record: &mut impl FnMut(&Url, Result<StatusCode, &Error>, bool, u64),
+) -> Step {
+    let anonymous = send(http, url, None, record).await;
+    let (status, headers) = match anonymous {
+        Ok(answer) => answer,
+        Err(err) => return unreachable(url, &err),
+    };
+    let CredentialUse::Basic {
+        credentials,
+        trusted,
+    } = credentials
+    else {
+        return classify(url, status, &headers, false);
+    };
+    if status != StatusCode::UNAUTHORIZED {
+        // Moved, forbidden, or an endpoint that does not ask: nothing to verify with a password.
+        return classify(url, status, &headers, false);
+    }
+    let challenge = Challenge::parse(&headers);
+    if challenge.bearer && !challenge.basic || is_modern_only(&headers) {
+        return classify(url, status, &headers, false);
+    }
+    if !trusted || url.scheme() != "https" || !challenge.basic {
+        let mut step = classify(url, status, &headers, false);
+        if challenge.basic {
+            step.report.outcome = ProbeOutcome::CredentialsWithheld;
+            step.report.code = ProbeOutcome::CredentialsWithheld.code();
+        }
+        return step;
+    }
+    match send(http, url, Some(credentials), record).await {
+        Ok((status, headers)) => classify(url, status, &headers, true),
+        Err(err) => {
+            let mut step = unreachable(url, &err);
+            step.report.authenticated = true;
+            step
+        }
+    }
+}
+
+async fn send(
+    http: &Http,
+    url: &Url,
+    credentials: Option<&Credentials>,
+    record: &mut impl FnMut(&Url, Result<StatusCode, &Error>, bool, u64),
+) -> Result<(StatusCode, HeaderMap), Error> {
+    let started = Instant::now();
+    let request = Outgoing {
+        method: HttpMethod::OPTIONS,
+        url,
+        xml_body: None,
+        credentials,
+    };
+    let result = http.fetch(request).await;
+    let ms = started.elapsed().as_millis() as u64;
+    match result {
+        Ok(fetched) => {
+            record(url, Ok(fetched.status), credentials.is_some(), ms);
+            Ok((fetched.status, fetched.headers))
+        }
+        Err(err) => {
+            record(url, Err(&err), credentials.is_some(), ms);
+            Err(err)
+        }
+    }
+}
+
+/// Classifies one answer. Pure, so that every header shape can be unit-tested.
+fn classify(url: &Url, status: StatusCode, headers: &HeaderMap, authenticated: bool) -> Step {
+    let versions = header_list(headers, "ms-asprotocolversions");
+    let commands = header_list(headers, "ms-asprotocolcommands");
+    let mut moved_to = None;
+    let outcome = match status.as_u16() {
+        200 if !versions.is_empty() && !commands.is_empty() => ProbeOutcome::Confirmed,
+        200 => ProbeOutcome::NotActiveSync,
+        401 => {
+            let challenge = Challenge::parse(headers);
+            if (challenge.bearer && !challenge.basic) || is_modern_only(headers) {
+                ProbeOutcome::ModernAuthOnly
+            } else if authenticated {
+                ProbeOutcome::CredentialsRefused
+            } else if challenge.basic || challenge.other {
+                ProbeOutcome::AuthRequired
+            } else {
+                ProbeOutcome::NotActiveSync
+            }
+        }
+        403 => ProbeOutcome::Forbidden,
+        451 => {
+            moved_to = header_text(headers, "x-ms-location");
+            ProbeOutcome::Moved
+        }
+        500..=599 => ProbeOutcome::ServerError,
+        _ => ProbeOutcome::NotActiveSync,
+    };
+    Step {
+        report: Probe {
+            url: url.to_string(),
+            outcome,
+            code: outcome.code(),
+            status: Some(status.as_u16()),
+            versions,
+            commands,
+            server_build: header_text(headers, "ms-server-activesync"),
+            authenticated,
+            moves: Vec::new(),
+            ms: 0,
+        },
+        moved_to,
+    }
+}
+
+fn unreachable(url: &Url, err: &Error) -> Step {
+    Step {
+        report: Probe {
+            url: url.to_string(),
+            outcome: ProbeOutcome::Unreachable,
+            code: err.code(),
+            status: None,
+            versions: Vec::new(),
+            commands: Vec::new(),
+            server_build: None,
+            authenticated: false,
+            moves: Vec::new(),
+            ms: 0,
+        },
+        moved_to: None,
+    }
+}
+
+/// Exchange Online's hints that basic authentication is off, beyond a Bearer-only challenge.
+fn is_modern_only(headers: &HeaderMap) -> bool {
+    ["x-ms-diagnostics", "ms-diagnostics-public"]
+        .iter()
+        .any(|name| {
+            header_text(headers, name).is_some_and(|value| {
+                let value = value.to_ascii_lowercase();
+                value.contains("basic authentication") && value.contains("disabled")
+                    || value.contains("oauth")
+            })
+        })
+}
+
+fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
+    let value = headers.get(name)?.to_str().ok()?.trim();
+    (!value.is_empty()).then(|| value.to_owned())
+}
+
+fn header_list(headers: &HeaderMap, name: &str) -> Vec<String> {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+mod step;
+
+#[cfg(test)]
+mod tests;

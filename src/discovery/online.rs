@@ -1,0 +1,199 @@
+//! Exchange Online (Microsoft 365): the Autodiscover v2 step and telling its mailboxes apart.
+//!
+//! The v2 step runs only when the domain's MX hosts are Exchange Online's
+//! (`*.mail.protection.outlook.com`), so that no other domain's addresses are sent to
+//! Microsoft. It GETs `{v2_base}{address}?Protocol=ActiveSync` anonymously and reads
+//! `{"Protocol": "ActiveSync", "Url": "..."}`; a 404 means the user is unknown there. A
+//! mailbox is reported as `office365` when Autodiscover says `MicrosoftOnline`, when the host
+//! or the ActiveSync URL is one of Exchange Online's, or when v2 found it: basic
+//! authentication is off there (since 1 October 2022), so credentials are never checked.
+
+use std::time::Instant;
+
+use reqwest::Method as HttpMethod;
+use serde::Deserialize;
+use url::Url;
+
+use super::error::Error;
+use super::http::Outgoing;
+use super::pox::Settings;
+use super::steps::{CandidateOutcome, Found, Steps, failed};
+use crate::report::{Evidence, Outcome, Provider, Step};
+
+/// Where Autodiscover v2 lives. The address and `?Protocol=ActiveSync` are appended.
+pub const DEFAULT_V2_BASE: &str =
+    "https://outlook.office365.com/autodiscover/autodiscover.json/v1.0/";
+
+/// Whether an MX host is Exchange Online's.
+pub fn is_exchange_online_mx(host: &str) -> bool {
+    host.ends_with(".mail.protection.outlook.com") || host.ends_with(".mail.protection.outlook.de")
+}
+
+/// Whether a host is one of Exchange Online's client endpoints.
+pub fn is_exchange_online_host(host: &str) -> bool {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    EXCHANGE_ONLINE_HOSTS.contains(&host.as_str())
+        || host.ends_with(".outlook.com") && !host.ends_with(".protection.outlook.com")
+}
+
+/// The provider for a found host.
+pub fn provider_of(host: &str, settings: Option<&Settings>) -> Provider {
+    let activesync_host = settings
+        .and_then(|s| s.activesync_url.as_deref())
+        .and_then(|u| Url::parse(u).ok())
+        .and_then(|u| u.host_str().map(str::to_owned));
+    if settings.is_some_and(|s| s.microsoft_online)
+        || is_exchange_online_host(host)
+        || activesync_host.is_some_and(|h| is_exchange_online_host(&h))
+    {
+        Provider::Office365
+    } else {
+        Provider::Exchange
+    }
+}
+
+/// The v2 answer.
+#[derive(Debug, Deserialize)]
+struct V2Answer {
+    #[serde(rename = "Protocol")]
+    protocol: String,
+    #[serde(rename = "Url")]
+    url: String,
+}
+
+impl Steps {
+    /// The Autodiscover v2 step (see the module docs).
+    pub(super) async fn autodiscover_v2(&self) -> CandidateOutcome {
+        let mx = match self.mx_hosts().await {
+            Ok(mx) => mx,
+            Err(code) => return failed(code),
+        };
+        if !mx.iter().any(|host| is_exchange_online_mx(host)) {
+            return failed("not_exchange_online");
+        }
+        let address = self.run.address.to_string();
+        let mut url = match Url::parse(&self.shared.config.exchange_online_v2_base)
+            .and_then(|base| base.join(&address))
+        {
+            Ok(url) => url,
+            Err(_) => return failed("redirect_refused"),
+        };
+        url.query_pairs_mut().append_pair("Protocol", "ActiveSync");
+        let started = Instant::now();
+        let request = Outgoing {
+            method: HttpMethod::GET,
+            url: &url,
+            xml_body: None,
+            credentials: None,
+        };
+        let fetched = match self.shared.http.fetch(request).await {
+            Ok(fetched) => fetched,
+            Err(err) => {
+                self.record_attempt(
+                    Step::AutodiscoverV2,
+                    url.as_str(),
+                    started,
+                    Outcome::Failed,
+                    Some(&err),
+                    None,
+                    false,
+                );
+                return failed(err.code());
+            }
+        };
+        let status = fetched.status.as_u16();
+        let answer = (status == 200)
+            .then(|| serde_json::from_slice::<V2Answer>(&fetched.body).ok())
+            .flatten()
+            .filter(|a| a.protocol.eq_ignore_ascii_case("ActiveSync"))
+            .and_then(|a| Url::parse(&a.url).ok())
+            .filter(|u| u.scheme() == "https" && u.host_str().is_some());
+        let Some(activesync_url) = answer else {
+            let err = Error::HttpStatus {
+                url: url.to_string(),
+                status,
+            };
+            let code = if status == 200 {
+                "v2_invalid_json"
+            } else {
+                err.code()
+            };
+            self.record_attempt(
+                Step::AutodiscoverV2,
+                url.as_str(),
+                started,
+                Outcome::Failed,
+                Some(&err),
+                None,
+                false,
+            );
+            return failed(code);
+        };
+        let detail = Some(format!("http {status}, ActiveSync at {activesync_url}"));
+        self.record_attempt(
+            Step::AutodiscoverV2,
+            url.as_str(),
+            started,
+            Outcome::Answered,
+            None,
+            detail,
+            false,
+        );
+        let host = activesync_url.host_str().unwrap_or_default().to_owned();
+        CandidateOutcome::Found(Found {
+            confirmed: self.run.is_trusted(&host),
+            host,
+            evidence: Evidence::Settings,
+            settings: Some(Settings {
+                activesync_url: Some(activesync_url.to_string()),
+                microsoft_online: true,
+                ..Settings::default()
+            }),
+            probe: None,
+        })
+    }
+}
+
+const EXCHANGE_ONLINE_HOSTS: &[&str] = &[
+    "outlook.office365.com",
+    "outlook.office.com",
+    "autodiscover-s.outlook.com",
+    "autodiscover.outlook.com",
+    "outlook.office.de",
+    "partner.outlook.cn",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exchange_online_is_recognised() {
+        assert!(is_exchange_online_mx(
+            "contoso-com.mail.protection.outlook.com"
+        ));
+        assert!(!is_exchange_online_mx("mx.example.test"));
+        assert!(is_exchange_online_host("outlook.office365.com"));
+        assert!(is_exchange_online_host("EUR01.outlook.com"));
+        assert!(!is_exchange_online_host("mail.example.test"));
+        let settings = Settings {
+            microsoft_online: true,
+            ..Settings::default()
+        };
+        assert_eq!(
+            provider_of("mail.example.test", Some(&settings)),
+            Provider::Office365
+        );
+        assert_eq!(provider_of("mail.example.test", None), Provider::Exchange);
+        let settings = Settings {
+            activesync_url: Some(
+                "https://outlook.office365.com/Microsoft-Server-ActiveSync".into(),
+            ),
+            ..Settings::default()
+        };
+        assert_eq!(
+            provider_of("mail.example.test", Some(&settings)),
+            Provider::Office365
+        );
+    }
+}
