@@ -8,12 +8,14 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
+use exdisco::discovery::activesync::{Probe, activesync_url};
 use exdisco::discovery::{Config, Pipeline, Schema};
-use exdisco::domain::{Credentials, EmailAddress};
-use exdisco::report::Report;
+use exdisco::domain::{Credentials, Domain, EmailAddress, InputError};
+use exdisco::report::{Attempt, Report};
 use ipnet::IpNet;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
+use url::Url;
 
 /// Exit status when a host was found.
 pub const EXIT_FOUND: u8 = 0;
@@ -37,12 +39,26 @@ pub struct Args {
 enum Command {
     /// Find the Exchange host that serves an address.
     Discover(DiscoverArgs),
+    /// Probe a host's ActiveSync endpoint (OPTIONS /Microsoft-Server-ActiveSync).
+    Probe(ProbeArgs),
 }
 
 #[derive(Debug, clap::Args)]
-struct DiscoverArgs {
-    /// The mailbox address.
-    address: String,
+struct ProbeArgs {
+    /// A host name, or a full https ActiveSync URL.
+    target: String,
+    #[command(flatten)]
+    credentials: CredentialArgs,
+    /// Print one JSON object on the last line of standard output.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    network: NetworkArgs,
+}
+
+/// Where credentials come from.
+#[derive(Debug, clap::Args)]
+struct CredentialArgs {
     /// Username for Basic authentication (the password comes from --password-stdin or
     /// EXDISCO_PASSWORD, never from a flag).
     #[arg(long)]
@@ -50,6 +66,17 @@ struct DiscoverArgs {
     /// Read the password from the first line of standard input.
     #[arg(long)]
     password_stdin: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct DiscoverArgs {
+    /// The mailbox address.
+    address: String,
+    #[command(flatten)]
+    credentials: CredentialArgs,
+    /// Check the credentials on the host found (one ActiveSync OPTIONS exchange).
+    #[arg(long)]
+    verify: bool,
     /// The Exchange host, when known: discovery is skipped (no network traffic).
     #[arg(long)]
     host: Option<String>,
@@ -129,6 +156,7 @@ impl NetworkArgs {
 pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
         Command::Discover(discover) => run_discover(discover).await,
+        Command::Probe(probe) => run_probe(probe).await,
     }
 }
 
@@ -137,19 +165,26 @@ async fn run_discover(args: DiscoverArgs) -> anyhow::Result<ExitCode> {
         Ok(address) => address,
         Err(err) => return Ok(usage_error(args.json, err.code(), &err.to_string())),
     };
-    let credentials = read_credentials(&args)?;
-    let report = match &args.host {
+    let credentials = read_credentials(&args.credentials)?;
+    if args.verify && credentials.is_none() {
+        bail!("--verify needs --username and a password");
+    }
+    let pipeline = Pipeline::builder(args.network.config()?)
+        .build()
+        .context("cannot set up discovery")?;
+    let mut report = match &args.host {
         Some(host) => match Pipeline::explicit_host(&address, host) {
             Ok(report) => report,
             Err(err) => return Ok(usage_error(args.json, err.code(), &err.to_string())),
         },
-        None => {
-            let pipeline = Pipeline::builder(args.network.config()?)
-                .build()
-                .context("cannot set up discovery")?;
-            pipeline.discover(&address, credentials.as_ref()).await
-        }
+        None => match (&credentials, args.verify) {
+            (Some(credentials), true) => pipeline.discover_and_verify(&address, credentials).await,
+            _ => pipeline.discover(&address, credentials.as_ref()).await,
+        },
     };
+    if let (Some(credentials), true, Some(_)) = (&credentials, args.verify, &args.host) {
+        pipeline.verify(&mut report, credentials).await;
+    }
     let mut out = std::io::stdout().lock();
     if args.json {
         writeln!(out, "{}", serde_json::to_string(&report)?)?;
@@ -163,7 +198,53 @@ async fn run_discover(args: DiscoverArgs) -> anyhow::Result<ExitCode> {
     }))
 }
 
-fn read_credentials(args: &DiscoverArgs) -> anyhow::Result<Option<Credentials>> {
+async fn run_probe(args: ProbeArgs) -> anyhow::Result<ExitCode> {
+    let url = match probe_url(&args.target) {
+        Ok(url) => url,
+        Err(err) => return Ok(usage_error(args.json, err.code(), &err.to_string())),
+    };
+    let credentials = read_credentials(&args.credentials)?;
+    let pipeline = Pipeline::builder(args.network.config()?)
+        .build()
+        .context("cannot set up the probe")?;
+    let (probe, trail) = pipeline.probe(&url, credentials.as_ref()).await;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let mut value = serde_json::to_value(&probe)?;
+        value["trail"] = serde_json::to_value(&trail)?;
+        writeln!(out, "{value}")?;
+    } else {
+        write_probe(&mut out, "", &probe)?;
+        writeln!(out)?;
+        write_trail(&mut out, &trail)?;
+    }
+    let exit = if probe.outcome.shows_endpoint() {
+        EXIT_FOUND
+    } else {
+        EXIT_NOT_FOUND
+    };
+    Ok(ExitCode::from(exit))
+}
+
+/// A host becomes its ActiveSync URL; a URL must be https with a host name.
+fn probe_url(target: &str) -> Result<Url, InputError> {
+    if !target.contains("://") {
+        let host = Domain::parse(target)?;
+        return activesync_url(host.as_str()).ok_or(InputError::Domain("not a host name"));
+    }
+    let url = Url::parse(target).map_err(|_| InputError::Domain("not a valid url"))?;
+    match url.host_str() {
+        Some(host) if url.scheme() == "https" => {
+            Domain::parse(host)?;
+            Ok(url)
+        }
+        _ => Err(InputError::Domain(
+            "an ActiveSync URL must be https with a host name",
+        )),
+    }
+}
+
+fn read_credentials(args: &CredentialArgs) -> anyhow::Result<Option<Credentials>> {
     let password = if args.password_stdin {
         let mut line = String::new();
         std::io::stdin()
@@ -204,15 +285,13 @@ fn write_human(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
             } else {
                 "needs confirmation"
             };
-            let evidence = report
-                .evidence
-                .map(|e| format!("{e:?}"))
-                .unwrap_or_default();
+            let evidence = report.evidence.map(|e| e.as_str()).unwrap_or_default();
+            let provider = report.provider.map(|p| p.as_str()).unwrap_or("-");
             let bold = if color { "\x1b[1m" } else { "" };
             let reset = if color { "\x1b[0m" } else { "" };
             writeln!(
                 out,
-                "{bold}{host}{reset}  via {method}, {confidence} ({evidence})"
+                "{bold}{host}{reset}  via {method}, {confidence} ({evidence}), provider {provider}"
             )?;
             if let Some(url) = &report.activesync_url {
                 writeln!(out, "  activesync  {url}")?;
@@ -223,6 +302,12 @@ fn write_human(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
             if let Some(email) = &report.redirected_email {
                 writeln!(out, "  redirected  {email}")?;
             }
+            if let Some(probe) = &report.activesync {
+                write_probe(out, "  probe       ", probe)?;
+            }
+            if let Some(probe) = &report.verification {
+                write_probe(out, "  verify      ", probe)?;
+            }
         }
         (None, Some(failure)) => {
             writeln!(out, "not found: {} ({})", failure.message, failure.code)?
@@ -230,15 +315,51 @@ fn write_human(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
         (None, None) => writeln!(out, "not found")?,
     }
     writeln!(out)?;
+    write_trail(out, &report.trail)?;
+    writeln!(out, "{:.3}s", report.seconds)
+}
+
+fn write_probe(out: &mut impl Write, prefix: &str, probe: &Probe) -> std::io::Result<()> {
+    let status = probe
+        .status
+        .map(|s| s.to_string())
+        .unwrap_or_else(|| "-".to_owned());
+    let who = if probe.authenticated {
+        "with credentials"
+    } else {
+        "anonymous"
+    };
     writeln!(
         out,
-        "{:<16} {:<13} {:<10} {:<22} {:>6}  target",
+        "{prefix}{} (http {status}, {who}, {} ms) {}",
+        probe.code, probe.ms, probe.url
+    )?;
+    let indent = " ".repeat(prefix.len().max(2));
+    if !probe.versions.is_empty() {
+        writeln!(out, "{indent}versions  {}", probe.versions.join(", "))?;
+    }
+    if !probe.commands.is_empty() {
+        writeln!(out, "{indent}commands  {}", probe.commands.join(", "))?;
+    }
+    if let Some(build) = &probe.server_build {
+        writeln!(out, "{indent}server    {build}")?;
+    }
+    for moved in &probe.moves {
+        writeln!(out, "{indent}moved to  {moved}")?;
+    }
+    Ok(())
+}
+
+fn write_trail(out: &mut impl Write, trail: &[Attempt]) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{:<16} {:<15} {:<10} {:<22} {:>6}  target",
         "method", "step", "outcome", "code", "ms"
     )?;
-    for attempt in &report.trail {
+    for attempt in trail {
         writeln!(
             out,
-            "{:<16} {:<13} {:<10} {:<22} {:>6}  {}{}",
+            "{:<16} {:<15} {:<10} {:<22} {:>6}  {}{}",
             attempt.method.as_str(),
             attempt.step.as_str(),
             attempt.outcome.as_str(),
@@ -252,5 +373,5 @@ fn write_human(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
             },
         )?;
     }
-    writeln!(out, "{:.3}s", report.seconds)
+    Ok(())
 }

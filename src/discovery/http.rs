@@ -230,6 +230,11 @@ impl Http {
         })
     }
 
+    /// The limiters requests go through.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
     /// The HTTPS ports besides 443 that targets may name (the configured wire port counts).
     pub fn ports(&self) -> Ports {
         self.config.ports

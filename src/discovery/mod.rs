@@ -238,12 +238,6 @@ impl Pipeline {
         );
         let probe = if report.provider == Some(Provider::Office365) {
             Probe::not_sent(&url, ProbeOutcome::ModernAuthOnly, "modern_auth_only")
-        } else if !self
-            .shared
-            .limits
-            .try_account_attempt(&credentials.username)
-        {
-            Probe::not_sent(&url, ProbeOutcome::CredentialsWithheld, "credential_budget")
         } else {
             let usage = CredentialUse::Basic {
                 credentials,
@@ -261,6 +255,29 @@ impl Pipeline {
         }
         report.verification = Some(probe);
         report.trail.extend(context.take_trail());
+    }
+
+    /// Probes one ActiveSync URL, as `exdisco probe` does: the operator named it, so it is
+    /// trusted with the credentials. Returns the classified probe and its trail.
+    pub async fn probe(
+        &self,
+        url: &Url,
+        credentials: Option<&Credentials>,
+    ) -> (Probe, Vec<Attempt>) {
+        let usage = match credentials {
+            Some(credentials) => CredentialUse::Basic {
+                credentials,
+                trusted: true,
+            },
+            None => CredentialUse::Anonymous,
+        };
+        let mut trail = Vec::new();
+        let ports = &self.shared.config.extra_https_ports;
+        let probe = activesync::probe_activesync(&self.shared.http, url, usage, ports, |request| {
+            trail.push(activesync::attempt_for(Method::Explicit, request))
+        })
+        .await;
+        (probe, trail)
     }
 
     async fn discover_inner(

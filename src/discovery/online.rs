@@ -140,7 +140,7 @@ impl Steps {
             false,
         );
         let host = activesync_url.host_str().unwrap_or_default().to_owned();
-        CandidateOutcome::Found(Found {
+        CandidateOutcome::Found(Box::new(Found {
             confirmed: self.run.is_trusted(&host),
             host,
             evidence: Evidence::Settings,
@@ -150,7 +150,7 @@ impl Steps {
                 ..Settings::default()
             }),
             probe: None,
-        })
+        }))
     }
 }
 

@@ -181,7 +181,7 @@ impl Pipeline {
 pub(super) enum RaceEnd {
     Found {
         rank_method: Method,
-        found: Found,
+        found: Box<Found>,
     },
     RedirectAddr {
         address: EmailAddress,
@@ -274,13 +274,13 @@ mod tests {
     use crate::report::Evidence;
 
     fn found() -> CandidateOutcome {
-        CandidateOutcome::Found(Found {
+        CandidateOutcome::Found(Box::new(Found {
             host: "mail.example.test".into(),
             evidence: Evidence::Settings,
             confirmed: true,
             settings: None,
             probe: None,
-        })
+        }))
     }
 
     fn fail() -> CandidateOutcome {

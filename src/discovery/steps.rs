@@ -37,7 +37,7 @@ use crate::report::{Attempt, Evidence, Method, Outcome, Step};
 #[derive(Debug)]
 pub enum CandidateOutcome {
     /// A host was found.
-    Found(Found),
+    Found(Box<Found>),
     /// The answer redirected to another address: the discovery restarts with it.
     RedirectAddr {
         /// The new address.
@@ -216,13 +216,13 @@ impl Steps {
                 | PostResult::Redirect(location) => location,
                 PostResult::Answer(Answer::Error { .. }) => return failed("pox_error"),
                 PostResult::AuthRequired => {
-                    return CandidateOutcome::Found(Found {
+                    return CandidateOutcome::Found(Box::new(Found {
                         host,
                         evidence: Evidence::AuthRequired,
                         confirmed: trusted,
                         settings: None,
                         probe: None,
-                    });
+                    }));
                 }
                 PostResult::Failed(code) => return failed(code),
             };
@@ -472,13 +472,13 @@ impl Steps {
     fn settings_found(&self, url: &Url, settings: Settings, trusted: bool) -> CandidateOutcome {
         let host = pick_host(&settings);
         match host {
-            Some(host) => CandidateOutcome::Found(Found {
+            Some(host) => CandidateOutcome::Found(Box::new(Found {
                 host,
                 evidence: Evidence::Settings,
                 confirmed: trusted,
                 settings: Some(settings),
                 probe: None,
-            }),
+            })),
             None => {
                 let err = Error::PoxNoSettings {
                     url: url.to_string(),

@@ -218,3 +218,93 @@ async fn a_password_flag_does_not_exist() {
     .await;
     assert_eq!(run.code, 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_prints_the_classified_outcome() {
+    let env = TestEnv::start().await;
+    let expected = basic("alice", PASSWORD);
+    env.host("eas.example.test", move |s| match &s.authorization {
+        Some(auth) if *auth == expected => Reply::status(200)
+            .header("MS-Server-ActiveSync", "15.1")
+            .header("MS-ASProtocolVersions", "14.1,16.0,16.1")
+            .header("MS-ASProtocolCommands", "Sync,FolderSync"),
+        _ => Reply::status(401).header("Www-Authenticate", "basic realm=\"eas\""),
+    });
+    let anonymous = exdisco(&env, args(&["probe", "eas.example.test", "--json"]), None).await;
+    assert_eq!(anonymous.code, 0, "{}", anonymous.stderr);
+    assert_eq!(anonymous.json()["code"], "auth_required");
+    let run = exdisco(
+        &env,
+        args(&[
+            "probe",
+            "eas.example.test",
+            "--username",
+            "alice",
+            "--password-stdin",
+            "--json",
+        ]),
+        Some(format!("{PASSWORD}\n")),
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let json = run.json();
+    assert_eq!(json["code"], "activesync_confirmed");
+    assert_eq!(
+        json["versions"],
+        serde_json::json!(["14.1", "16.0", "16.1"])
+    );
+    assert_eq!(json["server_build"], "15.1");
+    assert_eq!(json["trail"].as_array().unwrap().len(), 2);
+    let human = exdisco(&env, args(&["probe", "eas.example.test"]), None).await;
+    assert!(
+        human.stdout.starts_with("auth_required"),
+        "{}",
+        human.stdout
+    );
+    let bad = exdisco(
+        &env,
+        args(&["probe", "http://eas.example.test/x", "--json"]),
+        None,
+    )
+    .await;
+    assert_eq!(bad.code, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discover_verify_checks_the_password() {
+    let env = TestEnv::start().await;
+    env.host("example.test", |_| {
+        Reply::fixture("pox/outlook-settings.xml")
+    });
+    let expected = basic("alice", PASSWORD);
+    env.host("mail.example.test", move |s| match &s.authorization {
+        Some(auth) if *auth == expected => Reply::status(200)
+            .header("MS-ASProtocolVersions", "16.1")
+            .header("MS-ASProtocolCommands", "Sync"),
+        _ => Reply::status(401).header("WWW-Authenticate", "Basic realm=\"x\""),
+    });
+    let verify = [
+        "discover",
+        "alice@example.test",
+        "--username",
+        "alice",
+        "--password-stdin",
+        "--verify",
+        "--json",
+    ];
+    let run = exdisco(&env, args(&verify), Some(format!("{PASSWORD}\n"))).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let json = run.json();
+    assert_eq!(json["credentials_valid"], true);
+    assert_eq!(json["provider"], "exchange");
+    assert_eq!(json["verification"]["code"], "activesync_confirmed");
+    let wrong = exdisco(&env, args(&verify), Some("wrong\n".to_owned())).await;
+    assert_eq!(wrong.json()["credentials_valid"], false);
+    let missing = exdisco(
+        &env,
+        args(&["discover", "alice@example.test", "--verify"]),
+        None,
+    )
+    .await;
+    assert_eq!(missing.code, 2);
+}

@@ -2,6 +2,7 @@
 
 mod support;
 
+mod activesync;
 mod cli;
 mod discovery;
 mod redirects;

@@ -24,6 +24,7 @@ use super::error::Error;
 use super::http::{Http, Outgoing};
 use super::redirect::{self, TargetRules};
 use crate::domain::Credentials;
+use crate::report::{Attempt, Method, Outcome, Step};
 
 /// The ActiveSync path.
 pub const ACTIVESYNC_PATH: &str = "/Microsoft-Server-ActiveSync";
@@ -143,18 +144,61 @@ pub enum CredentialUse<'a> {
     },
 }
 
+/// The trail entry for one probe request.
+pub fn attempt_for(method: Method, request: ProbeRequest<'_>) -> Attempt {
+    let outcome = match request.outcome {
+        ProbeOutcome::Confirmed | ProbeOutcome::AuthRequired => Outcome::Answered,
+        ProbeOutcome::Moved => Outcome::Redirected,
+        _ => Outcome::Failed,
+    };
+    let detail = match (request.error, request.status) {
+        (Some(err), _) => err.to_string(),
+        (None, Some(status)) => format!("http {status}"),
+        (None, None) => String::new(),
+    };
+    Attempt {
+        step: Step::ActiveSync,
+        method,
+        target: request.url.to_string(),
+        outcome,
+        code: (request.outcome != ProbeOutcome::Confirmed).then_some(request.code),
+        detail: Some(detail),
+        authenticated: request.authenticated,
+        ms: request.ms,
+    }
+}
+
 /// The ActiveSync URL of `host` (no port: the wire port comes from the configuration).
 pub fn activesync_url(host: &str) -> Option<Url> {
     Url::parse(&format!("https://{host}{ACTIVESYNC_PATH}")).ok()
 }
 
-/// Probes `url`; every request is passed to `record` as it ends.
+/// One probe request as it ended, classified: what the trail records.
+#[derive(Debug)]
+pub struct ProbeRequest<'a> {
+    /// The URL.
+    pub url: &'a Url,
+    /// The classified answer of this request.
+    pub outcome: ProbeOutcome,
+    /// Its code (the outcome's, or the network failure's).
+    pub code: &'static str,
+    /// The HTTP status, if any.
+    pub status: Option<u16>,
+    /// The network failure, if any.
+    pub error: Option<&'a Error>,
+    /// Whether credentials were sent.
+    pub authenticated: bool,
+    /// Milliseconds.
+    pub ms: u64,
+}
+
+/// Probes `url`; every request is passed to `record`, classified, as it ends.
 pub async fn probe_activesync(
     http: &Http,
     url: &Url,
     credentials: CredentialUse<'_>,
     extra_https_ports: &[u16],
-    mut record: impl FnMut(&Url, Result<StatusCode, &Error>, bool, u64),
+    mut record: impl FnMut(ProbeRequest<'_>),
 ) -> Probe {
     let started = Instant::now();
     let mut url = url.clone();
@@ -179,7 +223,6 @@ pub async fn probe_activesync(
                 report.outcome = ProbeOutcome::Moved;
                 report.code = ProbeOutcome::Moved.code();
                 report.moves = moves;
-                report.ms = started.elapsed().as_millis() as u64;
                 return report;
             }
         };
@@ -189,61 +232,66 @@ pub async fn probe_activesync(
 }
 
 /// One request's classified answer, and where a 451 points.
-struct Step {
+struct Classified {
     report: Probe,
     moved_to: Option<String>,
+}
+
+impl Classified {
+    fn withheld(mut self, code: &'static str) -> Self {
+        self.report.outcome = ProbeOutcome::CredentialsWithheld;
+        self.report.code = code;
+        self
+    }
 }
 
 async fn probe_once(
     http: &Http,
     url: &Url,
     credentials: CredentialUse<'_>,
-    record: &mut impl FnMut(&Url, Result<StatusCode, &Error>, bool, u64),
-) -> Step {
-    let anonymous = send(http, url, None, record).await;
-    let (status, headers) = match anonymous {
+    record: &mut impl FnMut(ProbeRequest<'_>),
+) -> Classified {
+    let (status, headers) = match send(http, url, None, record).await {
         Ok(answer) => answer,
-        Err(err) => return unreachable(url, &err),
+        Err(classified) => return classified,
     };
+    let anonymous = classify(url, status, &headers, false);
     let CredentialUse::Basic {
         credentials,
         trusted,
     } = credentials
     else {
-        return classify(url, status, &headers, false);
+        return anonymous;
     };
-    if status != StatusCode::UNAUTHORIZED {
-        // Moved, forbidden, or an endpoint that does not ask: nothing to verify with a password.
-        return classify(url, status, &headers, false);
-    }
     let challenge = Challenge::parse(&headers);
-    if challenge.bearer && !challenge.basic || is_modern_only(&headers) {
-        return classify(url, status, &headers, false);
+    if status != StatusCode::UNAUTHORIZED
+        || anonymous.report.outcome == ProbeOutcome::ModernAuthOnly
+    {
+        // Moved, forbidden, modern only, or an endpoint that does not ask: no password.
+        return anonymous;
     }
-    if !trusted || url.scheme() != "https" || !challenge.basic {
-        let mut step = classify(url, status, &headers, false);
-        if challenge.basic {
-            step.report.outcome = ProbeOutcome::CredentialsWithheld;
-            step.report.code = ProbeOutcome::CredentialsWithheld.code();
-        }
-        return step;
+    if !challenge.basic {
+        return anonymous;
+    }
+    if !trusted || url.scheme() != "https" {
+        return anonymous.withheld(ProbeOutcome::CredentialsWithheld.code());
+    }
+    if !http.limits().try_account_attempt(&credentials.username) {
+        return anonymous.withheld("credential_budget");
     }
     match send(http, url, Some(credentials), record).await {
         Ok((status, headers)) => classify(url, status, &headers, true),
-        Err(err) => {
-            let mut step = unreachable(url, &err);
-            step.report.authenticated = true;
-            step
-        }
+        Err(classified) => classified,
     }
 }
 
+/// Sends one OPTIONS request and records it, classified.
 async fn send(
     http: &Http,
     url: &Url,
     credentials: Option<&Credentials>,
-    record: &mut impl FnMut(&Url, Result<StatusCode, &Error>, bool, u64),
-) -> Result<(StatusCode, HeaderMap), Error> {
+    record: &mut impl FnMut(ProbeRequest<'_>),
+) -> Result<(StatusCode, HeaderMap), Classified> {
     let started = Instant::now();
     let request = Outgoing {
         method: HttpMethod::OPTIONS,
@@ -253,20 +301,40 @@ async fn send(
     };
     let result = http.fetch(request).await;
     let ms = started.elapsed().as_millis() as u64;
+    let authenticated = credentials.is_some();
     match result {
         Ok(fetched) => {
-            record(url, Ok(fetched.status), credentials.is_some(), ms);
+            let classified = classify(url, fetched.status, &fetched.headers, authenticated);
+            record(ProbeRequest {
+                url,
+                outcome: classified.report.outcome,
+                code: classified.report.code,
+                status: Some(fetched.status.as_u16()),
+                error: None,
+                authenticated,
+                ms,
+            });
             Ok((fetched.status, fetched.headers))
         }
         Err(err) => {
-            record(url, Err(&err), credentials.is_some(), ms);
-            Err(err)
+            let mut classified = unreachable(url, &err);
+            classified.report.authenticated = authenticated;
+            record(ProbeRequest {
+                url,
+                outcome: ProbeOutcome::Unreachable,
+                code: err.code(),
+                status: None,
+                error: Some(&err),
+                authenticated,
+                ms,
+            });
+            Err(classified)
         }
     }
 }
 
 /// Classifies one answer. Pure, so that every header shape can be unit-tested.
-fn classify(url: &Url, status: StatusCode, headers: &HeaderMap, authenticated: bool) -> Step {
+fn classify(url: &Url, status: StatusCode, headers: &HeaderMap, authenticated: bool) -> Classified {
     let versions = header_list(headers, "ms-asprotocolversions");
     let commands = header_list(headers, "ms-asprotocolcommands");
     let mut moved_to = None;
@@ -293,7 +361,7 @@ fn classify(url: &Url, status: StatusCode, headers: &HeaderMap, authenticated: b
         500..=599 => ProbeOutcome::ServerError,
         _ => ProbeOutcome::NotActiveSync,
     };
-    Step {
+    Classified {
         report: Probe {
             url: url.to_string(),
             outcome,
@@ -310,8 +378,8 @@ fn classify(url: &Url, status: StatusCode, headers: &HeaderMap, authenticated: b
     }
 }
 
-fn unreachable(url: &Url, err: &Error) -> Step {
-    Step {
+fn unreachable(url: &Url, err: &Error) -> Classified {
+    Classified {
         report: Probe {
             url: url.to_string(),
             outcome: ProbeOutcome::Unreachable,

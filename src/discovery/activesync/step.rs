@@ -4,17 +4,13 @@
 //! ActiveSync endpoint (a 200 with the protocol headers, or a 401 challenge at the ActiveSync
 //! path) names the host. No password is spent here: verification is a separate, single step.
 
-use std::time::Instant;
-
-use reqwest::StatusCode;
 use tokio::task::JoinSet;
 use url::Url;
 
-use super::{CredentialUse, Probe, ProbeOutcome, activesync_url, probe_activesync};
-use crate::discovery::error::Error;
+use super::{CredentialUse, Probe, ProbeOutcome, activesync_url, attempt_for, probe_activesync};
 use crate::discovery::steps::{CandidateOutcome, Found, Steps, failed};
 use crate::domain::{Domain, registrable_domain};
-use crate::report::{Evidence, Outcome, Step};
+use crate::report::Evidence;
 
 impl Steps {
     /// Probes `hosts` and the MX hosts inside the domain.
@@ -56,7 +52,7 @@ impl Steps {
                 continue;
             }
             let host = url.host_str().unwrap_or_default().to_owned();
-            return CandidateOutcome::Found(Found {
+            return CandidateOutcome::Found(Box::new(Found {
                 confirmed: self.run.is_trusted(&host),
                 evidence: if probe.outcome == ProbeOutcome::Confirmed {
                     Evidence::ActiveSync
@@ -66,7 +62,7 @@ impl Steps {
                 host,
                 settings: None,
                 probe: Some(probe),
-            });
+            }));
         }
         last
     }
@@ -78,59 +74,13 @@ impl Steps {
         credentials: CredentialUse<'_>,
     ) -> Probe {
         let extra_ports = self.shared.config.extra_https_ports.clone();
+        let method = self.method;
         probe_activesync(
             &self.shared.http,
             url,
             credentials,
             &extra_ports,
-            |url, result, authenticated, ms| {
-                let started = Instant::now() - std::time::Duration::from_millis(ms);
-                match result {
-                    Ok(status) => {
-                        let outcome = match status {
-                            StatusCode::OK => Outcome::Answered,
-                            StatusCode::UNAUTHORIZED if !authenticated => Outcome::Answered,
-                            _ => Outcome::Failed,
-                        };
-                        let err = match status {
-                            StatusCode::UNAUTHORIZED if authenticated => {
-                                Some(Error::AuthRejected {
-                                    url: url.to_string(),
-                                })
-                            }
-                            StatusCode::UNAUTHORIZED => Some(Error::AuthRequired {
-                                url: url.to_string(),
-                            }),
-                            StatusCode::OK => None,
-                            other => Some(Error::HttpStatus {
-                                url: url.to_string(),
-                                status: other.as_u16(),
-                            }),
-                        };
-                        let detail = Some(format!("http {}", status.as_u16()));
-                        self.record_attempt(
-                            Step::ActiveSync,
-                            url.as_str(),
-                            started,
-                            outcome,
-                            err.as_ref(),
-                            detail,
-                            authenticated,
-                        );
-                    }
-                    Err(err) => {
-                        self.record_attempt(
-                            Step::ActiveSync,
-                            url.as_str(),
-                            started,
-                            Outcome::Failed,
-                            Some(err),
-                            None,
-                            authenticated,
-                        );
-                    }
-                }
-            },
+            |request| self.run.record(attempt_for(method, request)),
         )
         .await
     }
