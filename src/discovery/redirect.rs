@@ -10,7 +10,11 @@ use std::collections::HashSet;
 
 use url::Url;
 
+use reqwest::Method as HttpMethod;
+
 use super::error::Error;
+use super::steps::{CandidateOutcome, Steps, failed, location};
+use crate::report::{Outcome, Step};
 
 /// The hop budget and the visited sets of one discovery, shared by all its candidates.
 #[derive(Debug)]
@@ -115,6 +119,38 @@ pub fn check_target(base: &Url, location: &str, rules: TargetRules<'_>) -> Resul
         return Err(refused("not an autodiscover path"));
     }
     Ok(url)
+}
+
+impl Steps {
+    /// The plain-HTTP redirect step: GET without credentials or body; only an https
+    /// `Location` to an Autodiscover path is used, then POSTed to (its host trusted only if it
+    /// belongs to the trust set, rule 3).
+    pub(super) async fn http_redirect(&self, url: Url) -> CandidateOutcome {
+        let fetched = match self
+            .send(Step::HttpRedirect, HttpMethod::GET, &url, None)
+            .await
+        {
+            Ok(fetched) => fetched,
+            Err(code) => return failed(code),
+        };
+        let location = match (fetched.status.as_u16(), location(&fetched.headers)) {
+            (301 | 302 | 303 | 307 | 308, Some(location)) => location,
+            _ => {
+                let err = Error::NoRedirect {
+                    url: url.to_string(),
+                };
+                self.amend_last(&url, Outcome::Failed, Some(&err));
+                return failed(err.code());
+            }
+        };
+        match self.hop(&url, &location) {
+            Ok(target) => self.follow_pox(target).await,
+            Err(err) => {
+                self.record_refusal(Step::HttpRedirect, &location, &err);
+                failed(err.code())
+            }
+        }
+    }
 }
 
 /// Whether `path` is `/autodiscover/autodiscover.xml`, in any letter case.

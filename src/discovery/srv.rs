@@ -5,7 +5,15 @@
 //! small chance). A single record whose target is `.` means "no service". Only records on an
 //! allowed port (443 unless configured otherwise, rule 13) are kept.
 
+use std::time::Instant;
+
+use url::Url;
+
 use super::error::Error;
+use super::redirect;
+use super::steps::{CandidateOutcome, Steps, failed};
+use crate::domain::Domain;
+use crate::report::{Outcome, Step};
 
 /// One SRV record, target in lower-case ASCII without the trailing dot.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +68,77 @@ pub fn order_records(
         }
     }
     Ok(ordered)
+}
+
+impl Steps {
+    /// The SRV step: look up, order, and try each target in turn until one answers.
+    pub(super) async fn srv(&self, name: &str) -> CandidateOutcome {
+        let started = Instant::now();
+        let looked_up = self.shared.dns.lookup_srv(name).await;
+        let mut allowed_ports = vec![443];
+        allowed_ports.extend(&self.shared.config.extra_https_ports);
+        let ordered = looked_up.and_then(|records| {
+            order_records(name, records, &allowed_ports, |n| fastrand::u32(0..=n))
+        });
+        let records = match ordered {
+            Ok(records) => {
+                let targets: Vec<String> = records
+                    .iter()
+                    .map(|r| format!("{}:{}", r.target, r.port))
+                    .collect();
+                self.record_attempt(
+                    Step::Srv,
+                    name,
+                    started,
+                    Outcome::Redirected,
+                    None,
+                    Some(targets.join(" ")),
+                    false,
+                );
+                records
+            }
+            Err(err) => {
+                self.record_attempt(
+                    Step::Srv,
+                    name,
+                    started,
+                    Outcome::Failed,
+                    Some(&err),
+                    None,
+                    false,
+                );
+                return failed(err.code());
+            }
+        };
+        let mut last = failed("srv_no_usable_target");
+        for record in records {
+            let Ok(host) = Domain::parse(&record.target) else {
+                last = failed("redirect_refused");
+                continue;
+            };
+            let port = if record.port == 443 {
+                String::new()
+            } else {
+                format!(":{}", record.port)
+            };
+            let Ok(url) = Url::parse(&format!(
+                "https://{host}{port}{}",
+                redirect::AUTODISCOVER_PATH
+            )) else {
+                continue;
+            };
+            if !self.run.hops().visit_start(&url) {
+                // The same URL is already another candidate's: it answers for both.
+                last = failed("duplicate_target");
+                continue;
+            }
+            match self.follow_pox(url).await {
+                CandidateOutcome::Failed { code } => last = failed(code),
+                done => return done,
+            }
+        }
+        last
+    }
 }
 
 #[cfg(test)]

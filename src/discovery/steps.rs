@@ -1,14 +1,12 @@
-//! The steps of one candidate, each recorded in the trail as it ends.
+//! The steps of one candidate, each recorded in the trail as it ends, and the state they share.
 //!
-//! - `Pox`: POST the request body, anonymously first. A 401 from a trusted host that offers
-//!   Basic is answered once with credentials (when given and the budgets allow); a 401 from an
-//!   untrusted host never is (rule 5). A 200 is parsed; `redirectUrl` and 30x answers are
-//!   checked by `redirect.rs` and re-POSTed; `redirectAddr` ends the candidate and restarts the
-//!   discovery with the new address.
-//! - `HttpRedirect`: GET the plain-http URL without credentials or body; only an https
-//!   `Location` to an Autodiscover path is used, and its host is trusted only if it belongs to
-//!   the trust set (rule 3).
-//! - `Srv`: look up the SRV records, order them (RFC 2782) and try each target in turn.
+//! This file holds the POX step: POST the request body, anonymously first. A 401 from a
+//! trusted host that offers Basic is answered once with credentials (when given and the budgets
+//! allow); a 401 from an untrusted host never is (rule 5). A 200 is parsed; `redirectUrl` and
+//! 30x answers are checked by `redirect.rs` and re-POSTed; `redirectAddr` ends the candidate
+//! and restarts the discovery with the new address. The other steps live with their protocol:
+//! the plain-HTTP redirect in `redirect.rs`, SRV in `srv.rs`, Autodiscover v2 in `online.rs`,
+//! the ActiveSync host probes in `activesync/step.rs`.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -28,7 +26,6 @@ use super::error::Error;
 use super::http::{Fetched, Outgoing};
 use super::pox::{self, Answer, Settings};
 use super::redirect::{self, Hops, TargetRules};
-use super::srv;
 use super::trust::Trust;
 use crate::domain::{Credentials, Domain, EmailAddress};
 use crate::report::{Attempt, Evidence, Method, Outcome, Step};
@@ -112,7 +109,7 @@ impl RunState {
             .is_trusted(host)
     }
 
-    fn hops(&self) -> std::sync::MutexGuard<'_, Hops> {
+    pub(super) fn hops(&self) -> std::sync::MutexGuard<'_, Hops> {
         self.hops.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -200,7 +197,7 @@ enum PostResult {
 }
 
 impl Steps {
-    async fn follow_pox(&self, start: Url) -> CandidateOutcome {
+    pub(super) async fn follow_pox(&self, start: Url) -> CandidateOutcome {
         let mut url = start;
         loop {
             let host = url.host_str().unwrap_or_default().to_owned();
@@ -374,101 +371,6 @@ impl Steps {
         }
     }
 
-    async fn http_redirect(&self, url: Url) -> CandidateOutcome {
-        let fetched = match self
-            .send(Step::HttpRedirect, HttpMethod::GET, &url, None)
-            .await
-        {
-            Ok(fetched) => fetched,
-            Err(code) => return failed(code),
-        };
-        let location = match (fetched.status.as_u16(), location(&fetched.headers)) {
-            (301 | 302 | 303 | 307 | 308, Some(location)) => location,
-            _ => {
-                let err = Error::NoRedirect {
-                    url: url.to_string(),
-                };
-                self.amend_last(&url, Outcome::Failed, Some(&err));
-                return failed(err.code());
-            }
-        };
-        match self.hop(&url, &location) {
-            Ok(target) => self.follow_pox(target).await,
-            Err(err) => {
-                self.record_refusal(Step::HttpRedirect, &location, &err);
-                failed(err.code())
-            }
-        }
-    }
-
-    async fn srv(&self, name: &str) -> CandidateOutcome {
-        let started = Instant::now();
-        let looked_up = self.shared.dns.lookup_srv(name).await;
-        let mut allowed_ports = vec![443];
-        allowed_ports.extend(&self.shared.config.extra_https_ports);
-        let ordered = looked_up.and_then(|records| {
-            srv::order_records(name, records, &allowed_ports, |n| fastrand::u32(0..=n))
-        });
-        let records = match ordered {
-            Ok(records) => {
-                let targets: Vec<String> = records
-                    .iter()
-                    .map(|r| format!("{}:{}", r.target, r.port))
-                    .collect();
-                self.record_attempt(
-                    Step::Srv,
-                    name,
-                    started,
-                    Outcome::Redirected,
-                    None,
-                    Some(targets.join(" ")),
-                    false,
-                );
-                records
-            }
-            Err(err) => {
-                self.record_attempt(
-                    Step::Srv,
-                    name,
-                    started,
-                    Outcome::Failed,
-                    Some(&err),
-                    None,
-                    false,
-                );
-                return failed(err.code());
-            }
-        };
-        let mut last = failed("srv_no_usable_target");
-        for record in records {
-            let Ok(host) = Domain::parse(&record.target) else {
-                last = failed("redirect_refused");
-                continue;
-            };
-            let port = if record.port == 443 {
-                String::new()
-            } else {
-                format!(":{}", record.port)
-            };
-            let Ok(url) = Url::parse(&format!(
-                "https://{host}{port}{}",
-                redirect::AUTODISCOVER_PATH
-            )) else {
-                continue;
-            };
-            if !self.run.hops().visit_start(&url) {
-                // The same URL is already another candidate's: it answers for both.
-                last = failed("duplicate_target");
-                continue;
-            }
-            match self.follow_pox(url).await {
-                CandidateOutcome::Failed { code } => last = failed(code),
-                done => return done,
-            }
-        }
-        last
-    }
-
     fn settings_found(&self, url: &Url, settings: Settings, trusted: bool) -> CandidateOutcome {
         let host = pick_host(&settings);
         match host {
@@ -507,7 +409,7 @@ impl Steps {
     }
 
     /// Sends one request and records it; returns the answer or the failure code.
-    async fn send(
+    pub(super) async fn send(
         &self,
         step: Step,
         method: HttpMethod,
@@ -602,7 +504,7 @@ impl Steps {
     }
 
     /// Rewrites the outcome of this candidate's last attempt at `url` once its body is read.
-    fn amend_last(&self, url: &Url, outcome: Outcome, err: Option<&Error>) {
+    pub(super) fn amend_last(&self, url: &Url, outcome: Outcome, err: Option<&Error>) {
         let mut trail = self.run.trail.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(last) = trail
             .iter_mut()
@@ -642,7 +544,7 @@ fn pick_host(settings: &Settings) -> Option<String> {
     })
 }
 
-fn location(headers: &HeaderMap) -> Option<String> {
+pub(super) fn location(headers: &HeaderMap) -> Option<String> {
     headers.get(LOCATION)?.to_str().ok().map(str::to_owned)
 }
 
