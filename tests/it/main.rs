@@ -7,3 +7,4 @@ mod cli;
 mod discovery;
 mod redirects;
 mod security;
+mod sogo;

@@ -135,3 +135,19 @@ fn forbidden_and_server_errors() {
         ProbeOutcome::NotActiveSync
     );
 }
+
+#[test]
+fn sogo_answers_as_recorded() {
+    let anonymous = outcome("sogo-options-anonymous.http", false);
+    assert_eq!(
+        anonymous.outcome,
+        ProbeOutcome::AuthRequired,
+        "lower-case basic realm"
+    );
+    let wrong = outcome("sogo-options-wrong-password.http", true);
+    assert_eq!(wrong.outcome, ProbeOutcome::CredentialsRefused);
+    let good = outcome("sogo-options-good-password.http", true);
+    assert_eq!(good.outcome, ProbeOutcome::Confirmed);
+    assert_eq!(good.versions, ["2.5", "12.0", "12.1", "14.0", "14.1"]);
+    assert_eq!(good.server_build.as_deref(), Some("14.1"));
+}

@@ -140,3 +140,10 @@ fn request_bodies_name_their_schemas() {
     assert!(mobile.contains("mobilesync/requestschema/2006"));
     assert!(mobile.contains("mobilesync/responseschema/2006"));
 }
+
+#[test]
+fn sogo_html_page_is_not_an_autodiscover_answer() {
+    let raw = fixture("activesync/sogo-autodiscover-post.http");
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    assert_eq!(parse_answer(&raw[split + 4..]), Err(ParseError::Doctype));
+}

@@ -4,6 +4,7 @@
 pub mod dns;
 pub mod https;
 pub mod tls;
+pub mod tls_proxy;
 
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Once};
