@@ -302,7 +302,8 @@ fn write_human(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
             if let Some(email) = &report.redirected_email {
                 writeln!(out, "  redirected  {email}")?;
             }
-            if let Some(probe) = &report.activesync {
+            // With --verify the credential check is the probe; print it once.
+            if let Some(probe) = report.activesync.as_ref().filter(|p| !p.authenticated) {
                 write_probe(out, "  probe       ", probe)?;
             }
             if let Some(probe) = &report.verification {
