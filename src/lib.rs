@@ -36,8 +36,14 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 #![warn(clippy::dbg_macro, clippy::print_stdout)]
 
+pub mod api;
+pub mod config;
+pub mod connect;
 pub mod discovery;
 pub mod domain;
+pub mod metrics;
 pub mod report;
+pub mod secrets;
+pub mod store;
 
 pub use discovery::discover;

@@ -1,6 +1,7 @@
 //! The `exdisco` command: parse the command line, start telemetry, dispatch.
 
 mod cli;
+mod daemon;
 mod telemetry;
 
 use std::process::ExitCode;
@@ -15,7 +16,8 @@ async fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             eprintln!("exdisco: {err:#}");
-            ExitCode::from(cli::EXIT_USAGE)
+            let invalid_config = err.chain().any(|e| e.is::<exdisco::config::Error>());
+            ExitCode::from(if invalid_config { cli::EXIT_CONFIG } else { cli::EXIT_USAGE })
         }
     }
 }

@@ -110,6 +110,25 @@ impl Method {
     }
 }
 
+impl std::str::FromStr for Method {
+    type Err = ();
+
+    fn from_str(text: &str) -> Result<Self, ()> {
+        [
+            Self::Explicit,
+            Self::PoxDomain,
+            Self::PoxAutodiscover,
+            Self::HttpRedirect,
+            Self::Srv,
+            Self::AutodiscoverV2,
+            Self::ActiveSync,
+        ]
+        .into_iter()
+        .find(|m| m.as_str() == text)
+        .ok_or(())
+    }
+}
+
 /// Who runs the mailbox.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

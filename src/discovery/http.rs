@@ -99,10 +99,19 @@ pub struct Outgoing<'a> {
     pub method: Method,
     /// The logical URL.
     pub url: &'a Url,
-    /// An XML body, for POST.
-    pub xml_body: Option<&'a str>,
+    /// A body with its content type, for POST.
+    pub body: Option<Body<'a>>,
     /// Basic credentials; only ever passed for trusted https hosts.
     pub credentials: Option<&'a Credentials>,
+}
+
+/// A request body.
+#[derive(Debug, Clone, Copy)]
+pub enum Body<'a> {
+    /// `text/xml; charset=utf-8`.
+    Xml(&'a str),
+    /// `application/x-www-form-urlencoded`, already encoded.
+    Form(&'a str),
 }
 
 /// A received answer with its body read under the cap.
@@ -189,10 +198,16 @@ impl Http {
                 HeaderValue::from_str(&self.config.user_agent)
                     .unwrap_or(HeaderValue::from_static("exdisco")),
             );
-        if let Some(body) = request.xml_body {
-            builder = builder
-                .header(CONTENT_TYPE, "text/xml; charset=utf-8")
-                .body(body.to_owned());
+        match request.body {
+            Some(Body::Xml(xml)) => {
+                builder = builder.header(CONTENT_TYPE, "text/xml; charset=utf-8").body(xml.to_owned());
+            }
+            Some(Body::Form(form)) => {
+                builder = builder
+                    .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .body(form.to_owned());
+            }
+            None => {}
         }
         if let Some(credentials) = request.credentials {
             builder = builder.basic_auth(

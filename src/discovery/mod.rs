@@ -47,7 +47,7 @@ pub use candidates::{Candidate, Start, candidates_for};
 pub use challenge::Challenge;
 pub use dns::{Dns, DnsConfig};
 pub use error::Error;
-pub use http::{Http, HttpConfig, Ports, Timeouts};
+pub use http::{Body, Fetched, Http, HttpConfig, Outgoing, Ports, Timeouts};
 pub use limits::{Limits, LimitsConfig};
 pub use online::{DEFAULT_V2_BASE, is_exchange_online_host, is_exchange_online_mx};
 pub use pox::Schema;
@@ -255,6 +255,12 @@ impl Pipeline {
         }
         report.verification = Some(probe);
         report.trail.extend(context.take_trail());
+    }
+
+    /// The HTTP client, for other calls that must follow the same rules (the Microsoft token
+    /// endpoint).
+    pub fn http(&self) -> &Http {
+        &self.shared.http
     }
 
     /// Probes one ActiveSync URL, as `exdisco probe` does: the operator named it, so it is

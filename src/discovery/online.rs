@@ -83,7 +83,7 @@ impl Steps {
         let request = Outgoing {
             method: HttpMethod::GET,
             url: &url,
-            xml_body: None,
+            body: None,
             credentials: None,
         };
         let fetched = match self.shared.http.fetch(request).await {

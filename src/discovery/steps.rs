@@ -23,7 +23,7 @@ use super::activesync::Probe;
 use super::candidates::{Candidate, Start};
 use super::challenge::Challenge;
 use super::error::Error;
-use super::http::{Fetched, Outgoing};
+use super::http::{Body, Fetched, Outgoing};
 use super::pox::{self, Answer, Settings};
 use super::redirect::{self, Hops, TargetRules};
 use super::trust::Trust;
@@ -417,11 +417,11 @@ impl Steps {
         credentials: Option<&Credentials>,
     ) -> Result<Fetched, &'static str> {
         let started = Instant::now();
-        let body = (method == HttpMethod::POST).then_some(self.run.body.as_str());
+        let body = (method == HttpMethod::POST).then_some(Body::Xml(self.run.body.as_str()));
         let request = Outgoing {
             method,
             url,
-            xml_body: body,
+            body,
             credentials,
         };
         match self.shared.http.fetch(request).await {

@@ -296,7 +296,7 @@ async fn send(
     let request = Outgoing {
         method: HttpMethod::OPTIONS,
         url,
-        xml_body: None,
+        body: None,
         credentials,
     };
     let result = http.fetch(request).await;

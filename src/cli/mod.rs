@@ -1,6 +1,11 @@
-//! The command line: `exdisco discover`.
+//! The command line: `discover`, `probe`, `serve`, `init`, `client`.
 
-use std::io::{IsTerminal, Read, Write};
+pub mod admin;
+mod output;
+
+use self::output::{write_human, write_probe, write_trail};
+
+use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,13 +13,12 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
-use exdisco::discovery::activesync::{Probe, activesync_url};
+use exdisco::config::DiscoverySettings;
+use exdisco::discovery::activesync::activesync_url;
 use exdisco::discovery::{Config, Pipeline, Schema};
 use exdisco::domain::{Credentials, Domain, EmailAddress, InputError};
-use exdisco::report::{Attempt, Report};
+
 use ipnet::IpNet;
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
 use url::Url;
 
 /// Exit status when a host was found.
@@ -23,6 +27,8 @@ pub const EXIT_FOUND: u8 = 0;
 pub const EXIT_NOT_FOUND: u8 = 1;
 /// Exit status for bad usage or input.
 pub const EXIT_USAGE: u8 = 2;
+/// Exit status for an invalid configuration (EX_CONFIG).
+pub const EXIT_CONFIG: u8 = 64;
 
 /// Finds, confirms and authorizes Exchange mailbox servers.
 #[derive(Debug, Parser)]
@@ -41,6 +47,66 @@ enum Command {
     Discover(DiscoverArgs),
     /// Probe a host's ActiveSync endpoint (OPTIONS /Microsoft-Server-ActiveSync).
     Probe(ProbeArgs),
+    /// Run the daemon: the authorization API on the embedded SQLite store.
+    Serve(ServeArgs),
+    /// First run: create the key that seals account secrets, and the database.
+    Init(StateArgs),
+    /// Register and list API clients.
+    #[command(subcommand)]
+    Client(ClientCommand),
+}
+
+/// Where the daemon's configuration and state are.
+#[derive(Debug, clap::Args)]
+pub struct StateArgs {
+    /// A TOML configuration file.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The SQLite database (default ./exdisco.db).
+    #[arg(long, value_name = "PATH")]
+    pub db: Option<PathBuf>,
+    /// The key file (default ./exdisco.key; EXDISCO_KEY holds the key itself instead).
+    #[arg(long, value_name = "PATH")]
+    pub key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// Where to listen (default 127.0.0.1:8080).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Log one JSON object a line.
+    #[arg(long)]
+    pub log_json: bool,
+    #[command(flatten)]
+    pub network: NetworkArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Register a client; prints its id and secret (the secret only this once).
+    Add {
+        /// A name for the client.
+        name: String,
+        /// A redirect URI allowed for the hosted sign-in page (repeatable).
+        #[arg(long = "redirect-uri", value_name = "URI")]
+        redirect_uris: Vec<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+    /// List the registered clients.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        state: StateArgs,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -87,12 +153,12 @@ struct DiscoverArgs {
     network: NetworkArgs,
 }
 
-/// Options that shape how discovery reaches the network.
+/// Options that shape how discovery reaches the network; each overrides the configuration.
 #[derive(Debug, clap::Args)]
 pub struct NetworkArgs {
-    /// Overall deadline of one discovery, in seconds.
-    #[arg(long, default_value_t = 20.0)]
-    timeout: f64,
+    /// Overall deadline of one discovery, in seconds (default 20).
+    #[arg(long)]
+    timeout: Option<f64>,
     /// A name server to use instead of the system's (IP:PORT, repeatable).
     #[arg(long = "dns-server", value_name = "IP:PORT")]
     dns_servers: Vec<SocketAddr>,
@@ -105,15 +171,22 @@ pub struct NetworkArgs {
     /// A host trusted with credentials for every domain (repeatable).
     #[arg(long = "trust-host", value_name = "HOST")]
     trust_hosts: Vec<String>,
-    /// The Autodiscover request schema.
-    #[arg(long, value_enum, default_value_t = SchemaArg::Outlook)]
-    schema: SchemaArg,
+    /// The Autodiscover request schema (default outlook).
+    #[arg(long, value_enum)]
+    schema: Option<SchemaArg>,
     /// Connect https URLs to this port instead of 443 (test setups).
-    #[arg(long, default_value_t = 443)]
-    https_port: u16,
+    #[arg(long)]
+    https_port: Option<u16>,
     /// Connect http URLs to this port instead of 80 (test setups).
-    #[arg(long, default_value_t = 80)]
-    http_port: u16,
+    #[arg(long)]
+    http_port: Option<u16>,
+}
+
+/// A list flag given on the command line replaces the configured list.
+fn replace<T: Clone>(target: &mut Vec<T>, given: &[T]) {
+    if !given.is_empty() {
+        *target = given.to_vec();
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -123,32 +196,34 @@ enum SchemaArg {
 }
 
 impl NetworkArgs {
-    /// The discovery configuration these options describe.
-    pub fn config(&self) -> anyhow::Result<Config> {
-        if !(self.timeout.is_finite() && self.timeout > 0.0) {
-            bail!("--timeout must be a positive number of seconds");
-        }
-        let mut config = Config::default();
-        config.deadline = Duration::from_secs_f64(self.timeout);
-        config.dns.name_servers = self.dns_servers.clone();
-        config.allow_nets = self.allow_nets.clone();
-        config.trusted_hosts = self.trust_hosts.clone();
-        config.schema = match self.schema {
-            SchemaArg::Outlook => Schema::Outlook,
-            SchemaArg::Mobilesync => Schema::MobileSync,
-        };
-        config.http.ports.https = self.https_port;
-        config.http.ports.http = self.http_port;
-        for path in &self.ca_files {
-            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-                .and_then(|iter| iter.collect::<Result<_, _>>())
-                .with_context(|| format!("cannot read certificates from {}", path.display()))?;
-            if certs.is_empty() {
-                bail!("{} holds no certificate", path.display());
+    /// Applies the flags given over `settings`.
+    pub fn apply(&self, settings: &mut DiscoverySettings) -> anyhow::Result<()> {
+        if let Some(timeout) = self.timeout {
+            if !(timeout.is_finite() && timeout > 0.0) {
+                bail!("--timeout must be a positive number of seconds");
             }
-            config.http.extra_roots.extend(certs);
+            settings.timeout = Duration::from_secs_f64(timeout);
         }
-        Ok(config)
+        replace(&mut settings.dns_servers, &self.dns_servers);
+        replace(&mut settings.ca_files, &self.ca_files);
+        replace(&mut settings.allow_nets, &self.allow_nets);
+        replace(&mut settings.trust_hosts, &self.trust_hosts);
+        if let Some(schema) = self.schema {
+            settings.schema = match schema {
+                SchemaArg::Outlook => Schema::Outlook,
+                SchemaArg::Mobilesync => Schema::MobileSync,
+            };
+        }
+        settings.https_port = self.https_port.unwrap_or(settings.https_port);
+        settings.http_port = self.http_port.unwrap_or(settings.http_port);
+        Ok(())
+    }
+
+    /// The discovery configuration for `discover` and `probe`: defaults plus these flags.
+    pub fn config(&self) -> anyhow::Result<Config> {
+        let mut settings = DiscoverySettings::default();
+        self.apply(&mut settings)?;
+        Ok(settings.pipeline_config()?)
     }
 }
 
@@ -157,6 +232,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
         Command::Discover(discover) => run_discover(discover).await,
         Command::Probe(probe) => run_probe(probe).await,
+        Command::Serve(serve) => crate::daemon::serve(serve).await.map(|()| ExitCode::SUCCESS),
+        Command::Init(state) => admin::init(&state).await,
+        Command::Client(command) => admin::client(command).await,
     }
 }
 
@@ -275,104 +353,3 @@ fn usage_error(json: bool, code: &str, message: &str) -> ExitCode {
     ExitCode::from(EXIT_USAGE)
 }
 
-fn write_human(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
-    let color = std::io::stdout().is_terminal();
-    match (&report.exchange_server_host, &report.error) {
-        (Some(host), _) => {
-            let method = report.method.map(|m| m.as_str()).unwrap_or("-");
-            let confidence = if report.confirmed {
-                "confirmed"
-            } else {
-                "needs confirmation"
-            };
-            let evidence = report.evidence.map(|e| e.as_str()).unwrap_or_default();
-            let provider = report.provider.map(|p| p.as_str()).unwrap_or("-");
-            let bold = if color { "\x1b[1m" } else { "" };
-            let reset = if color { "\x1b[0m" } else { "" };
-            writeln!(
-                out,
-                "{bold}{host}{reset}  via {method}, {confidence} ({evidence}), provider {provider}"
-            )?;
-            if let Some(url) = &report.activesync_url {
-                writeln!(out, "  activesync  {url}")?;
-            }
-            if let Some(url) = &report.ews_url {
-                writeln!(out, "  ews         {url}")?;
-            }
-            if let Some(email) = &report.redirected_email {
-                writeln!(out, "  redirected  {email}")?;
-            }
-            // With --verify the credential check is the probe; print it once.
-            if let Some(probe) = report.activesync.as_ref().filter(|p| !p.authenticated) {
-                write_probe(out, "  probe       ", probe)?;
-            }
-            if let Some(probe) = &report.verification {
-                write_probe(out, "  verify      ", probe)?;
-            }
-        }
-        (None, Some(failure)) => {
-            writeln!(out, "not found: {} ({})", failure.message, failure.code)?
-        }
-        (None, None) => writeln!(out, "not found")?,
-    }
-    writeln!(out)?;
-    write_trail(out, &report.trail)?;
-    writeln!(out, "{:.3}s", report.seconds)
-}
-
-fn write_probe(out: &mut impl Write, prefix: &str, probe: &Probe) -> std::io::Result<()> {
-    let status = probe
-        .status
-        .map(|s| s.to_string())
-        .unwrap_or_else(|| "-".to_owned());
-    let who = if probe.authenticated {
-        "with credentials"
-    } else {
-        "anonymous"
-    };
-    writeln!(
-        out,
-        "{prefix}{} (http {status}, {who}, {} ms) {}",
-        probe.code, probe.ms, probe.url
-    )?;
-    let indent = " ".repeat(prefix.len().max(2));
-    if !probe.versions.is_empty() {
-        writeln!(out, "{indent}versions  {}", probe.versions.join(", "))?;
-    }
-    if !probe.commands.is_empty() {
-        writeln!(out, "{indent}commands  {}", probe.commands.join(", "))?;
-    }
-    if let Some(build) = &probe.server_build {
-        writeln!(out, "{indent}server    {build}")?;
-    }
-    for moved in &probe.moves {
-        writeln!(out, "{indent}moved to  {moved}")?;
-    }
-    Ok(())
-}
-
-fn write_trail(out: &mut impl Write, trail: &[Attempt]) -> std::io::Result<()> {
-    writeln!(
-        out,
-        "{:<16} {:<15} {:<10} {:<22} {:>6}  target",
-        "method", "step", "outcome", "code", "ms"
-    )?;
-    for attempt in trail {
-        writeln!(
-            out,
-            "{:<16} {:<15} {:<10} {:<22} {:>6}  {}{}",
-            attempt.method.as_str(),
-            attempt.step.as_str(),
-            attempt.outcome.as_str(),
-            attempt.code.unwrap_or("-"),
-            attempt.ms,
-            attempt.target,
-            if attempt.authenticated {
-                " (with credentials)"
-            } else {
-                ""
-            },
-        )?;
-    }
-    Ok(())
-}

@@ -1,0 +1,199 @@
+//! The HTTP API of the daemon: the native-authentication endpoints of hosted email platforms
+//! (`/connect/authorize`, `/connect/token`), `/account`, health and metrics.
+//!
+//! `router` builds the app from each endpoint file's `routes()`; `serve` runs it on an
+//! already-bound listener with a header-read timeout, a request timeout, a body limit and a
+//! concurrency limit (rule 17), and shuts down gracefully when told to.
+
+mod account;
+mod authorize;
+mod error;
+mod health;
+mod state;
+mod token;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use serde::Deserialize;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use tracing::{info, warn};
+
+pub use self::error::ApiError;
+pub use self::state::AppState;
+
+/// Settings of the HTTP API. Durations are written like `"30s"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ApiConfig {
+    /// Where to listen. Default: `127.0.0.1:8080`.
+    pub listen: SocketAddr,
+    /// Largest request body, in bytes. Default: 64 KiB.
+    pub body_limit: usize,
+    /// Longest request, discovery included. Default: 45 s.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Longest wait for a request's headers. Default: 10 s.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// Requests served at once. Default: 256.
+    pub max_in_flight: usize,
+    /// `/connect/authorize` calls per client per minute. Default: 600.
+    pub authorize_per_client_per_minute: u32,
+    /// `/connect/authorize` calls per source address per minute. Default: 60.
+    pub authorize_per_address_per_minute: u32,
+    /// `/connect/authorize` calls per account per minute. Default: 10.
+    pub authorize_per_account_per_minute: u32,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)),
+            body_limit: DEFAULT_BODY_LIMIT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            authorize_per_client_per_minute: 600,
+            authorize_per_address_per_minute: 60,
+            authorize_per_account_per_minute: 10,
+        }
+    }
+}
+
+/// The app: every route, the limits and the request metrics.
+pub fn router(state: AppState, config: &ApiConfig) -> Router {
+    Router::new()
+        .merge(authorize::routes())
+        .merge(token::routes())
+        .merge(account::routes())
+        .merge(health::routes())
+        .fallback(|| async { ApiError::NotFound })
+        .layer(middleware::from_fn_with_state(state.clone(), count_request))
+        .layer(DefaultBodyLimit::max(config.body_limit))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, config.request_timeout))
+        .layer(GlobalConcurrencyLimitLayer::new(config.max_in_flight.max(1)))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Serves `app` on `listener` until `shutdown` is cancelled, then lets in-flight requests
+/// finish for at most `grace`.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    config: &ApiConfig,
+    shutdown: CancellationToken,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let graceful = GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(config.header_read_timeout);
+    info!(address = %listener.local_addr()?, "api listening");
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    warn!(error = %err, "accept failed");
+                    continue;
+                }
+            },
+            () = shutdown.cancelled() => break,
+        };
+        let service = app.clone().map_request(move |mut request: Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            request.map(axum::body::Body::new)
+        });
+        let connection = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+    }
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => info!("api stopped"),
+        () = tokio::time::sleep(grace) => warn!("api stopped with requests still running after the grace period"),
+    }
+    Ok(())
+}
+
+/// A JSON answer that must not be cached (codes, tokens, accounts).
+fn no_store(body: serde_json::Value) -> Response {
+    let mut response = axum::Json(body).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+}
+
+async fn count_request(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let route = match request.extensions().get::<MatchedPath>().map(MatchedPath::as_str) {
+        Some("/connect/authorize") => "authorize",
+        Some("/connect/token") => "token",
+        Some("/account") => "account",
+        Some("/healthz") => "healthz",
+        Some("/readyz") => "readyz",
+        Some("/metrics") => "metrics",
+        _ => "other",
+    };
+    let response = next.run(request).await;
+    state.metrics.request(route, response.status().as_u16());
+    response
+}
+
+const DEFAULT_PORT: u16 = 8080;
+const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
+const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(45);
+const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_MAX_IN_FLIGHT: usize = 256;
+
+/// Builds the app from the daemon's configuration: the store, the discovery pipeline, the
+/// flow and the router. Returns the router and the store.
+pub fn build(
+    config: &crate::config::Config,
+    key: crate::secrets::MasterKey,
+) -> Result<(Router, crate::store::Store), StartError> {
+    config.validate()?;
+    let store = crate::store::Store::open(&config.store.path)?;
+    let pipeline = crate::discovery::Pipeline::builder(config.discovery.pipeline_config()?).build()?;
+    let metrics = crate::metrics::Metrics::new();
+    let connect = crate::connect::Connect::new(
+        store.clone(),
+        pipeline,
+        key,
+        config.connect.connect_config()?,
+        metrics.clone(),
+    );
+    let state = AppState::new(connect, metrics, &config.api);
+    Ok((router(state, &config.api), store))
+}
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The configuration is unusable.
+    #[error(transparent)]
+    Config(#[from] crate::config::Error),
+    /// The database could not be opened or migrated.
+    #[error("cannot open the database: {0}")]
+    Store(#[from] crate::store::Error),
+    /// The discovery pipeline could not be built.
+    #[error(transparent)]
+    Discovery(#[from] crate::discovery::Error),
+}

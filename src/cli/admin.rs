@@ -1,0 +1,91 @@
+//! `init` (the first run) and `client add` / `client list`.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use exdisco::config::Config;
+use exdisco::connect;
+use exdisco::secrets::MasterKey;
+use exdisco::store::Store;
+use secrecy::ExposeSecret;
+use serde_json::json;
+
+use super::{ClientCommand, StateArgs};
+
+/// The configuration: file, environment, then these flags. Invalid: one line, exit 64.
+pub fn load_config(state: &StateArgs) -> anyhow::Result<Config> {
+    let mut config = Config::load(state.config.as_deref(), std::env::vars())?;
+    if let Some(db) = &state.db {
+        config.store.path.clone_from(db);
+    }
+    if let Some(key_file) = &state.key_file {
+        config.store.key_file.clone_from(key_file);
+    }
+    Ok(config)
+}
+
+/// The key: `EXDISCO_KEY`, or the key file.
+pub fn load_key(config: &Config) -> anyhow::Result<MasterKey> {
+    match std::env::var("EXDISCO_KEY") {
+        Ok(text) => Ok(MasterKey::from_base64(&text).context("EXDISCO_KEY")?),
+        Err(_) => MasterKey::from_file(&config.store.key_file).with_context(|| {
+            format!("no key at {}: run `exdisco init` first", config.store.key_file.display())
+        }),
+    }
+}
+
+/// Creates the key (unless there is one) and the database.
+pub async fn init(state: &StateArgs) -> anyhow::Result<ExitCode> {
+    let config = load_config(state)?;
+    let key_file = &config.store.key_file;
+    let mut out = std::io::stdout().lock();
+    if std::env::var_os("EXDISCO_KEY").is_some() {
+        writeln!(out, "key: from EXDISCO_KEY")?;
+    } else if key_file.exists() {
+        MasterKey::from_file(key_file).with_context(|| format!("{} is not a key", key_file.display()))?;
+        writeln!(out, "key: {} (kept)", key_file.display())?;
+    } else {
+        MasterKey::create_file(key_file).with_context(|| format!("cannot create {}", key_file.display()))?;
+        writeln!(out, "key: {} (created; keep it secret and backed up)", key_file.display())?;
+    }
+    open_store(&config.store.path)?;
+    writeln!(out, "database: {}", config.store.path.display())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `client add` and `client list`.
+pub async fn client(command: ClientCommand) -> anyhow::Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    match command {
+        ClientCommand::Add { name, redirect_uris, json, state } => {
+            let store = open_store(&load_config(&state)?.store.path)?;
+            let client = connect::add_client(&store, &name, redirect_uris).await?;
+            let secret = client.client_secret.expose_secret();
+            if json {
+                writeln!(out, "{}", json!({ "client_id": client.client_id, "client_secret": secret, "name": name }))?;
+            } else {
+                writeln!(out, "client_id      {}", client.client_id)?;
+                writeln!(out, "client_secret  {secret}")?;
+                writeln!(out, "(the secret is shown only now; it is stored hashed)")?;
+            }
+        }
+        ClientCommand::List { json, state } => {
+            let store = open_store(&load_config(&state)?.store.path)?;
+            let clients = store.list_clients().await?;
+            if json {
+                writeln!(out, "{}", serde_json::to_string(&clients)?)?;
+            } else {
+                for client in clients {
+                    writeln!(out, "{}  {}  {}", client.client_id, client.name, client.redirect_uris.join(" "))?;
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn open_store(path: &Path) -> anyhow::Result<Store> {
+    Store::open(path).with_context(|| format!("cannot open the database {}", path.display()))
+}

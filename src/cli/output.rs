@@ -1,0 +1,108 @@
+//! Human-readable output of `discover` and `probe`.
+
+use std::io::{IsTerminal, Write};
+
+use exdisco::discovery::activesync::Probe;
+use exdisco::report::{Attempt, Report};
+
+pub fn write_human(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
+    let color = std::io::stdout().is_terminal();
+    match (&report.exchange_server_host, &report.error) {
+        (Some(host), _) => {
+            let method = report.method.map(|m| m.as_str()).unwrap_or("-");
+            let confidence = if report.confirmed {
+                "confirmed"
+            } else {
+                "needs confirmation"
+            };
+            let evidence = report.evidence.map(|e| e.as_str()).unwrap_or_default();
+            let provider = report.provider.map(|p| p.as_str()).unwrap_or("-");
+            let bold = if color { "\x1b[1m" } else { "" };
+            let reset = if color { "\x1b[0m" } else { "" };
+            writeln!(
+                out,
+                "{bold}{host}{reset}  via {method}, {confidence} ({evidence}), provider {provider}"
+            )?;
+            if let Some(url) = &report.activesync_url {
+                writeln!(out, "  activesync  {url}")?;
+            }
+            if let Some(url) = &report.ews_url {
+                writeln!(out, "  ews         {url}")?;
+            }
+            if let Some(email) = &report.redirected_email {
+                writeln!(out, "  redirected  {email}")?;
+            }
+            // With --verify the credential check is the probe; print it once.
+            if let Some(probe) = report.activesync.as_ref().filter(|p| !p.authenticated) {
+                write_probe(out, "  probe       ", probe)?;
+            }
+            if let Some(probe) = &report.verification {
+                write_probe(out, "  verify      ", probe)?;
+            }
+        }
+        (None, Some(failure)) => {
+            writeln!(out, "not found: {} ({})", failure.message, failure.code)?
+        }
+        (None, None) => writeln!(out, "not found")?,
+    }
+    writeln!(out)?;
+    write_trail(out, &report.trail)?;
+    writeln!(out, "{:.3}s", report.seconds)
+}
+
+pub fn write_probe(out: &mut impl Write, prefix: &str, probe: &Probe) -> std::io::Result<()> {
+    let status = probe
+        .status
+        .map(|s| s.to_string())
+        .unwrap_or_else(|| "-".to_owned());
+    let who = if probe.authenticated {
+        "with credentials"
+    } else {
+        "anonymous"
+    };
+    writeln!(
+        out,
+        "{prefix}{} (http {status}, {who}, {} ms) {}",
+        probe.code, probe.ms, probe.url
+    )?;
+    let indent = " ".repeat(prefix.len().max(2));
+    if !probe.versions.is_empty() {
+        writeln!(out, "{indent}versions  {}", probe.versions.join(", "))?;
+    }
+    if !probe.commands.is_empty() {
+        writeln!(out, "{indent}commands  {}", probe.commands.join(", "))?;
+    }
+    if let Some(build) = &probe.server_build {
+        writeln!(out, "{indent}server    {build}")?;
+    }
+    for moved in &probe.moves {
+        writeln!(out, "{indent}moved to  {moved}")?;
+    }
+    Ok(())
+}
+
+pub fn write_trail(out: &mut impl Write, trail: &[Attempt]) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{:<16} {:<15} {:<10} {:<22} {:>6}  target",
+        "method", "step", "outcome", "code", "ms"
+    )?;
+    for attempt in trail {
+        writeln!(
+            out,
+            "{:<16} {:<15} {:<10} {:<22} {:>6}  {}{}",
+            attempt.method.as_str(),
+            attempt.step.as_str(),
+            attempt.outcome.as_str(),
+            attempt.code.unwrap_or("-"),
+            attempt.ms,
+            attempt.target,
+            if attempt.authenticated {
+                " (with credentials)"
+            } else {
+                ""
+            },
+        )?;
+    }
+    Ok(())
+}

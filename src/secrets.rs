@@ -1,0 +1,183 @@
+//! Secrets: random tokens and their hashes, and the cipher for account secrets at rest
+//! (security rules 20 to 22).
+//!
+//! - Codes, access tokens and client secrets are 256 random bits from the OS, base64url, with a
+//!   readable prefix. Only their SHA-256 hashes are stored; a presented value is hashed and
+//!   looked up, and client secrets are compared in constant time.
+//! - Account secrets (an Exchange password, a Microsoft refresh token) are sealed with
+//!   XChaCha20-Poly1305 under the operator's 256-bit key, bound to the account's identity as
+//!   associated data, so a sealed value copied to another row does not open.
+
+use std::path::Path;
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use secrecy::{ExposeSecret, SecretString};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// Random bytes in a token.
+const TOKEN_BYTES: usize = 32;
+/// Nonce length of XChaCha20-Poly1305.
+const NONCE_BYTES: usize = 24;
+
+/// A fresh random token with `prefix` (`exd_code_`, `exd_at_`, `exd_cs_`).
+pub fn random_token(prefix: &str) -> Result<SecretString, Error> {
+    let mut bytes = [0u8; TOKEN_BYTES];
+    getrandom::fill(&mut bytes).map_err(|_| Error::Random)?;
+    Ok(SecretString::from(format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes))))
+}
+
+/// The stored form of a token: its SHA-256.
+pub fn hash_token(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+/// Compares two hashes in constant time.
+pub fn hashes_match(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
+/// The operator's key for account secrets at rest. `Debug` never shows it.
+pub struct MasterKey {
+    cipher: XChaCha20Poly1305,
+}
+
+impl MasterKey {
+    /// A key from 32 bytes, given base64-encoded (a key file's content or `EXDISCO_KEY`).
+    pub fn from_base64(text: &str) -> Result<Self, Error> {
+        let bytes = STANDARD.decode(text.trim()).map_err(|_| Error::KeyFormat)?;
+        if bytes.len() != 32 {
+            return Err(Error::KeyFormat);
+        }
+        let cipher = XChaCha20Poly1305::new_from_slice(&bytes).map_err(|_| Error::KeyFormat)?;
+        Ok(Self { cipher })
+    }
+
+    /// Reads the key from `path`.
+    pub fn from_file(path: &Path) -> Result<Self, Error> {
+        let text = std::fs::read_to_string(path).map_err(|_| Error::KeyMissing)?;
+        Self::from_base64(&text)
+    }
+
+    /// Creates a new key file at `path` (mode 0600); refuses to overwrite one.
+    pub fn create_file(path: &Path) -> Result<(), Error> {
+        use std::io::Write;
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).map_err(|_| Error::Random)?;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(path).map_err(|_| Error::KeyCreate)?;
+        writeln!(file, "{}", STANDARD.encode(bytes)).map_err(|_| Error::KeyCreate)
+    }
+
+    /// Seals `secret`, bound to `context` (the account's identity).
+    pub fn seal(&self, secret: &SecretString, context: &[u8]) -> Result<Vec<u8>, Error> {
+        let mut nonce = [0u8; NONCE_BYTES];
+        getrandom::fill(&mut nonce).map_err(|_| Error::Random)?;
+        let payload = Payload { msg: secret.expose_secret().as_bytes(), aad: context };
+        let sealed = self.cipher.encrypt(XNonce::from_slice(&nonce), payload).map_err(|_| Error::Seal)?;
+        Ok([nonce.as_slice(), &sealed].concat())
+    }
+
+    /// Opens what [`MasterKey::seal`] sealed with the same `context`.
+    pub fn open(&self, sealed: &[u8], context: &[u8]) -> Result<SecretString, Error> {
+        if sealed.len() < NONCE_BYTES {
+            return Err(Error::Open);
+        }
+        let (nonce, body) = sealed.split_at(NONCE_BYTES);
+        let plain = self
+            .cipher
+            .decrypt(XNonce::from_slice(nonce), Payload { msg: body, aad: context })
+            .map_err(|_| Error::Open)?;
+        String::from_utf8(plain).map(SecretString::from).map_err(|_| Error::Open)
+    }
+}
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MasterKey(***)")
+    }
+}
+
+/// What can go wrong with secrets.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The OS random source failed.
+    #[error("the random source failed")]
+    Random,
+    /// The key is not 32 bytes of base64.
+    #[error("the key must be 32 bytes, base64-encoded")]
+    KeyFormat,
+    /// No key file or variable.
+    #[error("no key: run `exdisco init` or set EXDISCO_KEY")]
+    KeyMissing,
+    /// The key file could not be created (it may exist already).
+    #[error("cannot create the key file (does it exist already?)")]
+    KeyCreate,
+    /// Sealing failed.
+    #[error("cannot seal a secret")]
+    Seal,
+    /// Opening failed: wrong key, wrong context or damaged data.
+    #[error("cannot open a sealed secret")]
+    Open,
+}
+
+impl Error {
+    /// A stable label.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Random => "random",
+            Self::KeyFormat => "key_format",
+            Self::KeyMissing => "key_missing",
+            Self::KeyCreate => "key_create",
+            Self::Seal => "seal",
+            Self::Open => "open",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> MasterKey {
+        MasterKey::from_base64(&STANDARD.encode([7u8; 32])).unwrap()
+    }
+
+    #[test]
+    fn tokens_are_long_random_and_prefixed() {
+        let a = random_token("exd_code_").unwrap();
+        let b = random_token("exd_code_").unwrap();
+        assert!(a.expose_secret().starts_with("exd_code_"));
+        assert_ne!(a.expose_secret(), b.expose_secret());
+        assert!(a.expose_secret().len() >= "exd_code_".len() + 43, "256 bits");
+        assert_eq!(hash_token(a.expose_secret()).len(), 32);
+        assert!(hashes_match(&hash_token("x"), &hash_token("x")));
+        assert!(!hashes_match(&hash_token("x"), &hash_token("y")));
+    }
+
+    #[test]
+    fn sealed_secrets_open_only_with_their_context() {
+        let key = key();
+        let secret = SecretString::from("p@ssw0rd".to_owned());
+        let sealed = key.seal(&secret, b"acct_1").unwrap();
+        assert!(!sealed.windows(8).any(|w| w == b"p@ssw0rd"), "no clear text at rest");
+        assert_eq!(key.open(&sealed, b"acct_1").unwrap().expose_secret(), "p@ssw0rd");
+        assert!(key.open(&sealed, b"acct_2").is_err());
+        let other = MasterKey::from_base64(&STANDARD.encode([8u8; 32])).unwrap();
+        assert!(other.open(&sealed, b"acct_1").is_err());
+    }
+
+    #[test]
+    fn bad_keys_are_refused() {
+        assert!(MasterKey::from_base64("short").is_err());
+        assert!(MasterKey::from_base64(&STANDARD.encode([1u8; 16])).is_err());
+        assert!(format!("{:?}", key()).contains("***"));
+    }
+}

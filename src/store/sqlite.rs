@@ -1,0 +1,441 @@
+//! The SQL behind [`super::Store`], as plain statements on one connection.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+
+use super::Error;
+
+/// Migrations, numbered and append-only. `PRAGMA user_version` holds the last one applied.
+const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+
+/// Connection settings and migrations.
+pub fn prepare(connection: &mut Connection) -> Result<(), Error> {
+    connection.pragma_update(None, "journal_mode", "WAL")?;
+    connection.pragma_update(None, "synchronous", "NORMAL")?;
+    connection.pragma_update(None, "foreign_keys", "ON")?;
+    connection.busy_timeout(std::time::Duration::from_secs(5))?;
+    let applied: i64 = connection.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    for (index, migration) in MIGRATIONS.iter().enumerate().skip(applied.max(0) as usize) {
+        let tx = connection.transaction()?;
+        tx.execute_batch(migration)?;
+        tx.pragma_update(None, "user_version", (index + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+/// A client as stored: its id, the hash of its secret and its redirect URIs.
+#[derive(Debug, Clone)]
+pub struct ClientRecord {
+    /// The public id.
+    pub client_id: String,
+    /// SHA-256 of the secret.
+    pub secret_hash: Vec<u8>,
+    /// Redirect URIs allowed for the hosted flow.
+    pub redirect_uris: Vec<String>,
+}
+
+/// A client as listed.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ClientInfo {
+    /// The public id.
+    pub client_id: String,
+    /// The name given at registration.
+    pub name: String,
+    /// Redirect URIs.
+    pub redirect_uris: Vec<String>,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// An account to save.
+#[derive(Debug, Clone)]
+pub struct NewAccount {
+    /// The id to use if the account is new.
+    pub account_id: String,
+    /// The client that connected it.
+    pub client_id: String,
+    /// The mailbox address.
+    pub email: String,
+    /// The display name.
+    pub name: String,
+    /// `exchange` or `office365`.
+    pub provider: String,
+    /// The Exchange host.
+    pub exchange_server_host: String,
+    /// How the host was found.
+    pub discovery_method: String,
+    /// ActiveSync versions, comma-separated.
+    pub activesync_versions: String,
+    /// Granted scopes, comma-separated.
+    pub scopes: String,
+    /// The username for Basic authentication.
+    pub username: String,
+    /// The password or refresh token, sealed.
+    pub sealed_secret: Vec<u8>,
+    /// Unix seconds.
+    pub now: i64,
+}
+
+/// An account as stored (its secret stays sealed).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Account {
+    /// The id.
+    pub account_id: String,
+    /// The client that connected it.
+    pub client_id: String,
+    /// The mailbox address.
+    pub email: String,
+    /// The display name.
+    pub name: String,
+    /// `exchange` or `office365`.
+    pub provider: String,
+    /// The Exchange host.
+    pub exchange_server_host: String,
+    /// How the host was found.
+    pub discovery_method: String,
+    /// ActiveSync versions, comma-separated.
+    pub activesync_versions: String,
+    /// Scopes, comma-separated.
+    pub scopes: String,
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Unix seconds.
+    pub updated_at: i64,
+}
+
+/// What a code redemption came to.
+#[derive(Debug, Clone)]
+pub enum Redemption {
+    /// The code was good: the token was stored for this account.
+    Issued(Account),
+    /// The code had been redeemed before: the token issued then is now revoked.
+    Replayed,
+    /// The code expired.
+    Expired,
+    /// No such code, or it belongs to another client.
+    Unknown,
+}
+
+/// A cached discovery of one domain.
+#[derive(Debug, Clone)]
+pub struct CachedDiscovery {
+    /// The mail domain.
+    pub domain: String,
+    /// The host.
+    pub host: String,
+    /// How it was found.
+    pub method: String,
+    /// The ActiveSync URL, or empty.
+    pub activesync_url: String,
+    /// `exchange` or `office365`.
+    pub provider: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+pub fn add_client(c: &mut Connection, client: &ClientRecord, name: &str) -> Result<(), Error> {
+    let uris = serde_json::to_string(&client.redirect_uris).map_err(|_| Error::Corrupt("uris"))?;
+    c.execute(
+        "INSERT INTO clients (client_id, name, secret_hash, redirect_uris, created_at)
+         VALUES (?1, ?2, ?3, ?4, unixepoch())",
+        params![client.client_id, name, client.secret_hash, uris],
+    )?;
+    Ok(())
+}
+
+pub fn list_clients(c: &mut Connection) -> Result<Vec<ClientInfo>, Error> {
+    let mut statement = c.prepare(
+        "SELECT client_id, name, redirect_uris, created_at FROM clients ORDER BY id",
+    )?;
+    let rows = statement.query_map([], |row| {
+        Ok((row.get::<_, String>(0)?, row.get(1)?, row.get::<_, String>(2)?, row.get(3)?))
+    })?;
+    let mut clients = Vec::new();
+    for row in rows {
+        let (client_id, name, uris, created_at) = row?;
+        let redirect_uris = serde_json::from_str(&uris).map_err(|_| Error::Corrupt("uris"))?;
+        clients.push(ClientInfo { client_id, name, redirect_uris, created_at });
+    }
+    Ok(clients)
+}
+
+pub fn find_client(c: &mut Connection, client_id: &str) -> Result<Option<ClientRecord>, Error> {
+    let row = c
+        .query_row(
+            "SELECT client_id, secret_hash, redirect_uris FROM clients WHERE client_id = ?1",
+            params![client_id],
+            |row| Ok((row.get::<_, String>(0)?, row.get::<_, Vec<u8>>(1)?, row.get::<_, String>(2)?)),
+        )
+        .optional()?;
+    row.map(|(client_id, secret_hash, uris)| {
+        let redirect_uris = serde_json::from_str(&uris).map_err(|_| Error::Corrupt("uris"))?;
+        Ok(ClientRecord { client_id, secret_hash, redirect_uris })
+    })
+    .transpose()
+}
+
+pub fn save_account(c: &mut Connection, a: &NewAccount) -> Result<String, Error> {
+    let account_id: String = c.query_row(
+        "INSERT INTO accounts (account_id, client_id, email, name, provider, exchange_server_host,
+             discovery_method, activesync_versions, scopes, username, sealed_secret, created_at,
+             updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)
+         ON CONFLICT (client_id, email) DO UPDATE SET
+             name = excluded.name,
+             provider = excluded.provider,
+             exchange_server_host = excluded.exchange_server_host,
+             discovery_method = excluded.discovery_method,
+             activesync_versions = excluded.activesync_versions,
+             scopes = excluded.scopes,
+             username = excluded.username,
+             sealed_secret = excluded.sealed_secret,
+             updated_at = excluded.updated_at
+         RETURNING account_id",
+        params![
+            a.account_id,
+            a.client_id,
+            a.email,
+            a.name,
+            a.provider,
+            a.exchange_server_host,
+            a.discovery_method,
+            a.activesync_versions,
+            a.scopes,
+            a.username,
+            a.sealed_secret,
+            a.now
+        ],
+        |row| row.get(0),
+    )?;
+    Ok(account_id)
+}
+
+const ACCOUNT_COLUMNS: &str = "account_id, client_id, email, name, provider, exchange_server_host,
+    discovery_method, activesync_versions, scopes, created_at, updated_at";
+
+fn account_row(row: &Row<'_>) -> rusqlite::Result<Account> {
+    Ok(Account {
+        account_id: row.get(0)?,
+        client_id: row.get(1)?,
+        email: row.get(2)?,
+        name: row.get(3)?,
+        provider: row.get(4)?,
+        exchange_server_host: row.get(5)?,
+        discovery_method: row.get(6)?,
+        activesync_versions: row.get(7)?,
+        scopes: row.get(8)?,
+        created_at: row.get(9)?,
+        updated_at: row.get(10)?,
+    })
+}
+
+pub fn find_account(c: &mut Connection, account_id: &str) -> Result<Option<Account>, Error> {
+    let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE account_id = ?1");
+    Ok(c.query_row(&sql, params![account_id], account_row).optional()?)
+}
+
+pub fn find_account_by_email(
+    c: &mut Connection,
+    client_id: &str,
+    email: &str,
+) -> Result<Option<Account>, Error> {
+    let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE client_id = ?1 AND email = ?2");
+    Ok(c.query_row(&sql, params![client_id, email], account_row).optional()?)
+}
+
+pub fn create_code(
+    c: &mut Connection,
+    code_hash: &[u8],
+    client_id: &str,
+    account_id: &str,
+    expires_at: i64,
+) -> Result<(), Error> {
+    c.execute(
+        "INSERT INTO codes (code_hash, client_id, account_id, expires_at, created_at)
+         VALUES (?1, ?2, ?3, ?4, unixepoch())",
+        params![code_hash, client_id, account_id, expires_at],
+    )?;
+    Ok(())
+}
+
+pub fn redeem_code(
+    c: &mut Connection,
+    code_hash: &[u8],
+    client_id: &str,
+    token_hash: &[u8],
+    now: i64,
+) -> Result<Redemption, Error> {
+    let tx = c.transaction()?;
+    let code = tx
+        .query_row(
+            "SELECT id, client_id, account_id, expires_at, used_at FROM codes WHERE code_hash = ?1",
+            params![code_hash],
+            |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                    row.get::<_, i64>(3)?,
+                    row.get::<_, i64>(4)?,
+                ))
+            },
+        )
+        .optional()?;
+    let Some((code_id, owner, account_id, expires_at, used_at)) = code else {
+        return Ok(Redemption::Unknown);
+    };
+    if owner != client_id {
+        return Ok(Redemption::Unknown);
+    }
+    if used_at != 0 {
+        // A replay: whoever holds the first token may hold a stolen code's fruit (RFC 6749
+        // 4.1.2, RFC 9700 4.5): revoke it.
+        tx.execute("UPDATE tokens SET revoked = 1 WHERE code_id = ?1", params![code_id])?;
+        tx.commit()?;
+        return Ok(Redemption::Replayed);
+    }
+    if expires_at <= now {
+        return Ok(Redemption::Expired);
+    }
+    tx.execute("UPDATE codes SET used_at = ?2 WHERE id = ?1", params![code_id, now.max(1)])?;
+    tx.execute(
+        "INSERT INTO tokens (token_hash, client_id, account_id, code_id, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![token_hash, client_id, account_id, code_id, now],
+    )?;
+    let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE account_id = ?1");
+    let account = tx.query_row(&sql, params![account_id], account_row)?;
+    tx.commit()?;
+    Ok(Redemption::Issued(account))
+}
+
+pub fn account_for_token(c: &mut Connection, token_hash: &[u8]) -> Result<Option<Account>, Error> {
+    let sql = format!(
+        "SELECT {} FROM accounts a JOIN tokens t ON t.account_id = a.account_id
+         WHERE t.token_hash = ?1 AND t.revoked = 0",
+        ACCOUNT_COLUMNS
+            .split(',')
+            .map(|c| format!("a.{}", c.trim()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(c.query_row(&sql, params![token_hash], account_row).optional()?)
+}
+
+pub fn cached_discovery(
+    c: &mut Connection,
+    domain: &str,
+    now: i64,
+) -> Result<Option<CachedDiscovery>, Error> {
+    Ok(c
+        .query_row(
+            "SELECT domain, host, method, activesync_url, provider, expires_at
+             FROM discovery_cache WHERE domain = ?1 AND expires_at > ?2",
+            params![domain, now],
+            |row| {
+                Ok(CachedDiscovery {
+                    domain: row.get(0)?,
+                    host: row.get(1)?,
+                    method: row.get(2)?,
+                    activesync_url: row.get(3)?,
+                    provider: row.get(4)?,
+                    expires_at: row.get(5)?,
+                })
+            },
+        )
+        .optional()?)
+}
+
+pub fn cache_discovery(c: &mut Connection, e: &CachedDiscovery) -> Result<(), Error> {
+    c.execute(
+        "INSERT INTO discovery_cache (domain, host, method, activesync_url, provider, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (domain) DO UPDATE SET host = excluded.host, method = excluded.method,
+             activesync_url = excluded.activesync_url, provider = excluded.provider,
+             expires_at = excluded.expires_at",
+        params![e.domain, e.host, e.method, e.activesync_url, e.provider, e.expires_at],
+    )?;
+    Ok(())
+}
+
+pub fn forget_discovery(c: &mut Connection, domain: &str) -> Result<(), Error> {
+    c.execute("DELETE FROM discovery_cache WHERE domain = ?1", params![domain])?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> Connection {
+        let mut c = Connection::open_in_memory().unwrap();
+        prepare(&mut c).unwrap();
+        prepare(&mut c).unwrap();
+        c
+    }
+
+    fn account(c: &mut Connection) -> String {
+        let new = NewAccount {
+            account_id: "acct_1".into(),
+            client_id: "client_1".into(),
+            email: "alice@example.test".into(),
+            name: "Alice".into(),
+            provider: "exchange".into(),
+            exchange_server_host: "mail.example.test".into(),
+            discovery_method: "pox_domain".into(),
+            activesync_versions: "16.1".into(),
+            scopes: "email.read_only".into(),
+            username: "alice".into(),
+            sealed_secret: vec![1, 2, 3],
+            now: 100,
+        };
+        save_account(c, &new).unwrap()
+    }
+
+    #[test]
+    fn a_code_is_redeemed_once_and_a_replay_revokes_the_token() {
+        let mut c = store();
+        let id = account(&mut c);
+        create_code(&mut c, b"code", "client_1", &id, 200).unwrap();
+        assert!(matches!(redeem_code(&mut c, b"code", "other", b"t0", 150).unwrap(), Redemption::Unknown));
+        assert!(matches!(redeem_code(&mut c, b"code", "client_1", b"t1", 150).unwrap(), Redemption::Issued(_)));
+        assert!(account_for_token(&mut c, b"t1").unwrap().is_some());
+        assert!(matches!(redeem_code(&mut c, b"code", "client_1", b"t2", 151).unwrap(), Redemption::Replayed));
+        assert!(account_for_token(&mut c, b"t1").unwrap().is_none(), "revoked");
+        assert!(account_for_token(&mut c, b"t2").unwrap().is_none());
+    }
+
+    #[test]
+    fn expired_codes_fail() {
+        let mut c = store();
+        let id = account(&mut c);
+        create_code(&mut c, b"code", "client_1", &id, 200).unwrap();
+        assert!(matches!(redeem_code(&mut c, b"code", "client_1", b"t", 200).unwrap(), Redemption::Expired));
+    }
+
+    #[test]
+    fn accounts_are_one_per_client_and_email() {
+        let mut c = store();
+        let first = account(&mut c);
+        let second = account(&mut c);
+        assert_eq!(first, second);
+    }
+
+    #[test]
+    fn cache_entries_expire() {
+        let mut c = store();
+        let entry = CachedDiscovery {
+            domain: "example.test".into(),
+            host: "mail.example.test".into(),
+            method: "srv".into(),
+            activesync_url: String::new(),
+            provider: "exchange".into(),
+            expires_at: 500,
+        };
+        cache_discovery(&mut c, &entry).unwrap();
+        assert!(cached_discovery(&mut c, "example.test", 499).unwrap().is_some());
+        assert!(cached_discovery(&mut c, "example.test", 500).unwrap().is_none());
+        forget_discovery(&mut c, "example.test").unwrap();
+        assert!(cached_discovery(&mut c, "example.test", 0).unwrap().is_none());
+    }
+}
