@@ -97,8 +97,10 @@ impl DiscoverySettings {
         if self.timeout.is_zero() {
             return Err(Error::Invalid("discovery.timeout must be positive".into()));
         }
-        let mut config = discovery::Config::default();
-        config.deadline = self.timeout;
+        let mut config = discovery::Config {
+            deadline: self.timeout,
+            ..Default::default()
+        };
         config.dns.name_servers = self.dns_servers.clone();
         config.allow_nets = self.allow_nets.clone();
         config.trusted_hosts = self.trust_hosts.clone();
@@ -127,7 +129,10 @@ pub struct StoreSettings {
 
 impl Default for StoreSettings {
     fn default() -> Self {
-        Self { path: PathBuf::from("exdisco.db"), key_file: PathBuf::from("exdisco.key") }
+        Self {
+            path: PathBuf::from("exdisco.db"),
+            key_file: PathBuf::from("exdisco.key"),
+        }
     }
 }
 
@@ -163,13 +168,15 @@ impl ConnectSettings {
         let url = url::Url::parse(&self.office365_token_url)
             .map_err(|_| Error::Invalid("connect.office365_token_url is not a url".into()))?;
         if url.scheme() != "https" {
-            return Err(Error::Invalid("connect.office365_token_url must be https".into()));
+            return Err(Error::Invalid(
+                "connect.office365_token_url must be https".into(),
+            ));
         }
-        let mut config = ConnectConfig::default();
-        config.code_ttl = self.code_ttl;
-        config.cache_ttl = self.cache_ttl;
-        config.office365_token_url = self.office365_token_url.clone();
-        Ok(config)
+        Ok(ConnectConfig {
+            code_ttl: self.code_ttl,
+            cache_ttl: self.cache_ttl,
+            office365_token_url: self.office365_token_url.clone(),
+        })
     }
 }
 
@@ -195,7 +202,10 @@ pub enum LogFormat {
 
 impl Config {
     /// Defaults, then `file` (if any), then the `EXDISCO_*` variables in `env`.
-    pub fn load(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Self, Error> {
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, Error> {
         let mut table = match file {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
@@ -206,7 +216,9 @@ impl Config {
             None => toml::Table::new(),
         };
         for (name, value) in env {
-            let Some(key) = name.strip_prefix(ENV_PREFIX) else { continue };
+            let Some(key) = name.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
             let path: Vec<String> = key.split("__").map(str::to_lowercase).collect();
             if !SECTIONS.contains(&path[0].as_str()) {
                 continue; // EXDISCO_PASSWORD, EXDISCO_KEY and friends are not configuration
@@ -221,7 +233,9 @@ impl Config {
         self.discovery.pipeline_config()?;
         self.connect.connect_config()?;
         if self.api.body_limit == 0 || self.api.max_in_flight == 0 {
-            return Err(Error::Invalid("api.body_limit and api.max_in_flight must be positive".into()));
+            return Err(Error::Invalid(
+                "api.body_limit and api.max_in_flight must be positive".into(),
+            ));
         }
         Ok(())
     }
@@ -233,14 +247,19 @@ pub fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, Er
         .and_then(|iter| iter.collect::<Result<_, _>>())
         .map_err(|_| Error::Invalid(format!("cannot read certificates from {}", path.display())))?;
     if certificates.is_empty() {
-        return Err(Error::Invalid(format!("{} holds no certificate", path.display())));
+        return Err(Error::Invalid(format!(
+            "{} holds no certificate",
+            path.display()
+        )));
     }
     Ok(certificates)
 }
 
 fn env_value(raw: &str) -> toml::Value {
     match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
-        Ok(mut table) => table.remove("v").unwrap_or_else(|| toml::Value::String(raw.to_owned())),
+        Ok(mut table) => table
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(raw.to_owned())),
         Err(_) => toml::Value::String(raw.to_owned()),
     }
 }
@@ -252,7 +271,9 @@ fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) {
             table.insert(last.clone(), value);
         }
         [first, rest @ ..] => {
-            let entry = table.entry(first.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let entry = table
+                .entry(first.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
             if !entry.is_table() {
                 *entry = toml::Value::Table(toml::Table::new());
             }
@@ -280,14 +301,24 @@ impl Error {
 }
 
 const ENV_PREFIX: &str = "EXDISCO_";
-const SECTIONS: &[&str] = &["discovery", "api", "store", "connect", "log", "shutdown_grace"];
+const SECTIONS: &[&str] = &[
+    "discovery",
+    "api",
+    "store",
+    "connect",
+    "log",
+    "shutdown_grace",
+];
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     #[test]
@@ -304,7 +335,11 @@ mod tests {
     fn environment_beats_file() {
         let dir = tempfile_dir();
         let file = dir.join("exdisco.toml");
-        std::fs::write(&file, "shutdown_grace = \"3s\"\n[api]\nlisten = \"127.0.0.1:7000\"\nmax_in_flight = 5\n").unwrap();
+        std::fs::write(
+            &file,
+            "shutdown_grace = \"3s\"\n[api]\nlisten = \"127.0.0.1:7000\"\nmax_in_flight = 5\n",
+        )
+        .unwrap();
         let config = Config::load(
             Some(&file),
             env(&[
@@ -326,7 +361,11 @@ mod tests {
     fn unknown_keys_and_bad_values_are_refused() {
         assert!(Config::load(None, env(&[("EXDISCO_API__LISTN", "x")])).is_err());
         assert!(Config::load(None, env(&[("EXDISCO_API__LISTEN", "not an address")])).is_err());
-        let insecure = Config::load(None, env(&[("EXDISCO_CONNECT__OFFICE365_TOKEN_URL", "http://x.test/t")])).unwrap();
+        let insecure = Config::load(
+            None,
+            env(&[("EXDISCO_CONNECT__OFFICE365_TOKEN_URL", "http://x.test/t")]),
+        )
+        .unwrap();
         assert!(insecure.validate().is_err());
     }
 

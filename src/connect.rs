@@ -25,8 +25,8 @@ use tracing::{info, warn};
 use url::Url;
 
 use crate::discovery::{Body, Outgoing, Pipeline};
-use crate::metrics::Metrics;
 use crate::domain::{Credentials, EmailAddress};
+use crate::metrics::Metrics;
 use crate::report::{Provider, Report};
 use crate::secrets::{self, MasterKey};
 use crate::store::{self, Account, CachedDiscovery, NewAccount, Redemption, Store};
@@ -167,7 +167,13 @@ impl Connect {
         config: ConnectConfig,
         metrics: Metrics,
     ) -> Self {
-        Self { store, pipeline, key: Arc::new(key), config: Arc::new(config), metrics }
+        Self {
+            store,
+            pipeline,
+            key: Arc::new(key),
+            config: Arc::new(config),
+            metrics,
+        }
     }
 
     /// The store.
@@ -176,7 +182,11 @@ impl Connect {
     }
 
     /// Registers a client; its secret is returned once and stored hashed.
-    pub async fn add_client(&self, name: &str, redirect_uris: Vec<String>) -> Result<NewClient, Error> {
+    pub async fn add_client(
+        &self,
+        name: &str,
+        redirect_uris: Vec<String>,
+    ) -> Result<NewClient, Error> {
         add_client(&self.store, name, redirect_uris).await
     }
 
@@ -199,16 +209,30 @@ impl Connect {
             None => new_id("acct_")?,
         };
         let saved = match request.provider.as_str() {
-            "exchange" => self.authorize_exchange(&request, &address, &scopes, account_id).await?,
-            "office365" => self.authorize_office365(&request, &address, &scopes, account_id).await?,
+            "exchange" => {
+                self.authorize_exchange(&request, &address, &scopes, account_id)
+                    .await?
+            }
+            "office365" => {
+                self.authorize_office365(&request, &address, &scopes, account_id)
+                    .await?
+            }
             other => {
-                return Err(Error::invalid("provider", format!("unknown provider {other:?}; use exchange or office365")));
+                return Err(Error::invalid(
+                    "provider",
+                    format!("unknown provider {other:?}; use exchange or office365"),
+                ));
             }
         };
         let code = secrets::random_token("exd_code_")?;
         let expires_at = now() + self.config.code_ttl.as_secs() as i64;
         self.store
-            .create_code(secrets::hash_token(code.expose_secret()), request.client_id.clone(), saved, expires_at)
+            .create_code(
+                secrets::hash_token(code.expose_secret()),
+                request.client_id.clone(),
+                saved,
+                expires_at,
+            )
             .await?;
         Ok(code)
     }
@@ -223,7 +247,10 @@ impl Connect {
         let settings: ExchangeSettings = serde_json::from_value(request.settings.clone())
             .map_err(|e| Error::invalid("settings", redact_serde_message(&e.to_string())))?;
         if settings.username.trim().is_empty() || settings.password.expose_secret().is_empty() {
-            return Err(Error::invalid("settings", "username and password are required".into()));
+            return Err(Error::invalid(
+                "settings",
+                "username and password are required".into(),
+            ));
         }
         let credentials = Credentials {
             username: settings.username.clone(),
@@ -245,8 +272,14 @@ impl Connect {
         self.metrics.discovery(&report);
         check_verification(&report)?;
         let host = report.exchange_server_host.clone().unwrap_or_default();
-        let versions = report.verification.as_ref().map(|p| p.versions.join(",")).unwrap_or_default();
-        let sealed = self.key.seal(&credentials.password, account_id.as_bytes())?;
+        let versions = report
+            .verification
+            .as_ref()
+            .map(|p| p.versions.join(","))
+            .unwrap_or_default();
+        let sealed = self
+            .key
+            .seal(&credentials.password, account_id.as_bytes())?;
         let saved = self
             .store
             .save_account(NewAccount {
@@ -269,14 +302,22 @@ impl Connect {
     }
 
     /// Cached host first; discovery when there is none or it stopped working.
-    async fn discover_and_verify(&self, address: &EmailAddress, credentials: &Credentials) -> Result<Report, Error> {
+    async fn discover_and_verify(
+        &self,
+        address: &EmailAddress,
+        credentials: &Credentials,
+    ) -> Result<Report, Error> {
         let domain = address.domain().as_str().to_owned();
         if let Some(cached) = self.store.cached_discovery(domain.clone(), now()).await? {
             let mut report = Pipeline::explicit_host(address, &cached.host)
                 .map_err(|_| Error::Corrupt("cached host"))?;
             report.method = cached.method.parse().ok();
             report.activesync_url = Some(cached.activesync_url).filter(|u| !u.is_empty());
-            report.provider = Some(if cached.provider == "office365" { Provider::Office365 } else { Provider::Exchange });
+            report.provider = Some(if cached.provider == "office365" {
+                Provider::Office365
+            } else {
+                Provider::Exchange
+            });
             self.pipeline.verify(&mut report, credentials).await;
             if report.credentials_valid.is_some() {
                 return Ok(report);
@@ -284,16 +325,25 @@ impl Connect {
             warn!(domain = %domain, "cached exchange host stopped answering; discovering again");
             self.store.forget_discovery(domain.clone()).await?;
         }
-        let report = self.pipeline.discover_and_verify(address, credentials).await;
+        let report = self
+            .pipeline
+            .discover_and_verify(address, credentials)
+            .await;
         if report.confirmed && report.credentials_valid == Some(true) {
-            let ttl = report.ttl_seconds.unwrap_or(self.config.cache_ttl.as_secs());
+            let ttl = report
+                .ttl_seconds
+                .unwrap_or(self.config.cache_ttl.as_secs());
             self.store
                 .cache_discovery(CachedDiscovery {
                     domain,
                     host: report.exchange_server_host.clone().unwrap_or_default(),
                     method: report.method.map(|m| m.as_str()).unwrap_or("").to_owned(),
                     activesync_url: report.activesync_url.clone().unwrap_or_default(),
-                    provider: report.provider.map(|p| p.as_str()).unwrap_or("exchange").to_owned(),
+                    provider: report
+                        .provider
+                        .map(|p| p.as_str())
+                        .unwrap_or("exchange")
+                        .to_owned(),
                     expires_at: now() + ttl as i64,
                 })
                 .await?;
@@ -336,29 +386,55 @@ impl Connect {
     }
 
     /// Redeems the refresh token at the token endpoint; returns the refresh token to keep.
-    async fn redeem_refresh_token(&self, settings: &Office365Settings) -> Result<SecretString, Error> {
-        let url = Url::parse(&self.config.office365_token_url).map_err(|_| Error::Corrupt("token url"))?;
+    async fn redeem_refresh_token(
+        &self,
+        settings: &Office365Settings,
+    ) -> Result<SecretString, Error> {
+        let url = Url::parse(&self.config.office365_token_url)
+            .map_err(|_| Error::Corrupt("token url"))?;
         let form = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("grant_type", "refresh_token")
             .append_pair("client_id", &settings.microsoft_client_id)
-            .append_pair("client_secret", settings.microsoft_client_secret.expose_secret())
-            .append_pair("refresh_token", settings.microsoft_refresh_token.expose_secret())
+            .append_pair(
+                "client_secret",
+                settings.microsoft_client_secret.expose_secret(),
+            )
+            .append_pair(
+                "refresh_token",
+                settings.microsoft_refresh_token.expose_secret(),
+            )
             .append_pair("redirect_uri", &settings.redirect_uri)
             .append_pair("scope", OFFICE365_SCOPE)
             .finish();
-        let request = Outgoing { method: HttpMethod::POST, url: &url, body: Some(Body::Form(&form)), credentials: None };
-        let fetched = self.pipeline.http().fetch(request).await.map_err(|e| Error::Upstream(e.code()))?;
+        let request = Outgoing {
+            method: HttpMethod::POST,
+            url: &url,
+            body: Some(Body::Form(&form)),
+            credentials: None,
+        };
+        let fetched = self
+            .pipeline
+            .http()
+            .fetch(request)
+            .await
+            .map_err(|e| Error::Upstream(e.code()))?;
         #[derive(Deserialize)]
         struct Answer {
             access_token: Option<SecretString>,
             refresh_token: Option<SecretString>,
             error: Option<String>,
         }
-        let answer: Answer = serde_json::from_slice(&fetched.body).map_err(|_| Error::Upstream("token_endpoint_json"))?;
+        let answer: Answer = serde_json::from_slice(&fetched.body)
+            .map_err(|_| Error::Upstream("token_endpoint_json"))?;
         match (fetched.status.as_u16(), answer) {
-            (200, Answer { access_token: Some(_), refresh_token, .. }) => {
-                Ok(refresh_token.unwrap_or_else(|| settings.microsoft_refresh_token.clone()))
-            }
+            (
+                200,
+                Answer {
+                    access_token: Some(_),
+                    refresh_token,
+                    ..
+                },
+            ) => Ok(refresh_token.unwrap_or_else(|| settings.microsoft_refresh_token.clone())),
             (400 | 401, Answer { error: Some(_), .. }) => Err(Error::CredentialsRefused),
             _ => Err(Error::Upstream("token_endpoint")),
         }
@@ -368,7 +444,8 @@ impl Connect {
     pub async fn token(&self, request: TokenRequest) -> Result<TokenGrant, Error> {
         let client = self.store.find_client(request.client_id.clone()).await?;
         let presented = secrets::hash_token(request.client_secret.expose_secret());
-        let Some(client) = client.filter(|c| secrets::hashes_match(&c.secret_hash, &presented)) else {
+        let Some(client) = client.filter(|c| secrets::hashes_match(&c.secret_hash, &presented))
+        else {
             return Err(Error::BadClient);
         };
         let access_token = secrets::random_token("exd_at_")?;
@@ -382,10 +459,15 @@ impl Connect {
             )
             .await?;
         match redemption {
-            Redemption::Issued(account) => Ok(TokenGrant { access_token, account }),
+            Redemption::Issued(account) => Ok(TokenGrant {
+                access_token,
+                account: *account,
+            }),
             Redemption::Replayed => {
                 warn!("authorization code replayed; the token issued for it is revoked");
-                Err(Error::InvalidGrant("the code was already used; the token issued for it is revoked"))
+                Err(Error::InvalidGrant(
+                    "the code was already used; the token issued for it is revoked",
+                ))
             }
             Redemption::Expired => Err(Error::InvalidGrant("the code expired")),
             Redemption::Unknown => Err(Error::InvalidGrant("unknown code")),
@@ -402,9 +484,14 @@ impl Connect {
 }
 
 /// Registers a client on `store`.
-pub async fn add_client(store: &Store, name: &str, redirect_uris: Vec<String>) -> Result<NewClient, Error> {
+pub async fn add_client(
+    store: &Store,
+    name: &str,
+    redirect_uris: Vec<String>,
+) -> Result<NewClient, Error> {
     for uri in &redirect_uris {
-        Url::parse(uri).map_err(|_| Error::invalid("redirect_uri", format!("{uri:?} is not a url")))?;
+        Url::parse(uri)
+            .map_err(|_| Error::invalid("redirect_uri", format!("{uri:?} is not a url")))?;
     }
     let client_id = new_id("cli_")?;
     let client_secret = secrets::random_token("exd_cs_")?;
@@ -414,17 +501,30 @@ pub async fn add_client(store: &Store, name: &str, redirect_uris: Vec<String>) -
         redirect_uris,
     };
     store.add_client(record, name.to_owned()).await?;
-    Ok(NewClient { client_id, client_secret })
+    Ok(NewClient {
+        client_id,
+        client_secret,
+    })
 }
 
 /// Validates comma-separated scopes; returns them normalised.
 fn parse_scopes(scopes: &str) -> Result<String, Error> {
-    let mut list: Vec<&str> = scopes.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+    let mut list: Vec<&str> = scopes
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
     if list.is_empty() {
-        return Err(Error::invalid("scopes", "at least one scope is required".into()));
+        return Err(Error::invalid(
+            "scopes",
+            "at least one scope is required".into(),
+        ));
     }
     if let Some(unknown) = list.iter().find(|s| !KNOWN_SCOPES.contains(s)) {
-        return Err(Error::invalid("scopes", format!("unknown scope {unknown:?}")));
+        return Err(Error::invalid(
+            "scopes",
+            format!("unknown scope {unknown:?}"),
+        ));
     }
     list.sort_unstable();
     list.dedup();
@@ -440,7 +540,8 @@ async fn check_reauth(
     if let Some(reauth) = &request.reauth_account_id {
         let account = store.find_account(reauth.clone()).await?;
         let matches = account.is_some_and(|a| {
-            a.client_id == request.client_id && existing.is_some_and(|e| e.account_id == a.account_id)
+            a.client_id == request.client_id
+                && existing.is_some_and(|e| e.account_id == a.account_id)
         });
         if !matches {
             return Err(Error::AccountNotFound);
@@ -469,13 +570,19 @@ fn check_verification(report: &Report) -> Result<(), Error> {
         Some(true) => Ok(()),
         Some(false) => Err(Error::CredentialsRefused),
         None => {
-            let code = report.verification.as_ref().map(|p| p.code).unwrap_or("not_verified");
+            let code = report
+                .verification
+                .as_ref()
+                .map(|p| p.code)
+                .unwrap_or("not_verified");
             match code {
                 "modern_auth_only" => Err(Error::ExchangeOnline),
                 "credential_budget" => Err(Error::TooManyAttempts),
-                "not_activesync" | "forbidden" | "activesync_moved" | "credentials_withheld" | "auth_required" => {
-                    Err(Error::NotActiveSync(code))
-                }
+                "not_activesync"
+                | "forbidden"
+                | "activesync_moved"
+                | "credentials_withheld"
+                | "auth_required" => Err(Error::NotActiveSync(code)),
                 other => Err(Error::Upstream(other)),
             }
         }
@@ -489,7 +596,12 @@ pub fn redact_serde_message(message: &str) -> String {
         if let Some(start) = message.find(marker) {
             let rest = &message[start..];
             let tail = rest.find(", expected").map(|i| &rest[i..]).unwrap_or("");
-            return format!("{}{}{}", &message[..start], marker.trim_end_matches([':', ' ']), tail);
+            return format!(
+                "{}{}{}",
+                &message[..start],
+                marker.trim_end_matches([':', ' ']),
+                tail
+            );
         }
     }
     message.to_owned()
@@ -498,11 +610,17 @@ pub fn redact_serde_message(message: &str) -> String {
 fn new_id(prefix: &str) -> Result<String, Error> {
     let mut bytes = [0u8; 12];
     getrandom::fill(&mut bytes).map_err(|_| Error::Secrets(secrets::Error::Random))?;
-    Ok(format!("{prefix}{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()))
+    Ok(format!(
+        "{prefix}{}",
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    ))
 }
 
 fn now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 /// Why the flow refused or failed. Each maps to one HTTP status and type in `api::error`.
@@ -527,13 +645,19 @@ pub enum Error {
     #[error("the mail server refused the credentials")]
     CredentialsRefused,
     /// The mailbox is on Exchange Online: basic authentication is off there.
-    #[error("the mailbox is on Exchange Online, where basic authentication is off; authorize with provider office365 (OAuth)")]
+    #[error(
+        "the mailbox is on Exchange Online, where basic authentication is off; authorize with provider office365 (OAuth)"
+    )]
     ExchangeOnline,
     /// Discovery found no host.
-    #[error("the Exchange server could not be discovered ({0}); pass settings.exchange_server_host")]
+    #[error(
+        "the Exchange server could not be discovered ({0}); pass settings.exchange_server_host"
+    )]
     DiscoveryFailed(&'static str),
     /// The host found needs confirmation (a foreign domain).
-    #[error("the Exchange server found is in another domain and needs confirmation; pass it as settings.exchange_server_host")]
+    #[error(
+        "the Exchange server found is in another domain and needs confirmation; pass it as settings.exchange_server_host"
+    )]
     Unconfirmed,
     /// The host does not answer as ActiveSync.
     #[error("the server does not answer as Exchange ActiveSync ({0})")]
@@ -545,7 +669,9 @@ pub enum Error {
     #[error("too many attempts for this account; try again later")]
     TooManyAttempts,
     /// Changing scopes requires `reauth_account_id`.
-    #[error("the account exists with other scopes; authorize again with reauth_account_id to change them")]
+    #[error(
+        "the account exists with other scopes; authorize again with reauth_account_id to change them"
+    )]
     ScopeChange,
     /// `reauth_account_id` names no account of this client and address.
     #[error("reauth_account_id names no account of this client and address")]
@@ -602,16 +728,23 @@ mod tests {
 
     #[test]
     fn scopes_are_checked_and_normalised() {
-        assert_eq!(parse_scopes("email.read_only, calendar.read_only,email.read_only").unwrap(), "calendar.read_only,email.read_only");
+        assert_eq!(
+            parse_scopes("email.read_only, calendar.read_only,email.read_only").unwrap(),
+            "calendar.read_only,email.read_only"
+        );
         assert_eq!(parse_scopes("").unwrap_err().code(), "invalid_request");
-        assert_eq!(parse_scopes("email.read_only,root").unwrap_err().code(), "invalid_request");
+        assert_eq!(
+            parse_scopes("email.read_only,root").unwrap_err().code(),
+            "invalid_request"
+        );
     }
 
     #[test]
     fn serde_messages_lose_their_values() {
-        let err = serde_json::from_str::<ExchangeSettings>(r#"{"username":"a","password":123456789}"#)
-            .err()
-            .unwrap();
+        let err =
+            serde_json::from_str::<ExchangeSettings>(r#"{"username":"a","password":123456789}"#)
+                .err()
+                .unwrap();
         let message = redact_serde_message(&err.to_string());
         assert!(!message.contains("123456789"), "{message}");
         assert!(message.contains("expected"), "{message}");

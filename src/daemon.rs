@@ -34,10 +34,20 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
     tracker.spawn(shutdown_signal(shutdown.clone()));
-    exdisco::api::serve(listener, app, &config.api, shutdown.clone(), config.shutdown_grace).await?;
+    exdisco::api::serve(
+        listener,
+        app,
+        &config.api,
+        shutdown.clone(),
+        config.shutdown_grace,
+    )
+    .await?;
     shutdown.cancel();
     tracker.close();
-    if tokio::time::timeout(config.shutdown_grace, tracker.wait()).await.is_err() {
+    if tokio::time::timeout(config.shutdown_grace, tracker.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!("tasks still running after the grace period");
     }
     info!("exdisco stopped");

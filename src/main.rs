@@ -17,7 +17,11 @@ async fn main() -> ExitCode {
         Err(err) => {
             eprintln!("exdisco: {err:#}");
             let invalid_config = err.chain().any(|e| e.is::<exdisco::config::Error>());
-            ExitCode::from(if invalid_config { cli::EXIT_CONFIG } else { cli::EXIT_USAGE })
+            ExitCode::from(if invalid_config {
+                cli::EXIT_CONFIG
+            } else {
+                cli::EXIT_USAGE
+            })
         }
     }
 }

@@ -54,9 +54,21 @@ impl Metrics {
         let buckets = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
         let probe_seconds = Histogram::new(buckets);
         registry.register("http_requests", "HTTP API requests", requests.clone());
-        registry.register("discoveries", "Discoveries by method and outcome", discoveries.clone());
-        registry.register("authorizations", "Authorize calls by outcome", authorizations.clone());
-        registry.register("activesync_probe_seconds", "ActiveSync probe latency", probe_seconds.clone());
+        registry.register(
+            "discoveries",
+            "Discoveries by method and outcome",
+            discoveries.clone(),
+        );
+        registry.register(
+            "authorizations",
+            "Authorize calls by outcome",
+            authorizations.clone(),
+        );
+        registry.register(
+            "activesync_probe_seconds",
+            "ActiveSync probe latency",
+            probe_seconds.clone(),
+        );
         Self {
             registry: Arc::new(Mutex::new(registry)),
             requests,
@@ -68,20 +80,29 @@ impl Metrics {
 
     /// Counts one API request.
     pub fn request(&self, route: &'static str, status: u16) {
-        self.requests.get_or_create(&RequestLabels { route, status }).inc();
+        self.requests
+            .get_or_create(&RequestLabels { route, status })
+            .inc();
     }
 
     /// Counts one authorize call.
     pub fn authorization(&self, outcome: &'static str) {
-        self.authorizations.get_or_create(&OutcomeLabels { outcome }).inc();
+        self.authorizations
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
     }
 
     /// Records a discovery (and its probes) from its report.
     pub fn discovery(&self, report: &Report) {
         let method = report.method.map(|m| m.as_str()).unwrap_or("none");
         let outcome = report.error.as_ref().map(|f| f.code).unwrap_or("found");
-        self.discoveries.get_or_create(&DiscoveryLabels { method, outcome }).inc();
-        for probe in [&report.activesync, &report.verification].into_iter().flatten() {
+        self.discoveries
+            .get_or_create(&DiscoveryLabels { method, outcome })
+            .inc();
+        for probe in [&report.activesync, &report.verification]
+            .into_iter()
+            .flatten()
+        {
             self.probe_seconds.observe(probe.ms as f64 / 1000.0);
         }
     }

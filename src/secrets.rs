@@ -27,7 +27,10 @@ const NONCE_BYTES: usize = 24;
 pub fn random_token(prefix: &str) -> Result<SecretString, Error> {
     let mut bytes = [0u8; TOKEN_BYTES];
     getrandom::fill(&mut bytes).map_err(|_| Error::Random)?;
-    Ok(SecretString::from(format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes))))
+    Ok(SecretString::from(format!(
+        "{prefix}{}",
+        URL_SAFE_NO_PAD.encode(bytes)
+    )))
 }
 
 /// The stored form of a token: its SHA-256.
@@ -62,25 +65,37 @@ impl MasterKey {
         Self::from_base64(&text)
     }
 
+    /// A new random key, base64-encoded.
+    pub fn generate_base64() -> Result<String, Error> {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).map_err(|_| Error::Random)?;
+        Ok(STANDARD.encode(bytes))
+    }
+
     /// Creates a new key file at `path` (mode 0600); refuses to overwrite one.
     pub fn create_file(path: &Path) -> Result<(), Error> {
         use std::io::Write;
-        let mut bytes = [0u8; 32];
-        getrandom::fill(&mut bytes).map_err(|_| Error::Random)?;
+        let key = Self::generate_base64()?;
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create_new(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
         let mut file = options.open(path).map_err(|_| Error::KeyCreate)?;
-        writeln!(file, "{}", STANDARD.encode(bytes)).map_err(|_| Error::KeyCreate)
+        writeln!(file, "{key}").map_err(|_| Error::KeyCreate)
     }
 
     /// Seals `secret`, bound to `context` (the account's identity).
     pub fn seal(&self, secret: &SecretString, context: &[u8]) -> Result<Vec<u8>, Error> {
         let mut nonce = [0u8; NONCE_BYTES];
         getrandom::fill(&mut nonce).map_err(|_| Error::Random)?;
-        let payload = Payload { msg: secret.expose_secret().as_bytes(), aad: context };
-        let sealed = self.cipher.encrypt(XNonce::from_slice(&nonce), payload).map_err(|_| Error::Seal)?;
+        let payload = Payload {
+            msg: secret.expose_secret().as_bytes(),
+            aad: context,
+        };
+        let sealed = self
+            .cipher
+            .encrypt(XNonce::from_slice(&nonce), payload)
+            .map_err(|_| Error::Seal)?;
         Ok([nonce.as_slice(), &sealed].concat())
     }
 
@@ -92,9 +107,17 @@ impl MasterKey {
         let (nonce, body) = sealed.split_at(NONCE_BYTES);
         let plain = self
             .cipher
-            .decrypt(XNonce::from_slice(nonce), Payload { msg: body, aad: context })
+            .decrypt(
+                XNonce::from_slice(nonce),
+                Payload {
+                    msg: body,
+                    aad: context,
+                },
+            )
             .map_err(|_| Error::Open)?;
-        String::from_utf8(plain).map(SecretString::from).map_err(|_| Error::Open)
+        String::from_utf8(plain)
+            .map(SecretString::from)
+            .map_err(|_| Error::Open)
     }
 }
 
@@ -156,7 +179,10 @@ mod tests {
         let b = random_token("exd_code_").unwrap();
         assert!(a.expose_secret().starts_with("exd_code_"));
         assert_ne!(a.expose_secret(), b.expose_secret());
-        assert!(a.expose_secret().len() >= "exd_code_".len() + 43, "256 bits");
+        assert!(
+            a.expose_secret().len() >= "exd_code_".len() + 43,
+            "256 bits"
+        );
         assert_eq!(hash_token(a.expose_secret()).len(), 32);
         assert!(hashes_match(&hash_token("x"), &hash_token("x")));
         assert!(!hashes_match(&hash_token("x"), &hash_token("y")));
@@ -167,8 +193,14 @@ mod tests {
         let key = key();
         let secret = SecretString::from("p@ssw0rd".to_owned());
         let sealed = key.seal(&secret, b"acct_1").unwrap();
-        assert!(!sealed.windows(8).any(|w| w == b"p@ssw0rd"), "no clear text at rest");
-        assert_eq!(key.open(&sealed, b"acct_1").unwrap().expose_secret(), "p@ssw0rd");
+        assert!(
+            !sealed.windows(8).any(|w| w == b"p@ssw0rd"),
+            "no clear text at rest"
+        );
+        assert_eq!(
+            key.open(&sealed, b"acct_1").unwrap().expose_secret(),
+            "p@ssw0rd"
+        );
         assert!(key.open(&sealed, b"acct_2").is_err());
         let other = MasterKey::from_base64(&STANDARD.encode([8u8; 32])).unwrap();
         assert!(other.open(&sealed, b"acct_1").is_err());

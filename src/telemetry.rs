@@ -22,8 +22,14 @@ pub fn init(verbose: u8) {
     let human = tracing_subscriber::fmt::layer()
         .with_writer(Gate { json: false })
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    let json = tracing_subscriber::fmt::layer().json().with_writer(Gate { json: true });
-    let _ = tracing_subscriber::registry().with(filter).with(human).with(json).try_init();
+    let json = tracing_subscriber::fmt::layer()
+        .json()
+        .with_writer(Gate { json: true });
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(human)
+        .with(json)
+        .try_init();
 }
 
 /// Switches the log format.

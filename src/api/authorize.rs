@@ -10,8 +10,8 @@ use secrecy::ExposeSecret;
 use serde_json::json;
 
 use super::error::{ApiError, ApiJson};
-use super::state::AppState;
 use super::no_store;
+use super::state::AppState;
 use crate::connect::AuthorizeRequest;
 
 /// The route.

@@ -44,13 +44,18 @@ impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
         let status = match &rejection {
             JsonRejection::MissingJsonContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            JsonRejection::BytesRejection(_) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            JsonRejection::BytesRejection(_)
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE =>
+            {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
             _ => StatusCode::BAD_REQUEST,
         };
         // The rejection names the field and the problem; values are cut out of it.
-        Self::BadJson { status, message: connect::redact_serde_message(&rejection.body_text()) }
+        Self::BadJson {
+            status,
+            message: connect::redact_serde_message(&rejection.body_text()),
+        }
     }
 }
 
@@ -59,41 +64,73 @@ impl IntoResponse for ApiError {
         use connect::Error as E;
         let (status, kind, message) = match &self {
             Self::BadJson { status, message } => {
-                let kind = if *status == StatusCode::PAYLOAD_TOO_LARGE { "payload_too_large" } else { "invalid_request_error" };
+                let kind = if *status == StatusCode::PAYLOAD_TOO_LARGE {
+                    "payload_too_large"
+                } else {
+                    "invalid_request_error"
+                };
                 (*status, kind, message.clone())
             }
-            Self::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", "too many requests; retry later".to_owned()),
-            Self::MissingToken => (StatusCode::UNAUTHORIZED, "auth_error", "an Authorization: Bearer token is required".to_owned()),
-            Self::NotFound => (StatusCode::NOT_FOUND, "not_found_error", "no such endpoint".to_owned()),
+            Self::RateLimited(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limit_error",
+                "too many requests; retry later".to_owned(),
+            ),
+            Self::MissingToken => (
+                StatusCode::UNAUTHORIZED,
+                "auth_error",
+                "an Authorization: Bearer token is required".to_owned(),
+            ),
+            Self::NotFound => (
+                StatusCode::NOT_FOUND,
+                "not_found_error",
+                "no such endpoint".to_owned(),
+            ),
             Self::Connect(err) => match err {
-                E::InvalidRequest { .. } => (StatusCode::BAD_REQUEST, "invalid_request_error", err.to_string()),
+                E::InvalidRequest { .. } => (
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request_error",
+                    err.to_string(),
+                ),
                 E::UnknownClient | E::BadClient | E::CredentialsRefused | E::BadToken => {
                     (StatusCode::UNAUTHORIZED, "auth_error", err.to_string())
                 }
                 E::InvalidGrant(_) => (StatusCode::BAD_REQUEST, "invalid_grant", err.to_string()),
                 E::AccountNotFound => (StatusCode::NOT_FOUND, "not_found_error", err.to_string()),
                 E::ScopeChange => (StatusCode::CONFLICT, "conflict_error", err.to_string()),
-                E::ExchangeOnline | E::DiscoveryFailed(_) | E::Unconfirmed | E::NotActiveSync(_) => {
-                    (StatusCode::UNPROCESSABLE_ENTITY, "provider_error", err.to_string())
-                }
-                E::TooManyAttempts => (StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", err.to_string()),
+                E::ExchangeOnline
+                | E::DiscoveryFailed(_)
+                | E::Unconfirmed
+                | E::NotActiveSync(_) => (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "provider_error",
+                    err.to_string(),
+                ),
+                E::TooManyAttempts => (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limit_error",
+                    err.to_string(),
+                ),
                 E::Upstream(_) => (StatusCode::BAD_GATEWAY, "provider_error", err.to_string()),
                 E::Store(_) | E::Secrets(_) | E::Corrupt(_) => {
                     error!(error.code = err.code(), error = %err, "internal error");
-                    (StatusCode::INTERNAL_SERVER_ERROR, "api_error", "internal error".to_owned())
+                    (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "api_error",
+                        "internal error".to_owned(),
+                    )
                 }
             },
         };
-        let mut response = (status, Json(json!({ "message": message, "type": kind }))).into_response();
+        let mut response =
+            (status, Json(json!({ "message": message, "type": kind }))).into_response();
         let retry_after = match &self {
             Self::RateLimited(wait) => Some(wait.as_secs().max(1)),
             Self::Connect(connect::Error::TooManyAttempts) => Some(60),
             _ => None,
         };
-        if let Some(seconds) = retry_after {
-            if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
-                response.headers_mut().insert(header::RETRY_AFTER, value);
-            }
+        if let Some(value) = retry_after.and_then(|s| HeaderValue::from_str(&s.to_string()).ok()) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
         }
         response
     }

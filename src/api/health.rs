@@ -26,5 +26,8 @@ async fn ready(State(state): State<AppState>) -> impl IntoResponse {
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-    ([(header::CONTENT_TYPE, content_type)], state.metrics.render())
+    (
+        [(header::CONTENT_TYPE, content_type)],
+        state.metrics.render(),
+    )
 }

@@ -85,8 +85,13 @@ pub fn router(state: AppState, config: &ApiConfig) -> Router {
         .fallback(|| async { ApiError::NotFound })
         .layer(middleware::from_fn_with_state(state.clone(), count_request))
         .layer(DefaultBodyLimit::max(config.body_limit))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, config.request_timeout))
-        .layer(GlobalConcurrencyLimitLayer::new(config.max_in_flight.max(1)))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            config.request_timeout,
+        ))
+        .layer(GlobalConcurrencyLimitLayer::new(
+            config.max_in_flight.max(1),
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -102,7 +107,8 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new()).header_read_timeout(config.header_read_timeout);
+    http.timer(TokioTimer::new())
+        .header_read_timeout(config.header_read_timeout);
     info!(address = %listener.local_addr()?, "api listening");
     loop {
         let (stream, peer) = tokio::select! {
@@ -115,11 +121,14 @@ pub async fn serve(
             },
             () = shutdown.cancelled() => break,
         };
-        let service = app.clone().map_request(move |mut request: Request<hyper::body::Incoming>| {
-            request.extensions_mut().insert(ConnectInfo(peer));
-            request.map(axum::body::Body::new)
-        });
-        let connection = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+        let service =
+            app.clone()
+                .map_request(move |mut request: Request<hyper::body::Incoming>| {
+                    request.extensions_mut().insert(ConnectInfo(peer));
+                    request.map(axum::body::Body::new)
+                });
+        let connection =
+            http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             let _ = connection.await;
@@ -136,13 +145,21 @@ pub async fn serve(
 /// A JSON answer that must not be cached (codes, tokens, accounts).
 fn no_store(body: serde_json::Value) -> Response {
     let mut response = axum::Json(body).into_response();
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response.headers_mut().insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+        .headers_mut()
+        .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     response
 }
 
 async fn count_request(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let route = match request.extensions().get::<MatchedPath>().map(MatchedPath::as_str) {
+    let route = match request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(MatchedPath::as_str)
+    {
         Some("/connect/authorize") => "authorize",
         Some("/connect/token") => "token",
         Some("/account") => "account",
@@ -170,7 +187,8 @@ pub fn build(
 ) -> Result<(Router, crate::store::Store), StartError> {
     config.validate()?;
     let store = crate::store::Store::open(&config.store.path)?;
-    let pipeline = crate::discovery::Pipeline::builder(config.discovery.pipeline_config()?).build()?;
+    let pipeline =
+        crate::discovery::Pipeline::builder(config.discovery.pipeline_config()?).build()?;
     let metrics = crate::metrics::Metrics::new();
     let connect = crate::connect::Connect::new(
         store.clone(),

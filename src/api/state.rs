@@ -27,7 +27,11 @@ pub struct AppState {
 impl AppState {
     /// State for `connect` under `config`'s limits.
     pub fn new(connect: Connect, metrics: Metrics, config: &ApiConfig) -> Self {
-        Self { connect, metrics, limiters: Arc::new(RateLimiters::new(config)) }
+        Self {
+            connect,
+            metrics,
+            limiters: Arc::new(RateLimiters::new(config)),
+        }
     }
 }
 
@@ -52,7 +56,11 @@ impl RateLimiters {
 
     /// Takes one authorize call for all three keys, or says how long to wait.
     pub fn check(&self, client: &str, address: IpAddr, account: &str) -> Result<(), Duration> {
-        if self.calls.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == 0 {
+        if self
+            .calls
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(PRUNE_EVERY)
+        {
             self.clients.retain_recent();
             self.addresses.retain_recent();
             self.accounts.retain_recent();
@@ -61,7 +69,9 @@ impl RateLimiters {
         let wait = |not_until: governor::NotUntil<_>| not_until.wait_time_from(now);
         self.addresses.check_key(&address).map_err(wait)?;
         self.clients.check_key(&client.to_owned()).map_err(wait)?;
-        self.accounts.check_key(&account.trim().to_lowercase()).map_err(wait)?;
+        self.accounts
+            .check_key(&account.trim().to_lowercase())
+            .map_err(wait)?;
         Ok(())
     }
 }

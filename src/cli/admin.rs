@@ -31,7 +31,10 @@ pub fn load_key(config: &Config) -> anyhow::Result<MasterKey> {
     match std::env::var("EXDISCO_KEY") {
         Ok(text) => Ok(MasterKey::from_base64(&text).context("EXDISCO_KEY")?),
         Err(_) => MasterKey::from_file(&config.store.key_file).with_context(|| {
-            format!("no key at {}: run `exdisco init` first", config.store.key_file.display())
+            format!(
+                "no key at {}: run `exdisco init` first",
+                config.store.key_file.display()
+            )
         }),
     }
 }
@@ -44,11 +47,17 @@ pub async fn init(state: &StateArgs) -> anyhow::Result<ExitCode> {
     if std::env::var_os("EXDISCO_KEY").is_some() {
         writeln!(out, "key: from EXDISCO_KEY")?;
     } else if key_file.exists() {
-        MasterKey::from_file(key_file).with_context(|| format!("{} is not a key", key_file.display()))?;
+        MasterKey::from_file(key_file)
+            .with_context(|| format!("{} is not a key", key_file.display()))?;
         writeln!(out, "key: {} (kept)", key_file.display())?;
     } else {
-        MasterKey::create_file(key_file).with_context(|| format!("cannot create {}", key_file.display()))?;
-        writeln!(out, "key: {} (created; keep it secret and backed up)", key_file.display())?;
+        MasterKey::create_file(key_file)
+            .with_context(|| format!("cannot create {}", key_file.display()))?;
+        writeln!(
+            out,
+            "key: {} (created; keep it secret and backed up)",
+            key_file.display()
+        )?;
     }
     open_store(&config.store.path)?;
     writeln!(out, "database: {}", config.store.path.display())?;
@@ -59,12 +68,21 @@ pub async fn init(state: &StateArgs) -> anyhow::Result<ExitCode> {
 pub async fn client(command: ClientCommand) -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     match command {
-        ClientCommand::Add { name, redirect_uris, json, state } => {
+        ClientCommand::Add {
+            name,
+            redirect_uris,
+            json,
+            state,
+        } => {
             let store = open_store(&load_config(&state)?.store.path)?;
             let client = connect::add_client(&store, &name, redirect_uris).await?;
             let secret = client.client_secret.expose_secret();
             if json {
-                writeln!(out, "{}", json!({ "client_id": client.client_id, "client_secret": secret, "name": name }))?;
+                writeln!(
+                    out,
+                    "{}",
+                    json!({ "client_id": client.client_id, "client_secret": secret, "name": name })
+                )?;
             } else {
                 writeln!(out, "client_id      {}", client.client_id)?;
                 writeln!(out, "client_secret  {secret}")?;
@@ -78,7 +96,13 @@ pub async fn client(command: ClientCommand) -> anyhow::Result<ExitCode> {
                 writeln!(out, "{}", serde_json::to_string(&clients)?)?;
             } else {
                 for client in clients {
-                    writeln!(out, "{}  {}  {}", client.client_id, client.name, client.redirect_uris.join(" "))?;
+                    writeln!(
+                        out,
+                        "{}  {}  {}",
+                        client.client_id,
+                        client.name,
+                        client.redirect_uris.join(" ")
+                    )?;
                 }
             }
         }

@@ -232,7 +232,9 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
         Command::Discover(discover) => run_discover(discover).await,
         Command::Probe(probe) => run_probe(probe).await,
-        Command::Serve(serve) => crate::daemon::serve(serve).await.map(|()| ExitCode::SUCCESS),
+        Command::Serve(serve) => crate::daemon::serve(serve)
+            .await
+            .map(|()| ExitCode::SUCCESS),
         Command::Init(state) => admin::init(&state).await,
         Command::Client(command) => admin::client(command).await,
     }
@@ -352,4 +354,3 @@ fn usage_error(json: bool, code: &str, message: &str) -> ExitCode {
     let _ = writeln!(std::io::stderr(), "exdisco: {message}");
     ExitCode::from(EXIT_USAGE)
 }
-

@@ -200,7 +200,9 @@ impl Http {
             );
         match request.body {
             Some(Body::Xml(xml)) => {
-                builder = builder.header(CONTENT_TYPE, "text/xml; charset=utf-8").body(xml.to_owned());
+                builder = builder
+                    .header(CONTENT_TYPE, "text/xml; charset=utf-8")
+                    .body(xml.to_owned());
             }
             Some(Body::Form(form)) => {
                 builder = builder

@@ -27,7 +27,9 @@ impl Store {
     pub fn open(path: &Path) -> Result<Self, Error> {
         let mut connection = Connection::open(path)?;
         sqlite::prepare(&mut connection)?;
-        Ok(Self { connection: Arc::new(Mutex::new(connection)) })
+        Ok(Self {
+            connection: Arc::new(Mutex::new(connection)),
+        })
     }
 
     /// Runs `work` on the connection off the async runtime.
@@ -46,12 +48,14 @@ impl Store {
 
     /// Whether the database answers.
     pub async fn ping(&self) -> Result<(), Error> {
-        self.with(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?)).await
+        self.with(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
+            .await
     }
 
     /// Registers a client with its hashed secret.
     pub async fn add_client(&self, client: ClientRecord, name: String) -> Result<(), Error> {
-        self.with(move |c| sqlite::add_client(c, &client, &name)).await
+        self.with(move |c| sqlite::add_client(c, &client, &name))
+            .await
     }
 
     /// Every client (without secrets).
@@ -71,7 +75,8 @@ impl Store {
 
     /// One account by id.
     pub async fn find_account(&self, account_id: String) -> Result<Option<Account>, Error> {
-        self.with(move |c| sqlite::find_account(c, &account_id)).await
+        self.with(move |c| sqlite::find_account(c, &account_id))
+            .await
     }
 
     /// The account a client already has for `email`.
@@ -80,7 +85,8 @@ impl Store {
         client_id: String,
         email: String,
     ) -> Result<Option<Account>, Error> {
-        self.with(move |c| sqlite::find_account_by_email(c, &client_id, &email)).await
+        self.with(move |c| sqlite::find_account_by_email(c, &client_id, &email))
+            .await
     }
 
     /// Stores a code's hash, bound to its client and account, valid until `expires_at`.
@@ -104,12 +110,14 @@ impl Store {
         token_hash: Vec<u8>,
         now: i64,
     ) -> Result<Redemption, Error> {
-        self.with(move |c| sqlite::redeem_code(c, &code_hash, &client_id, &token_hash, now)).await
+        self.with(move |c| sqlite::redeem_code(c, &code_hash, &client_id, &token_hash, now))
+            .await
     }
 
     /// The account an access token (by hash) gives access to, unless revoked.
     pub async fn account_for_token(&self, token_hash: Vec<u8>) -> Result<Option<Account>, Error> {
-        self.with(move |c| sqlite::account_for_token(c, &token_hash)).await
+        self.with(move |c| sqlite::account_for_token(c, &token_hash))
+            .await
     }
 
     /// The cached discovery of `domain`, if still fresh at `now`.
@@ -118,7 +126,8 @@ impl Store {
         domain: String,
         now: i64,
     ) -> Result<Option<CachedDiscovery>, Error> {
-        self.with(move |c| sqlite::cached_discovery(c, &domain, now)).await
+        self.with(move |c| sqlite::cached_discovery(c, &domain, now))
+            .await
     }
 
     /// Caches a discovery.
@@ -128,7 +137,8 @@ impl Store {
 
     /// Forgets the cached discovery of `domain` (its host stopped working).
     pub async fn forget_discovery(&self, domain: String) -> Result<(), Error> {
-        self.with(move |c| sqlite::forget_discovery(c, &domain)).await
+        self.with(move |c| sqlite::forget_discovery(c, &domain))
+            .await
     }
 }
 

@@ -107,7 +107,7 @@ pub struct Account {
 #[derive(Debug, Clone)]
 pub enum Redemption {
     /// The code was good: the token was stored for this account.
-    Issued(Account),
+    Issued(Box<Account>),
     /// The code had been redeemed before: the token issued then is now revoked.
     Replayed,
     /// The code expired.
@@ -144,17 +144,26 @@ pub fn add_client(c: &mut Connection, client: &ClientRecord, name: &str) -> Resu
 }
 
 pub fn list_clients(c: &mut Connection) -> Result<Vec<ClientInfo>, Error> {
-    let mut statement = c.prepare(
-        "SELECT client_id, name, redirect_uris, created_at FROM clients ORDER BY id",
-    )?;
+    let mut statement =
+        c.prepare("SELECT client_id, name, redirect_uris, created_at FROM clients ORDER BY id")?;
     let rows = statement.query_map([], |row| {
-        Ok((row.get::<_, String>(0)?, row.get(1)?, row.get::<_, String>(2)?, row.get(3)?))
+        Ok((
+            row.get::<_, String>(0)?,
+            row.get(1)?,
+            row.get::<_, String>(2)?,
+            row.get(3)?,
+        ))
     })?;
     let mut clients = Vec::new();
     for row in rows {
         let (client_id, name, uris, created_at) = row?;
         let redirect_uris = serde_json::from_str(&uris).map_err(|_| Error::Corrupt("uris"))?;
-        clients.push(ClientInfo { client_id, name, redirect_uris, created_at });
+        clients.push(ClientInfo {
+            client_id,
+            name,
+            redirect_uris,
+            created_at,
+        });
     }
     Ok(clients)
 }
@@ -164,12 +173,22 @@ pub fn find_client(c: &mut Connection, client_id: &str) -> Result<Option<ClientR
         .query_row(
             "SELECT client_id, secret_hash, redirect_uris FROM clients WHERE client_id = ?1",
             params![client_id],
-            |row| Ok((row.get::<_, String>(0)?, row.get::<_, Vec<u8>>(1)?, row.get::<_, String>(2)?)),
+            |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, Vec<u8>>(1)?,
+                    row.get::<_, String>(2)?,
+                ))
+            },
         )
         .optional()?;
     row.map(|(client_id, secret_hash, uris)| {
         let redirect_uris = serde_json::from_str(&uris).map_err(|_| Error::Corrupt("uris"))?;
-        Ok(ClientRecord { client_id, secret_hash, redirect_uris })
+        Ok(ClientRecord {
+            client_id,
+            secret_hash,
+            redirect_uris,
+        })
     })
     .transpose()
 }
@@ -231,7 +250,8 @@ fn account_row(row: &Row<'_>) -> rusqlite::Result<Account> {
 
 pub fn find_account(c: &mut Connection, account_id: &str) -> Result<Option<Account>, Error> {
     let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE account_id = ?1");
-    Ok(c.query_row(&sql, params![account_id], account_row).optional()?)
+    Ok(c.query_row(&sql, params![account_id], account_row)
+        .optional()?)
 }
 
 pub fn find_account_by_email(
@@ -240,7 +260,8 @@ pub fn find_account_by_email(
     email: &str,
 ) -> Result<Option<Account>, Error> {
     let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE client_id = ?1 AND email = ?2");
-    Ok(c.query_row(&sql, params![client_id, email], account_row).optional()?)
+    Ok(c.query_row(&sql, params![client_id, email], account_row)
+        .optional()?)
 }
 
 pub fn create_code(
@@ -290,14 +311,20 @@ pub fn redeem_code(
     if used_at != 0 {
         // A replay: whoever holds the first token may hold a stolen code's fruit (RFC 6749
         // 4.1.2, RFC 9700 4.5): revoke it.
-        tx.execute("UPDATE tokens SET revoked = 1 WHERE code_id = ?1", params![code_id])?;
+        tx.execute(
+            "UPDATE tokens SET revoked = 1 WHERE code_id = ?1",
+            params![code_id],
+        )?;
         tx.commit()?;
         return Ok(Redemption::Replayed);
     }
     if expires_at <= now {
         return Ok(Redemption::Expired);
     }
-    tx.execute("UPDATE codes SET used_at = ?2 WHERE id = ?1", params![code_id, now.max(1)])?;
+    tx.execute(
+        "UPDATE codes SET used_at = ?2 WHERE id = ?1",
+        params![code_id, now.max(1)],
+    )?;
     tx.execute(
         "INSERT INTO tokens (token_hash, client_id, account_id, code_id, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -306,7 +333,7 @@ pub fn redeem_code(
     let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE account_id = ?1");
     let account = tx.query_row(&sql, params![account_id], account_row)?;
     tx.commit()?;
-    Ok(Redemption::Issued(account))
+    Ok(Redemption::Issued(Box::new(account)))
 }
 
 pub fn account_for_token(c: &mut Connection, token_hash: &[u8]) -> Result<Option<Account>, Error> {
@@ -319,7 +346,8 @@ pub fn account_for_token(c: &mut Connection, token_hash: &[u8]) -> Result<Option
             .collect::<Vec<_>>()
             .join(", ")
     );
-    Ok(c.query_row(&sql, params![token_hash], account_row).optional()?)
+    Ok(c.query_row(&sql, params![token_hash], account_row)
+        .optional()?)
 }
 
 pub fn cached_discovery(
@@ -327,23 +355,22 @@ pub fn cached_discovery(
     domain: &str,
     now: i64,
 ) -> Result<Option<CachedDiscovery>, Error> {
-    Ok(c
-        .query_row(
-            "SELECT domain, host, method, activesync_url, provider, expires_at
+    Ok(c.query_row(
+        "SELECT domain, host, method, activesync_url, provider, expires_at
              FROM discovery_cache WHERE domain = ?1 AND expires_at > ?2",
-            params![domain, now],
-            |row| {
-                Ok(CachedDiscovery {
-                    domain: row.get(0)?,
-                    host: row.get(1)?,
-                    method: row.get(2)?,
-                    activesync_url: row.get(3)?,
-                    provider: row.get(4)?,
-                    expires_at: row.get(5)?,
-                })
-            },
-        )
-        .optional()?)
+        params![domain, now],
+        |row| {
+            Ok(CachedDiscovery {
+                domain: row.get(0)?,
+                host: row.get(1)?,
+                method: row.get(2)?,
+                activesync_url: row.get(3)?,
+                provider: row.get(4)?,
+                expires_at: row.get(5)?,
+            })
+        },
+    )
+    .optional()?)
 }
 
 pub fn cache_discovery(c: &mut Connection, e: &CachedDiscovery) -> Result<(), Error> {
@@ -353,13 +380,23 @@ pub fn cache_discovery(c: &mut Connection, e: &CachedDiscovery) -> Result<(), Er
          ON CONFLICT (domain) DO UPDATE SET host = excluded.host, method = excluded.method,
              activesync_url = excluded.activesync_url, provider = excluded.provider,
              expires_at = excluded.expires_at",
-        params![e.domain, e.host, e.method, e.activesync_url, e.provider, e.expires_at],
+        params![
+            e.domain,
+            e.host,
+            e.method,
+            e.activesync_url,
+            e.provider,
+            e.expires_at
+        ],
     )?;
     Ok(())
 }
 
 pub fn forget_discovery(c: &mut Connection, domain: &str) -> Result<(), Error> {
-    c.execute("DELETE FROM discovery_cache WHERE domain = ?1", params![domain])?;
+    c.execute(
+        "DELETE FROM discovery_cache WHERE domain = ?1",
+        params![domain],
+    )?;
     Ok(())
 }
 
@@ -397,11 +434,23 @@ mod tests {
         let mut c = store();
         let id = account(&mut c);
         create_code(&mut c, b"code", "client_1", &id, 200).unwrap();
-        assert!(matches!(redeem_code(&mut c, b"code", "other", b"t0", 150).unwrap(), Redemption::Unknown));
-        assert!(matches!(redeem_code(&mut c, b"code", "client_1", b"t1", 150).unwrap(), Redemption::Issued(_)));
+        assert!(matches!(
+            redeem_code(&mut c, b"code", "other", b"t0", 150).unwrap(),
+            Redemption::Unknown
+        ));
+        assert!(matches!(
+            redeem_code(&mut c, b"code", "client_1", b"t1", 150).unwrap(),
+            Redemption::Issued(_)
+        ));
         assert!(account_for_token(&mut c, b"t1").unwrap().is_some());
-        assert!(matches!(redeem_code(&mut c, b"code", "client_1", b"t2", 151).unwrap(), Redemption::Replayed));
-        assert!(account_for_token(&mut c, b"t1").unwrap().is_none(), "revoked");
+        assert!(matches!(
+            redeem_code(&mut c, b"code", "client_1", b"t2", 151).unwrap(),
+            Redemption::Replayed
+        ));
+        assert!(
+            account_for_token(&mut c, b"t1").unwrap().is_none(),
+            "revoked"
+        );
         assert!(account_for_token(&mut c, b"t2").unwrap().is_none());
     }
 
@@ -410,7 +459,10 @@ mod tests {
         let mut c = store();
         let id = account(&mut c);
         create_code(&mut c, b"code", "client_1", &id, 200).unwrap();
-        assert!(matches!(redeem_code(&mut c, b"code", "client_1", b"t", 200).unwrap(), Redemption::Expired));
+        assert!(matches!(
+            redeem_code(&mut c, b"code", "client_1", b"t", 200).unwrap(),
+            Redemption::Expired
+        ));
     }
 
     #[test]
@@ -433,9 +485,21 @@ mod tests {
             expires_at: 500,
         };
         cache_discovery(&mut c, &entry).unwrap();
-        assert!(cached_discovery(&mut c, "example.test", 499).unwrap().is_some());
-        assert!(cached_discovery(&mut c, "example.test", 500).unwrap().is_none());
+        assert!(
+            cached_discovery(&mut c, "example.test", 499)
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            cached_discovery(&mut c, "example.test", 500)
+                .unwrap()
+                .is_none()
+        );
         forget_discovery(&mut c, "example.test").unwrap();
-        assert!(cached_discovery(&mut c, "example.test", 0).unwrap().is_none());
+        assert!(
+            cached_discovery(&mut c, "example.test", 0)
+                .unwrap()
+                .is_none()
+        );
     }
 }

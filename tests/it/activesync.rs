@@ -16,35 +16,6 @@ fn creds() -> Credentials {
     Credentials::new("alice@example.test", PASSWORD)
 }
 
-/// An Exchange-like ActiveSync endpoint: 401 with Basic to anonymous requests, 200 with the
-/// protocol headers to the right credentials.
-fn exchange(expected: String) -> impl Fn(&Seen) -> Reply + Send + Sync + 'static {
-    move |s: &Seen| {
-        if s.is_autodiscover() {
-            return Reply::status(404);
-        }
-        match &s.authorization {
-            Some(auth) if *auth == expected => activesync_ok(),
-            _ => Reply::status(401)
-                .header("WWW-Authenticate", "Negotiate")
-                .header("WWW-Authenticate", "basic realm=\"mail.example.test\""),
-        }
-    }
-}
-
-fn activesync_ok() -> Reply {
-    Reply::status(200)
-        .header("MS-Server-ActiveSync", "15.1")
-        .header(
-            "MS-ASProtocolVersions",
-            "2.0,2.1,2.5,12.0,12.1,14.0,14.1,16.0,16.1",
-        )
-        .header(
-            "MS-ASProtocolCommands",
-            "Sync,SendMail,FolderSync,Ping,Provision",
-        )
-}
-
 fn mx(env: &TestEnv, domain: &str, host: &str) {
     let name = Name::from_str(&format!("{host}.")).unwrap();
     env.dns.set(

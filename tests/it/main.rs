@@ -3,6 +3,8 @@
 mod support;
 
 mod activesync;
+mod api_errors;
+mod api_flow;
 mod cli;
 mod discovery;
 mod redirects;

@@ -92,6 +92,11 @@ impl Reply {
         self
     }
 
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.status = status;
+        self
+    }
+
     pub fn delayed(mut self, delay: Duration) -> Self {
         self.delay = delay;
         self

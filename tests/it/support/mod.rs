@@ -1,6 +1,7 @@
 //! In-process fakes on loopback: a DNS authority, the HTTPS/HTTP fleet and a per-run CA. The
 //! pipeline under test is the production one, pointed at them through its configuration.
 
+pub mod app;
 pub mod dns;
 pub mod https;
 pub mod tls;
@@ -69,9 +70,14 @@ impl TestEnv {
         self
     }
 
-    /// `host` refuses connections.
+    /// `host` refuses connections (its A record now points where nothing listens).
     pub fn refused(&self, host: &str) -> &Self {
-        self.dns.a(host, REFUSED_IP);
+        let record = hickory_proto::rr::RData::A(hickory_proto::rr::rdata::A(REFUSED_IP));
+        self.dns.set(
+            host,
+            hickory_proto::rr::RecordType::A,
+            Answer::Records(vec![record]),
+        );
         self
     }
 
@@ -139,10 +145,41 @@ pub fn basic(username: &str, password: &str) -> String {
     format!("Basic {encoded}")
 }
 
+/// An Exchange-like ActiveSync endpoint: 401 with Basic to anonymous requests, 200 with the
+/// protocol headers to the right credentials.
+pub fn exchange(expected: String) -> impl Fn(&Seen) -> Reply + Send + Sync + 'static {
+    move |s: &Seen| {
+        if s.is_autodiscover() {
+            return Reply::status(404);
+        }
+        match &s.authorization {
+            Some(auth) if *auth == expected => activesync_ok(),
+            _ => Reply::status(401)
+                .header("WWW-Authenticate", "Negotiate")
+                .header("WWW-Authenticate", "basic realm=\"mail.example.test\""),
+        }
+    }
+}
+
+pub fn activesync_ok() -> Reply {
+    Reply::status(200)
+        .header("MS-Server-ActiveSync", "15.1")
+        .header(
+            "MS-ASProtocolVersions",
+            "2.0,2.1,2.5,12.0,12.1,14.0,14.1,16.0,16.1",
+        )
+        .header(
+            "MS-ASProtocolCommands",
+            "Sync,SendMail,FolderSync,Ping,Provision",
+        )
+}
+
 /// Logs to the test writer when TEST_LOG is set.
 pub fn init_tracing() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
+        // reqwest in the tests (plain HTTP to the daemon) needs a process-wide provider.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         if std::env::var_os("TEST_LOG").is_some() {
             let _ = tracing_subscriber::fmt()
                 .with_env_filter("exdisco=trace")

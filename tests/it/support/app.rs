@@ -1,0 +1,207 @@
+//! The daemon in-process on 127.0.0.1:0 with a temporary database, pointed at the fakes.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use exdisco::config::Config;
+use exdisco::secrets::MasterKey;
+use secrecy::ExposeSecret;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::TestEnv;
+
+/// A running daemon.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client_id: String,
+    pub client_secret: String,
+    pub config: Config,
+    pub key: String,
+    pub http: reqwest::Client,
+    shutdown: CancellationToken,
+    task: Option<JoinHandle<()>>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// The daemon's configuration for `env`, with its state in `dir`.
+pub fn app_config(env: &TestEnv, dir: &std::path::Path) -> Config {
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, env.ca.pem()).unwrap();
+    let mut config = Config::default();
+    config.store.path = dir.join("exdisco.db");
+    config.store.key_file = dir.join("exdisco.key");
+    config.api.listen = "127.0.0.1:0".parse().unwrap();
+    config.discovery.dns_servers = vec![env.dns.addr];
+    config.discovery.ca_files = vec![ca];
+    config.discovery.allow_nets = vec!["127.0.0.0/8".parse().unwrap()];
+    config.discovery.https_port = env.fleet.addr.port();
+    config.discovery.http_port = env.fleet.addr.port();
+    config.discovery.timeout = Duration::from_secs(8);
+    config.connect.office365_token_url =
+        "https://login.example.test/common/oauth2/v2.0/token".into();
+    config.shutdown_grace = Duration::from_secs(2);
+    config
+}
+
+impl TestApp {
+    /// Starts a daemon for `env`; `tweak` adjusts the configuration first.
+    pub async fn spawn(env: &TestEnv, tweak: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = app_config(env, dir.path());
+        tweak(&mut config);
+        let key = MasterKey::generate_base64().unwrap();
+        let mut app = Self::start(config, key, None).await;
+        let client =
+            exdisco::connect::add_client(&open_store(&app.config.store.path), "test", vec![])
+                .await
+                .unwrap();
+        app.client_id = client.client_id;
+        app.client_secret = client.client_secret.expose_secret().to_owned();
+        app._dir = Some(dir);
+        app
+    }
+
+    async fn start(config: Config, key: String, dir: Option<tempfile::TempDir>) -> Self {
+        let (router, _store) =
+            exdisco::api::build(&config, MasterKey::from_base64(&key).unwrap()).unwrap();
+        let listener = TcpListener::bind(config.api.listen).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let api = config.api.clone();
+        let grace = config.shutdown_grace;
+        let token = shutdown.clone();
+        let task = tokio::spawn(async move {
+            exdisco::api::serve(listener, router, &api, token, grace)
+                .await
+                .unwrap();
+        });
+        Self {
+            addr,
+            client_id: String::new(),
+            client_secret: String::new(),
+            config,
+            key,
+            http: reqwest::Client::builder().no_proxy().build().unwrap(),
+            shutdown,
+            task: Some(task),
+            _dir: dir,
+        }
+    }
+
+    /// Stops this daemon and starts another on the same database and key.
+    pub async fn restart(mut self) -> Self {
+        self.stop().await;
+        let dir = self._dir.take();
+        let mut next = Self::start(self.config.clone(), self.key.clone(), dir).await;
+        next.client_id = std::mem::take(&mut self.client_id);
+        next.client_secret = std::mem::take(&mut self.client_secret);
+        next
+    }
+
+    pub async fn stop(&mut self) {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// POSTs JSON; returns the status, the headers and the body as JSON (or Null).
+    pub async fn post(&self, path: &str, body: &Value) -> (u16, reqwest::header::HeaderMap, Value) {
+        let response = self
+            .http
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        read(response).await
+    }
+
+    /// POSTs raw bytes with a content type.
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> (u16, Value) {
+        let mut request = self.http.post(self.url(path)).body(body);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let (status, _, json) = read(request.send().await.unwrap()).await;
+        (status, json)
+    }
+
+    /// GET /account with a bearer token.
+    pub async fn account(&self, token: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .get(self.url("/account"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let (status, _, json) = read(response).await;
+        (status, json)
+    }
+
+    /// The authorize body of an exchange account.
+    pub fn exchange_request(&self, email: &str, password: &str, host: Option<&str>) -> Value {
+        let mut settings = serde_json::json!({ "username": email, "password": password });
+        if let Some(host) = host {
+            settings["exchange_server_host"] = host.into();
+        }
+        serde_json::json!({
+            "client_id": self.client_id,
+            "name": "Alice Example",
+            "email_address": email,
+            "provider": "exchange",
+            "settings": settings,
+            "scopes": "email.read_only,calendar.read_only,contacts.read_only",
+        })
+    }
+
+    /// Authorize then token; returns the token response.
+    pub async fn connect(&self, request: &Value) -> Value {
+        let (status, _, body) = self.post("/connect/authorize", request).await;
+        assert_eq!(status, 200, "authorize: {body}");
+        let code = body["code"].as_str().unwrap().to_owned();
+        let (status, _, token) = self
+            .post("/connect/token", &self.token_request(&code))
+            .await;
+        assert_eq!(status, 200, "token: {token}");
+        token
+    }
+
+    pub fn token_request(&self, code: &str) -> Value {
+        serde_json::json!({ "client_id": self.client_id, "client_secret": self.client_secret, "code": code })
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+async fn read(response: reqwest::Response) -> (u16, reqwest::header::HeaderMap, Value) {
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let bytes = response.bytes().await.unwrap();
+    (
+        status,
+        headers,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+fn open_store(path: &std::path::Path) -> exdisco::store::Store {
+    exdisco::store::Store::open(path).unwrap()
+}
