@@ -125,6 +125,21 @@ async fn a_cached_host_that_stops_working_is_forgotten() {
 }
 
 #[tokio::test]
+async fn eas_server_host_is_the_older_name() {
+    let env = TestEnv::start().await;
+    env.host(
+        "eas.example.test",
+        exchange(basic("alice@example.test", PASSWORD)),
+    );
+    let app = TestApp::spawn(&env, |_| {}).await;
+    let mut request = app.exchange_request("alice@example.test", PASSWORD, None);
+    request["settings"]["eas_server_host"] = "eas.example.test".into();
+    let token = app.connect(&request).await;
+    let (_, account) = app.account(token["access_token"].as_str().unwrap()).await;
+    assert_eq!(account["exchange_server_host"], "eas.example.test");
+}
+
+#[tokio::test]
 async fn wrong_password_is_401() {
     let env = TestEnv::start().await;
     exchange_world(&env);

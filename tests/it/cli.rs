@@ -308,3 +308,72 @@ async fn discover_verify_checks_the_password() {
     .await;
     assert_eq!(missing.code, 2);
 }
+
+#[test]
+fn serve_validates_its_configuration_before_binding() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |envs: &[(&str, &str)]| {
+        let mut cmd = Command::cargo_bin("exdisco").unwrap();
+        cmd.current_dir(dir.path())
+            .args(["serve", "--listen", "127.0.0.1:0"]);
+        for (name, value) in envs {
+            cmd.env(name, value);
+        }
+        cmd.env_remove("EXDISCO_KEY")
+            .timeout(std::time::Duration::from_secs(20))
+            .output()
+            .unwrap()
+    };
+    let bad = run(&[("EXDISCO_API__MAX_IN_FLIGHT", "many")]);
+    assert_eq!(
+        bad.status.code(),
+        Some(64),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    let unknown = run(&[("EXDISCO_API__LISTN", "127.0.0.1:1")]);
+    assert_eq!(unknown.status.code(), Some(64));
+    let no_key = run(&[]);
+    assert_eq!(no_key.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&no_key.stderr).contains("exdisco init"));
+}
+
+#[test]
+fn init_creates_the_key_once_and_clients_are_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let exdisco = |args: &[&str]| {
+        let output = Command::cargo_bin("exdisco")
+            .unwrap()
+            .current_dir(dir.path())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    assert!(exdisco(&["init"]).contains("created"));
+    let key = std::fs::read_to_string(dir.path().join("exdisco.key")).unwrap();
+    assert!(exdisco(&["init"]).contains("kept"));
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("exdisco.key")).unwrap(),
+        key
+    );
+    let added: Value = serde_json::from_str(&exdisco(&["client", "add", "crm", "--json"])).unwrap();
+    assert!(
+        added["client_secret"]
+            .as_str()
+            .unwrap()
+            .starts_with("exd_cs_")
+    );
+    let listed: Value = serde_json::from_str(&exdisco(&["client", "list", "--json"])).unwrap();
+    assert_eq!(listed[0]["client_id"], added["client_id"]);
+    assert!(
+        !listed
+            .to_string()
+            .contains(added["client_secret"].as_str().unwrap())
+    );
+}
