@@ -37,11 +37,13 @@
 #![warn(clippy::dbg_macro, clippy::print_stdout)]
 
 pub mod api;
+pub mod batch;
 pub mod config;
 pub mod connect;
 pub mod discovery;
 pub mod domain;
 pub mod metrics;
+pub mod queue;
 pub mod report;
 pub mod secrets;
 pub mod store;

@@ -19,6 +19,13 @@ pub struct Metrics {
     discoveries: Family<DiscoveryLabels, Counter>,
     authorizations: Family<OutcomeLabels, Counter>,
     probe_seconds: Histogram,
+    jobs: Family<OutcomeLabels, Counter>,
+    queue_depth: Family<StateLabels, prometheus_client::metrics::gauge::Gauge>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    state: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -69,12 +76,18 @@ impl Metrics {
             "ActiveSync probe latency",
             probe_seconds.clone(),
         );
+        let jobs = Family::<OutcomeLabels, Counter>::default();
+        let queue_depth = Family::<StateLabels, prometheus_client::metrics::gauge::Gauge>::default();
+        registry.register("queue_jobs", "Queue jobs by outcome (found, error codes, retry, dead_letter)", jobs.clone());
+        registry.register("queue_depth", "Embedded queue jobs by state", queue_depth.clone());
         Self {
             registry: Arc::new(Mutex::new(registry)),
             requests,
             discoveries,
             authorizations,
             probe_seconds,
+            jobs,
+            queue_depth,
         }
     }
 
@@ -105,6 +118,17 @@ impl Metrics {
         {
             self.probe_seconds.observe(probe.ms as f64 / 1000.0);
         }
+    }
+
+    /// Counts one queue job by outcome.
+    pub fn job(&self, outcome: &'static str) {
+        self.jobs.get_or_create(&OutcomeLabels { outcome }).inc();
+    }
+
+    /// Sets the queue depth of `state`.
+    pub fn queue_depth(&self, state: &str, count: u64) {
+        let labels = StateLabels { state: state.to_owned() };
+        self.queue_depth.get_or_create(&labels).set(count as i64);
     }
 
     /// The Prometheus text format.

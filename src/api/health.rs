@@ -25,6 +25,11 @@ async fn ready(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    if let Ok(depth) = state.connect.store().queue_depth().await {
+        for (job_state, count) in depth {
+            state.metrics.queue_depth(&job_state, count);
+        }
+    }
     let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
     (
         [(header::CONTENT_TYPE, content_type)],

@@ -7,6 +7,7 @@
 
 mod account;
 mod authorize;
+mod discoveries;
 mod error;
 mod health;
 mod state;
@@ -81,6 +82,7 @@ pub fn router(state: AppState, config: &ApiConfig) -> Router {
         .merge(authorize::routes())
         .merge(token::routes())
         .merge(account::routes())
+        .merge(discoveries::routes())
         .merge(health::routes())
         .fallback(|| async { ApiError::NotFound })
         .layer(middleware::from_fn_with_state(state.clone(), count_request))
@@ -166,6 +168,8 @@ async fn count_request(State(state): State<AppState>, request: Request, next: Ne
         Some("/healthz") => "healthz",
         Some("/readyz") => "readyz",
         Some("/metrics") => "metrics",
+        Some("/v1/discoveries") => "discoveries",
+        Some("/v1/discoveries/{id}") => "discovery",
         _ => "other",
     };
     let response = next.run(request).await;

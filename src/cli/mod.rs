@@ -1,7 +1,9 @@
 //! The command line: `discover`, `probe`, `serve`, `init`, `client`.
 
 pub mod admin;
+mod batch;
 mod output;
+mod queue;
 
 use self::output::{write_human, write_probe, write_trail};
 
@@ -54,6 +56,10 @@ enum Command {
     /// Register and list API clients.
     #[command(subcommand)]
     Client(ClientCommand),
+    /// Discover many addresses or domains: a file or stdin, or workers on a Redis stream.
+    Batch(batch::BatchArgs),
+    /// Add jobs to a Redis stream for `batch --queue` workers.
+    Enqueue(queue::EnqueueArgs),
 }
 
 /// Where the daemon's configuration and state are.
@@ -237,6 +243,8 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
             .map(|()| ExitCode::SUCCESS),
         Command::Init(state) => admin::init(&state).await,
         Command::Client(command) => admin::client(command).await,
+        Command::Batch(args) => batch::run(args).await,
+        Command::Enqueue(args) => queue::enqueue(args).await,
     }
 }
 

@@ -5,13 +5,15 @@
 //! never waits on SQLite, and writes are serialised, so a code's redemption is atomic (two
 //! redemptions at the same moment: exactly one wins).
 
-mod sqlite;
+mod jobs;
+pub(crate) mod sqlite;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
 
+pub use self::jobs::{ClaimedRow, JobStatus};
 pub use self::sqlite::{
     Account, CachedDiscovery, ClientInfo, ClientRecord, NewAccount, Redemption,
 };
@@ -139,6 +141,51 @@ impl Store {
     pub async fn forget_discovery(&self, domain: String) -> Result<(), Error> {
         self.with(move |c| sqlite::forget_discovery(c, &domain))
             .await
+    }
+}
+
+impl Store {
+    /// Adds jobs `(job_id, input)` to the embedded queue.
+    pub async fn enqueue_jobs(&self, jobs: Vec<(String, String)>, now: i64) -> Result<(), Error> {
+        self.with(move |c| jobs::enqueue(c, &jobs, now)).await
+    }
+
+    /// Claims the oldest claimable job for `lease` seconds.
+    pub async fn claim_job(&self, now: i64, lease: i64) -> Result<Option<ClaimedRow>, Error> {
+        self.with(move |c| jobs::claim(c, now, lease)).await
+    }
+
+    /// Stores a job's result and marks it done.
+    pub async fn complete_job(&self, job_id: String, result: String, now: i64) -> Result<(), Error> {
+        self.with(move |c| jobs::complete(c, &job_id, &result, now)).await
+    }
+
+    /// Queues a failed job again at `retry_at`, or buries it after `max_attempts`; returns
+    /// whether it is now a dead letter.
+    pub async fn retry_or_bury_job(
+        &self,
+        job_id: String,
+        reason: String,
+        max_attempts: u32,
+        retry_at: i64,
+        now: i64,
+    ) -> Result<bool, Error> {
+        self.with(move |c| jobs::retry_or_bury(c, &job_id, &reason, max_attempts, retry_at, now)).await
+    }
+
+    /// Gives a claimed job back untouched (shutdown).
+    pub async fn release_job(&self, job_id: String, now: i64) -> Result<(), Error> {
+        self.with(move |c| jobs::release(c, &job_id, now)).await
+    }
+
+    /// A job's state and result.
+    pub async fn job_status(&self, job_id: String) -> Result<Option<JobStatus>, Error> {
+        self.with(move |c| jobs::status(c, &job_id)).await
+    }
+
+    /// Jobs by state.
+    pub async fn queue_depth(&self) -> Result<Vec<(String, u64)>, Error> {
+        self.with(jobs::depth).await
     }
 }
 

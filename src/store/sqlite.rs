@@ -5,7 +5,10 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use super::Error;
 
 /// Migrations, numbered and append-only. `PRAGMA user_version` holds the last one applied.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_init.sql"),
+    include_str!("migrations/0002_jobs.sql"),
+]; 
 
 /// Connection settings and migrations.
 pub fn prepare(connection: &mut Connection) -> Result<(), Error> {

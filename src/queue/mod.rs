@@ -1,0 +1,260 @@
+//! Queue workers: claim a job, discover (sharing the per-domain cache), store the result, and
+//! only then acknowledge it (rule 23: at least once, idempotent).
+//!
+//! - A job whose input is not a job is buried at once (a poison job).
+//! - A discovery that failed for a reason that may pass (timeouts, SERVFAIL, unreachable
+//!   servers) is tried again later, and buried as a dead letter after `max_attempts`.
+//! - Anything else, found or not found, is a result.
+//!
+//! Backends: [`SqliteQueue`] (the daemon's embedded queue) and [`redis::RedisQueue`] (Redis
+//! Streams, shared by workers on many machines). `Worker::try_run_one` does one job and says
+//! whether there was one; `Worker::run` only adds waiting and cancellation.
+
+pub mod redis;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::batch::{DomainCache, parse_line};
+use crate::discovery::Pipeline;
+use crate::metrics::Metrics;
+use crate::report::{Outcome, Report};
+use crate::store::Store;
+
+/// A job handed to a worker.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    /// The backend's id of the job.
+    pub id: String,
+    /// The input line.
+    pub input: String,
+    /// Deliveries so far, this one included.
+    pub attempts: u32,
+}
+
+/// What a worker needs from a queue.
+pub trait JobQueue: Send + Sync + 'static {
+    /// The next job, if any.
+    fn claim(&self) -> impl Future<Output = Result<Option<Claimed>, Error>> + Send;
+    /// Stores the result, then acknowledges.
+    fn complete(&self, job: &Claimed, result: &str) -> impl Future<Output = Result<(), Error>> + Send;
+    /// Tries again later, or buries the job; returns whether it is buried.
+    fn fail(&self, job: &Claimed, reason: &str, poison: bool) -> impl Future<Output = Result<bool, Error>> + Send;
+    /// Gives the job back untouched.
+    fn release(&self, job: &Claimed) -> impl Future<Output = Result<(), Error>> + Send;
+}
+
+/// What one `try_run_one` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunOutcome {
+    /// A job was done, retried or buried.
+    Ran,
+    /// The queue had nothing to do.
+    Empty,
+}
+
+/// Settings of a worker.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct WorkerConfig {
+    /// Deliveries before a failing job is buried. Default: 3.
+    pub max_attempts: u32,
+    /// Wait between polls of an empty queue. Default: 500 ms.
+    pub idle_wait: Duration,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self { max_attempts: 3, idle_wait: Duration::from_millis(500) }
+    }
+}
+
+/// A worker over queue `Q`. Cheap to clone.
+#[derive(Clone)]
+pub struct Worker<Q> {
+    queue: Arc<Q>,
+    pipeline: Pipeline,
+    cache: DomainCache,
+    metrics: Option<Metrics>,
+}
+
+impl<Q: JobQueue> Worker<Q> {
+    /// A worker taking jobs from `queue`.
+    pub fn new(queue: Q, pipeline: Pipeline, cache: DomainCache, metrics: Option<Metrics>) -> Self {
+        Self { queue: Arc::new(queue), pipeline, cache, metrics }
+    }
+
+    /// Claims and does one job.
+    pub async fn try_run_one(&self) -> Result<RunOutcome, Error> {
+        let Some(job) = self.queue.claim().await? else {
+            return Ok(RunOutcome::Empty);
+        };
+        self.work(job, &CancellationToken::new()).await?;
+        Ok(RunOutcome::Ran)
+    }
+
+    /// Does jobs until `cancel`; a job running then finishes, or is given back if it cannot.
+    pub async fn run(&self, cancel: CancellationToken, idle_wait: Duration) {
+        while !cancel.is_cancelled() {
+            let claimed = tokio::select! {
+                claimed = self.queue.claim() => claimed,
+                () = cancel.cancelled() => break,
+            };
+            match claimed {
+                Ok(Some(job)) => {
+                    if let Err(err) = self.work(job, &cancel).await {
+                        warn!(error.code = err.code(), error = %err, "queue job failed");
+                    }
+                }
+                Ok(None) => {
+                    tokio::select! {
+                        () = tokio::time::sleep(idle_wait) => {}
+                        () = cancel.cancelled() => break,
+                    }
+                }
+                Err(err) => {
+                    warn!(error.code = err.code(), error = %err, "queue unavailable");
+                    tokio::select! {
+                        () = tokio::time::sleep(idle_wait * 4) => {}
+                        () = cancel.cancelled() => break,
+                    }
+                }
+            }
+        }
+        info!("queue worker stopped");
+    }
+
+    async fn work(&self, job: Claimed, cancel: &CancellationToken) -> Result<(), Error> {
+        let parsed = match parse_line(&job.input) {
+            Ok(Some(parsed)) => parsed,
+            Ok(None) => return self.bury(&job, "empty job").await,
+            Err(err) => return self.bury(&job, err.code()).await,
+        };
+        let address = match parsed.target.address() {
+            Ok(address) => address,
+            Err(err) => return self.bury(&job, err.code()).await,
+        };
+        let discovered = tokio::select! {
+            discovered = self.cache.discover(&self.pipeline, &address) => discovered,
+            () = cancel.cancelled() => {
+                // Shutdown before the answer: give it back for another worker.
+                self.queue.release(&job).await?;
+                return Ok(());
+            }
+        };
+        let (report, _) = discovered;
+        let mut report = (*report).clone();
+        report.email = address.to_string();
+        if let Some(reason) = transient_failure(&report) {
+            let buried = self.queue.fail(&job, reason, false).await?;
+            self.count(if buried { "dead_letter" } else { "retry" });
+            debug!(job = %job.id, reason, buried, "job failed for a passing reason");
+            return Ok(());
+        }
+        let result = serde_json::to_string(&report).map_err(|_| Error::Encode)?;
+        self.queue.complete(&job, &result).await?;
+        self.count(report.error.as_ref().map(|f| f.code).unwrap_or("found"));
+        Ok(())
+    }
+
+    async fn bury(&self, job: &Claimed, reason: &str) -> Result<(), Error> {
+        self.queue.fail(job, reason, true).await?;
+        self.count("dead_letter");
+        Ok(())
+    }
+
+    fn count(&self, outcome: &'static str) {
+        if let Some(metrics) = &self.metrics {
+            metrics.job(outcome);
+        }
+    }
+}
+
+/// The reason a failed discovery may succeed later, if it may.
+fn transient_failure(report: &Report) -> Option<&'static str> {
+    let failure = report.error.as_ref()?;
+    if failure.code == "deadline" {
+        return Some("deadline");
+    }
+    let failed: Vec<&'static str> = report
+        .trail
+        .iter()
+        .filter(|a| a.outcome == Outcome::Failed)
+        .filter_map(|a| a.code)
+        .collect();
+    let passing = |code: &&str| {
+        matches!(*code, "dns_timeout" | "dns_servfail" | "dns_failure" | "timeout" | "connect" | "request")
+    };
+    let answered = report.trail.iter().any(|a| a.outcome == Outcome::Answered);
+    (!answered && !failed.is_empty() && failed.iter().all(passing)).then_some("unreachable")
+}
+
+/// The daemon's embedded queue, in the SQLite store.
+#[derive(Clone)]
+pub struct SqliteQueue {
+    store: Store,
+    lease: Duration,
+    max_attempts: u32,
+    retry_after: Duration,
+}
+
+impl SqliteQueue {
+    /// A queue in `store`; a claim holds a job for `lease`.
+    pub fn new(store: Store, lease: Duration, max_attempts: u32) -> Self {
+        Self { store, lease, max_attempts, retry_after: Duration::from_secs(30) }
+    }
+}
+
+impl JobQueue for SqliteQueue {
+    async fn claim(&self) -> Result<Option<Claimed>, Error> {
+        let row = self.store.claim_job(now(), self.lease.as_secs().max(1) as i64).await?;
+        Ok(row.map(|r| Claimed { id: r.job_id, input: r.input, attempts: r.attempts }))
+    }
+
+    async fn complete(&self, job: &Claimed, result: &str) -> Result<(), Error> {
+        Ok(self.store.complete_job(job.id.clone(), result.to_owned(), now()).await?)
+    }
+
+    async fn fail(&self, job: &Claimed, reason: &str, poison: bool) -> Result<bool, Error> {
+        let max = if poison { 0 } else { self.max_attempts };
+        let retry_at = now() + self.retry_after.as_secs() as i64;
+        Ok(self.store.retry_or_bury_job(job.id.clone(), reason.to_owned(), max, retry_at, now()).await?)
+    }
+
+    async fn release(&self, job: &Claimed) -> Result<(), Error> {
+        Ok(self.store.release_job(job.id.clone(), now()).await?)
+    }
+}
+
+fn now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// A queue failure.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The SQLite store failed.
+    #[error(transparent)]
+    Store(#[from] crate::store::Error),
+    /// Redis failed.
+    #[error("redis: {0}")]
+    Redis(#[from] ::redis::RedisError),
+    /// A result could not be encoded.
+    #[error("cannot encode a result")]
+    Encode,
+}
+
+impl Error {
+    /// A stable label.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Store(err) => err.code(),
+            Self::Redis(_) => "redis",
+            Self::Encode => "encode",
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! The SQL of the embedded job queue.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::Error;
+
+/// A claimed job.
+#[derive(Debug, Clone)]
+pub struct ClaimedRow {
+    /// The job id.
+    pub job_id: String,
+    /// The input line.
+    pub input: String,
+    /// Attempts so far, this one included.
+    pub attempts: u32,
+}
+
+/// A job's state as the API shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct JobStatus {
+    /// The job id.
+    pub id: String,
+    /// The input.
+    pub input: String,
+    /// `queued`, `running`, `done` or `dead`.
+    pub state: String,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// The result (a report), once done.
+    pub result: Option<serde_json::Value>,
+    /// Why it is dead.
+    pub reason: Option<String>,
+}
+
+pub fn enqueue(c: &mut Connection, jobs: &[(String, String)], now: i64) -> Result<(), Error> {
+    let tx = c.transaction()?;
+    for (job_id, input) in jobs {
+        tx.execute(
+            "INSERT INTO jobs (job_id, input, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)",
+            params![job_id, input, now],
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+pub fn claim(c: &mut Connection, now: i64, lease: i64) -> Result<Option<ClaimedRow>, Error> {
+    Ok(c
+        .query_row(
+            "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = ?1 + ?2,
+                 updated_at = ?1
+             WHERE id = (
+                 SELECT id FROM jobs
+                 WHERE (state = 'queued' AND not_before <= ?1)
+                    OR (state = 'running' AND lease_until <= ?1)
+                 ORDER BY id LIMIT 1)
+             RETURNING job_id, input, attempts",
+            params![now, lease],
+            |row| Ok(ClaimedRow { job_id: row.get(0)?, input: row.get(1)?, attempts: row.get(2)? }),
+        )
+        .optional()?)
+}
+
+pub fn complete(c: &mut Connection, job_id: &str, result: &str, now: i64) -> Result<(), Error> {
+    c.execute(
+        "UPDATE jobs SET state = 'done', result = ?2, lease_until = 0, updated_at = ?3
+         WHERE job_id = ?1 AND state = 'running'",
+        params![job_id, result, now],
+    )?;
+    Ok(())
+}
+
+pub fn retry_or_bury(
+    c: &mut Connection,
+    job_id: &str,
+    reason: &str,
+    max_attempts: u32,
+    retry_at: i64,
+    now: i64,
+) -> Result<bool, Error> {
+    let buried = c.query_row(
+        "UPDATE jobs SET
+             state = CASE WHEN attempts >= ?3 THEN 'dead' ELSE 'queued' END,
+             reason = ?2, not_before = ?4, lease_until = 0, updated_at = ?5
+         WHERE job_id = ?1
+         RETURNING state = 'dead'",
+        params![job_id, reason, max_attempts, retry_at, now],
+        |row| row.get::<_, bool>(0),
+    )?;
+    Ok(buried)
+}
+
+pub fn release(c: &mut Connection, job_id: &str, now: i64) -> Result<(), Error> {
+    c.execute(
+        "UPDATE jobs SET state = 'queued', attempts = max(attempts - 1, 0), lease_until = 0,
+             updated_at = ?2
+         WHERE job_id = ?1 AND state = 'running'",
+        params![job_id, now],
+    )?;
+    Ok(())
+}
+
+pub fn status(c: &mut Connection, job_id: &str) -> Result<Option<JobStatus>, Error> {
+    Ok(c
+        .query_row(
+            "SELECT job_id, input, state, attempts, result, reason FROM jobs WHERE job_id = ?1",
+            params![job_id],
+            |row| {
+                let result: String = row.get(4)?;
+                let reason: String = row.get(5)?;
+                Ok(JobStatus {
+                    id: row.get(0)?,
+                    input: row.get(1)?,
+                    state: row.get(2)?,
+                    attempts: row.get(3)?,
+                    result: serde_json::from_str(&result).ok(),
+                    reason: Some(reason).filter(|r| !r.is_empty()),
+                })
+            },
+        )
+        .optional()?)
+}
+
+pub fn depth(c: &mut Connection) -> Result<Vec<(String, u64)>, Error> {
+    let mut statement = c.prepare("SELECT state, count(*) FROM jobs GROUP BY state")?;
+    let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queue() -> Connection {
+        let mut c = Connection::open_in_memory().unwrap();
+        super::super::sqlite::prepare(&mut c).unwrap();
+        enqueue(&mut c, &[("j1".into(), "a@example.test".into()), ("j2".into(), "b.test".into())], 0).unwrap();
+        c
+    }
+
+    #[test]
+    fn a_claimed_job_is_claimable_again_when_its_lease_runs_out() {
+        let mut c = queue();
+        let first = claim(&mut c, 100, 30).unwrap().unwrap();
+        assert_eq!(first.job_id, "j1");
+        assert_eq!(claim(&mut c, 100, 30).unwrap().unwrap().job_id, "j2");
+        assert!(claim(&mut c, 110, 30).unwrap().is_none(), "both leased");
+        let again = claim(&mut c, 131, 30).unwrap().unwrap();
+        assert_eq!((again.job_id.as_str(), again.attempts), ("j1", 2), "the dead worker's job");
+        complete(&mut c, "j1", r#"{"ok":true}"#, 132).unwrap();
+        assert_eq!(status(&mut c, "j1").unwrap().unwrap().state, "done");
+    }
+
+    #[test]
+    fn repeated_failures_end_as_dead_letters() {
+        let mut c = queue();
+        for now in [100, 200] {
+            let job = claim(&mut c, now, 30).unwrap().unwrap();
+            assert_eq!(job.job_id, "j1");
+            assert!(!retry_or_bury(&mut c, "j1", "timeout", 3, now + 1, now).unwrap());
+        }
+        claim(&mut c, 300, 30).unwrap().unwrap();
+        assert!(retry_or_bury(&mut c, "j1", "timeout", 3, 301, 300).unwrap());
+        let dead = status(&mut c, "j1").unwrap().unwrap();
+        assert_eq!((dead.state.as_str(), dead.reason.as_deref()), ("dead", Some("timeout")));
+    }
+}
