@@ -30,6 +30,8 @@ pub struct Config {
     pub connect: ConnectSettings,
     /// Logging.
     pub log: LogSettings,
+    /// The daemon's queue workers.
+    pub queue: QueueSettings,
     /// How long in-flight requests may finish after SIGTERM. Default: 10 s.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
@@ -43,6 +45,7 @@ impl Default for Config {
             store: StoreSettings::default(),
             connect: ConnectSettings::default(),
             log: LogSettings::default(),
+            queue: QueueSettings::default(),
             shutdown_grace: Duration::from_secs(10),
         }
     }
@@ -177,6 +180,33 @@ impl ConnectSettings {
             cache_ttl: self.cache_ttl,
             office365_token_url: self.office365_token_url.clone(),
         })
+    }
+}
+
+/// The daemon's queue workers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct QueueSettings {
+    /// Workers draining the embedded queue. Default: 4.
+    pub workers: usize,
+    /// How long a claimed job is held before another worker may take it. Default: 2 min.
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
+    /// Attempts before a failing job is a dead letter. Default: 3.
+    pub max_attempts: u32,
+    /// A Redis Streams queue to work from as well (redis://HOST:PORT/DB). Default: none.
+    pub redis_url: Option<String>,
+}
+
+impl Default for QueueSettings {
+    fn default() -> Self {
+        Self {
+            workers: 4,
+            lease: Duration::from_secs(120),
+            max_attempts: 3,
+            redis_url: None,
+        }
     }
 }
 

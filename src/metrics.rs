@@ -77,9 +77,18 @@ impl Metrics {
             probe_seconds.clone(),
         );
         let jobs = Family::<OutcomeLabels, Counter>::default();
-        let queue_depth = Family::<StateLabels, prometheus_client::metrics::gauge::Gauge>::default();
-        registry.register("queue_jobs", "Queue jobs by outcome (found, error codes, retry, dead_letter)", jobs.clone());
-        registry.register("queue_depth", "Embedded queue jobs by state", queue_depth.clone());
+        let queue_depth =
+            Family::<StateLabels, prometheus_client::metrics::gauge::Gauge>::default();
+        registry.register(
+            "queue_jobs",
+            "Queue jobs by outcome (found, error codes, retry, dead_letter)",
+            jobs.clone(),
+        );
+        registry.register(
+            "queue_depth",
+            "Embedded queue jobs by state",
+            queue_depth.clone(),
+        );
         Self {
             registry: Arc::new(Mutex::new(registry)),
             requests,
@@ -127,7 +136,9 @@ impl Metrics {
 
     /// Sets the queue depth of `state`.
     pub fn queue_depth(&self, state: &str, count: u64) {
-        let labels = StateLabels { state: state.to_owned() };
+        let labels = StateLabels {
+            state: state.to_owned(),
+        };
         self.queue_depth.get_or_create(&labels).set(count as i64);
     }
 

@@ -21,7 +21,10 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/discoveries/{id}", get(status))
 }
 
-async fn enqueue(State(state): State<AppState>, ApiJson(body): ApiJson<Value>) -> Result<impl IntoResponse, ApiError> {
+async fn enqueue(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<impl IntoResponse, ApiError> {
     let items = match body {
         Value::Array(items) => items,
         item @ Value::Object(_) => vec![item],
@@ -40,17 +43,33 @@ async fn enqueue(State(state): State<AppState>, ApiJson(body): ApiJson<Value>) -
         }
     }
     let ids: Vec<String> = jobs.iter().map(|(id, _)| id.clone()).collect();
-    state.connect.store().enqueue_jobs(jobs, now()).await.map_err(connect::Error::from)?;
+    state
+        .connect
+        .store()
+        .enqueue_jobs(jobs, now())
+        .await
+        .map_err(connect::Error::from)?;
     Ok((StatusCode::ACCEPTED, axum::Json(json!({ "ids": ids }))))
 }
 
-async fn status(State(state): State<AppState>, Path(id): Path<String>) -> Result<impl IntoResponse, ApiError> {
-    let status = state.connect.store().job_status(id).await.map_err(connect::Error::from)?;
+async fn status(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let status = state
+        .connect
+        .store()
+        .job_status(id)
+        .await
+        .map_err(connect::Error::from)?;
     status.map(axum::Json).ok_or(ApiError::NotFound)
 }
 
 fn invalid(message: &str) -> ApiError {
-    ApiError::Connect(connect::Error::InvalidRequest { field: "jobs", message: message.to_owned() })
+    ApiError::Connect(connect::Error::InvalidRequest {
+        field: "jobs",
+        message: message.to_owned(),
+    })
 }
 
 fn invalid_at(index: usize, message: &str) -> ApiError {

@@ -184,11 +184,11 @@ const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_MAX_IN_FLIGHT: usize = 256;
 
 /// Builds the app from the daemon's configuration: the store, the discovery pipeline, the
-/// flow and the router. Returns the router and the store.
+/// flow and the router.
 pub fn build(
     config: &crate::config::Config,
     key: crate::secrets::MasterKey,
-) -> Result<(Router, crate::store::Store), StartError> {
+) -> Result<App, StartError> {
     config.validate()?;
     let store = crate::store::Store::open(&config.store.path)?;
     let pipeline =
@@ -196,13 +196,30 @@ pub fn build(
     let metrics = crate::metrics::Metrics::new();
     let connect = crate::connect::Connect::new(
         store.clone(),
-        pipeline,
+        pipeline.clone(),
         key,
         config.connect.connect_config()?,
         metrics.clone(),
     );
-    let state = AppState::new(connect, metrics, &config.api);
-    Ok((router(state, &config.api), store))
+    let state = AppState::new(connect, metrics.clone(), &config.api);
+    Ok(App {
+        router: router(state, &config.api),
+        store,
+        pipeline,
+        metrics,
+    })
+}
+
+/// The daemon's parts: the router, and what its queue workers share with it.
+pub struct App {
+    /// The HTTP app.
+    pub router: Router,
+    /// The store (accounts, codes, the embedded queue).
+    pub store: crate::store::Store,
+    /// The discovery pipeline.
+    pub pipeline: crate::discovery::Pipeline,
+    /// The metrics.
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// Why the daemon could not start.

@@ -53,7 +53,11 @@ impl DomainCache {
     }
 
     /// The report for `address`'s domain: cached, awaited, or discovered now.
-    pub async fn discover(&self, pipeline: &Pipeline, address: &EmailAddress) -> (Arc<Report>, Source) {
+    pub async fn discover(
+        &self,
+        pipeline: &Pipeline,
+        address: &EmailAddress,
+    ) -> (Arc<Report>, Source) {
         let domain = address.domain().clone();
         let cell = self.cell(&domain);
         let mut ran = false;
@@ -70,7 +74,14 @@ impl DomainCache {
             })
             .await
             .clone();
-        (report, if ran { Source::Discovered } else { Source::Shared })
+        (
+            report,
+            if ran {
+                Source::Discovered
+            } else {
+                Source::Shared
+            },
+        )
     }
 
     /// Domains held now.
@@ -96,13 +107,20 @@ impl DomainCache {
         if entries.len() >= self.inner.capacity {
             entries.retain(|_, e| e.cell.get().is_none_or(|(_, expires)| *expires > now));
             while entries.len() >= self.inner.capacity {
-                let Some(oldest) = entries.iter().min_by_key(|(_, e)| e.created).map(|(d, _)| d.clone()) else {
+                let Some(oldest) = entries
+                    .iter()
+                    .min_by_key(|(_, e)| e.created)
+                    .map(|(d, _)| d.clone())
+                else {
                     break;
                 };
                 entries.remove(&oldest);
             }
         }
-        let entry = Entry { cell: Arc::new(OnceCell::new()), created: now };
+        let entry = Entry {
+            cell: Arc::new(OnceCell::new()),
+            created: now,
+        };
         entries.insert(domain.clone(), entry.clone());
         entry.cell
     }

@@ -101,7 +101,11 @@ pub fn parse_line(line: &str) -> Result<Option<Job>, JobError> {
     } else {
         (Target::Domain(Domain::parse(text)?), None)
     };
-    Ok(Some(Job { target, credentials_ref, input: text.to_owned() }))
+    Ok(Some(Job {
+        target,
+        credentials_ref,
+        input: text.to_owned(),
+    }))
 }
 
 #[cfg(test)]
@@ -111,11 +115,19 @@ mod tests {
     #[test]
     fn plain_and_json_lines() {
         let job = parse_line("  Alice@Example.test ").unwrap().unwrap();
-        assert_eq!(job.target, Target::Address(EmailAddress::parse("alice@example.test").unwrap()));
+        assert_eq!(
+            job.target,
+            Target::Address(EmailAddress::parse("alice@example.test").unwrap())
+        );
         let job = parse_line("example.test").unwrap().unwrap();
         assert_eq!(job.target.domain().as_str(), "example.test");
-        assert_eq!(job.target.address().unwrap().to_string(), "postmaster@example.test");
-        let job = parse_line(r#"{"email":"bob@example.test","credentials_ref":"vault:bob"}"#).unwrap().unwrap();
+        assert_eq!(
+            job.target.address().unwrap().to_string(),
+            "postmaster@example.test"
+        );
+        let job = parse_line(r#"{"email":"bob@example.test","credentials_ref":"vault:bob"}"#)
+            .unwrap()
+            .unwrap();
         assert_eq!(job.credentials_ref.as_deref(), Some("vault:bob"));
         assert_eq!(parse_line("").unwrap(), None);
         assert_eq!(parse_line("# comment").unwrap(), None);
@@ -123,10 +135,26 @@ mod tests {
 
     #[test]
     fn bad_lines_have_codes() {
-        assert_eq!(parse_line("not an address@").unwrap_err().code(), "invalid_address");
-        assert_eq!(parse_line("localhost").unwrap_err().code(), "invalid_domain");
+        assert_eq!(
+            parse_line("not an address@").unwrap_err().code(),
+            "invalid_address"
+        );
+        assert_eq!(
+            parse_line("localhost").unwrap_err().code(),
+            "invalid_domain"
+        );
         assert_eq!(parse_line("{broken").unwrap_err().code(), "invalid_json");
-        assert_eq!(parse_line(r#"{"email":"a@b.test","domain":"b.test"}"#).unwrap_err().code(), "invalid_job");
-        assert_eq!(parse_line(r#"{"email":"a@b.test","password":"x"}"#).unwrap_err().code(), "invalid_json");
+        assert_eq!(
+            parse_line(r#"{"email":"a@b.test","domain":"b.test"}"#)
+                .unwrap_err()
+                .code(),
+            "invalid_job"
+        );
+        assert_eq!(
+            parse_line(r#"{"email":"a@b.test","password":"x"}"#)
+                .unwrap_err()
+                .code(),
+            "invalid_json"
+        );
     }
 }

@@ -34,7 +34,10 @@ pub struct BatchConfig {
 
 impl Default for BatchConfig {
     fn default() -> Self {
-        Self { concurrency: 64, grace: Duration::from_secs(10) }
+        Self {
+            concurrency: 64,
+            grace: Duration::from_secs(10),
+        }
     }
 }
 
@@ -76,7 +79,11 @@ pub struct Summary {
 impl Summary {
     /// Jobs per second in this run.
     pub fn rate(&self) -> f64 {
-        if self.seconds > 0.0 { self.done as f64 / self.seconds } else { 0.0 }
+        if self.seconds > 0.0 {
+            self.done as f64 / self.seconds
+        } else {
+            0.0
+        }
     }
 }
 
@@ -114,7 +121,9 @@ impl DoneLines {
 
     /// Whether `line` is done.
     pub fn contains(&self, line: u64) -> bool {
-        self.bits.get((line / 64) as usize).is_some_and(|w| w & (1 << (line % 64)) != 0)
+        self.bits
+            .get((line / 64) as usize)
+            .is_some_and(|w| w & (1 << (line % 64)) != 0)
     }
 }
 
@@ -135,7 +144,10 @@ pub async fn resume_output(path: &Path) -> std::io::Result<DoneLines> {
     struct Line {
         line: u64,
     }
-    for record in text[..complete].split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+    for record in text[..complete]
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+    {
         if let Ok(Line { line }) = serde_json::from_slice(record) {
             done.insert(line);
         }
@@ -185,7 +197,11 @@ pub async fn run_batch(
                 Ok(None) => {}
                 Err(err) => {
                     summary.bad_lines += 1;
-                    on_event(Event::BadLine { line: number, code: err.code(), message: err.to_string() });
+                    on_event(Event::BadLine {
+                        line: number,
+                        code: err.code(),
+                        message: err.to_string(),
+                    });
                 }
             }
             continue;
@@ -210,7 +226,9 @@ pub async fn run_batch(
                 break;
             }
         };
-        let Some(Ok((line, job, report, source))) = joined else { continue };
+        let Some(Ok((line, job, report, source))) = joined else {
+            continue;
+        };
         write_record(output, line, &job, &report, source).await?;
         count(&mut summary, &report, source);
         summary.seconds = started.elapsed().as_secs_f64();
@@ -235,7 +253,10 @@ fn spawn_job(
             Ok(address) => cache.discover(&pipeline, &address).await,
             Err(err) => {
                 let mut report = Report::empty(job.input.clone());
-                report.error = Some(crate::report::Failure { code: err.code(), message: err.to_string() });
+                report.error = Some(crate::report::Failure {
+                    code: err.code(),
+                    message: err.to_string(),
+                });
                 (Arc::new(report), Source::Discovered)
             }
         };
@@ -259,7 +280,12 @@ async fn write_record(
         }
         _ => report,
     };
-    let record = Record { line, input: &job.input, shared: source == Source::Shared, report };
+    let record = Record {
+        line,
+        input: &job.input,
+        shared: source == Source::Shared,
+        report,
+    };
     let mut bytes = serde_json::to_vec(&record).map_err(std::io::Error::other)?;
     bytes.push(b'\n');
     output.write_all(&bytes).await?;
@@ -298,6 +324,9 @@ mod tests {
         std::fs::write(&path, "{\"line\":1}\n{\"line\":3}\n{\"line\":4,\"inp").unwrap();
         let done = resume_output(&path).await.unwrap();
         assert!(done.contains(1) && done.contains(3) && !done.contains(4));
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"line\":1}\n{\"line\":3}\n");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"line\":1}\n{\"line\":3}\n"
+        );
     }
 }

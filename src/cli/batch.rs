@@ -7,7 +7,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use exdisco::batch::{BatchConfig, DomainCache, DoneLines, Event, Summary, resume_output, run_batch};
+use exdisco::batch::{
+    BatchConfig, DomainCache, DoneLines, Event, Summary, resume_output, run_batch,
+};
 use exdisco::discovery::Pipeline;
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::io::{AsyncWrite, BufReader};
@@ -34,52 +36,80 @@ pub struct BatchArgs {
 }
 
 pub async fn run(args: BatchArgs) -> anyhow::Result<ExitCode> {
-    let pipeline = Pipeline::builder(args.network.config()?).build().context("cannot set up discovery")?;
+    let pipeline = Pipeline::builder(args.network.config()?)
+        .build()
+        .context("cannot set up discovery")?;
     let cache = DomainCache::new(CACHE_CAPACITY, CACHE_TTL);
     let cancel = CancellationToken::new();
     tokio::spawn(cancel_on_signal(cancel.clone()));
     if let Some(url) = &args.queue {
-        return super::queue::run_redis_worker(url, pipeline, cache, args.concurrency, cancel).await;
+        return super::queue::run_redis_worker(url, pipeline, cache, args.concurrency, cancel)
+            .await;
     }
     let mut config = BatchConfig::default();
     config.concurrency = args.concurrency.max(1);
     let input: Box<dyn tokio::io::AsyncRead + Unpin + Send> = match &args.input {
         Some(path) if path.as_os_str() != "-" => Box::new(
-            tokio::fs::File::open(path).await.with_context(|| format!("cannot read {}", path.display()))?,
+            tokio::fs::File::open(path)
+                .await
+                .with_context(|| format!("cannot read {}", path.display()))?,
         ),
         _ => Box::new(tokio::io::stdin()),
     };
     let input = BufReader::with_capacity(64 * 1024, input);
     let (mut output, done): (Box<dyn AsyncWrite + Unpin + Send>, DoneLines) = match &args.out {
         Some(path) => {
-            let done = resume_output(path).await.with_context(|| format!("cannot read {}", path.display()))?;
-            let file = tokio::fs::OpenOptions::new().create(true).append(true).open(path).await?;
+            let done = resume_output(path)
+                .await
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let file = tokio::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .await?;
             (Box::new(tokio::io::BufWriter::new(file)), done)
         }
         None => (Box::new(tokio::io::stdout()), DoneLines::default()),
     };
     let bar = progress_bar();
-    let summary = run_batch(&pipeline, &cache, input, &mut output, &done, &config, &cancel, |event| match event {
-        Event::Done(summary) => {
-            if let Some(bar) = &bar {
-                bar.set_position(summary.done);
-                bar.set_message(format!("{} found, {:.0}/s", summary.found, summary.rate()));
+    let summary = run_batch(
+        &pipeline,
+        &cache,
+        input,
+        &mut output,
+        &done,
+        &config,
+        &cancel,
+        |event| match event {
+            Event::Done(summary) => {
+                if let Some(bar) = &bar {
+                    bar.set_position(summary.done);
+                    bar.set_message(format!("{} found, {:.0}/s", summary.found, summary.rate()));
+                }
             }
-        }
-        Event::BadLine { line, code, message } => {
-            let text = format!("line {line}: {message} ({code})");
-            match &bar {
-                Some(bar) => bar.println(text),
-                None => eprintln!("{text}"),
+            Event::BadLine {
+                line,
+                code,
+                message,
+            } => {
+                let text = format!("line {line}: {message} ({code})");
+                match &bar {
+                    Some(bar) => bar.println(text),
+                    None => eprintln!("{text}"),
+                }
             }
-        }
-    })
+        },
+    )
     .await?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
     write_summary(&summary)?;
-    Ok(if summary.left > 0 { ExitCode::from(EXIT_INTERRUPTED) } else { ExitCode::SUCCESS })
+    Ok(if summary.left > 0 {
+        ExitCode::from(EXIT_INTERRUPTED)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn progress_bar() -> Option<ProgressBar> {

@@ -86,6 +86,9 @@ pub struct ServeArgs {
     /// Log one JSON object a line.
     #[arg(long)]
     pub log_json: bool,
+    /// Also work jobs from a Redis stream (redis://HOST:PORT/DB).
+    #[arg(long, value_name = "URL")]
+    pub queue: Option<String>,
     #[command(flatten)]
     pub network: NetworkArgs,
 }

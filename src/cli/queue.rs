@@ -7,8 +7,8 @@ use std::time::Duration;
 use anyhow::Context;
 use exdisco::batch::{DomainCache, parse_line};
 use exdisco::discovery::Pipeline;
-use exdisco::queue::redis::{RedisConfig, RedisQueue};
 use exdisco::queue::Worker;
+use exdisco::queue::redis::{RedisConfig, RedisQueue};
 use tokio::io::AsyncBufReadExt;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -24,7 +24,9 @@ pub struct EnqueueArgs {
 
 /// Feeds a Redis stream; bad lines are reported and skipped.
 pub async fn enqueue(args: EnqueueArgs) -> anyhow::Result<ExitCode> {
-    let queue = RedisQueue::connect(&args.queue, RedisConfig::default()).await.context("cannot reach redis")?;
+    let queue = RedisQueue::connect(&args.queue, RedisConfig::default())
+        .await
+        .context("cannot reach redis")?;
     let input: Box<dyn tokio::io::AsyncRead + Unpin + Send> = match &args.input {
         Some(path) if path.as_os_str() != "-" => Box::new(tokio::fs::File::open(path).await?),
         _ => Box::new(tokio::io::stdin()),
@@ -60,7 +62,9 @@ pub async fn run_redis_worker(
     concurrency: usize,
     cancel: CancellationToken,
 ) -> anyhow::Result<ExitCode> {
-    let queue = RedisQueue::connect(url, RedisConfig::default()).await.context("cannot reach redis")?;
+    let queue = RedisQueue::connect(url, RedisConfig::default())
+        .await
+        .context("cannot reach redis")?;
     let worker = Worker::new(queue.clone(), pipeline, cache, None);
     let tracker = TaskTracker::new();
     for _ in 0..concurrency.max(1) {
@@ -71,7 +75,9 @@ pub async fn run_redis_worker(
     tracker.close();
     tracker.wait().await;
     let (jobs, results, dead) = queue.lengths().await?;
-    eprintln!("batch: stopped; stream lengths: {jobs} jobs, {results} results, {dead} dead letters");
+    eprintln!(
+        "batch: stopped; stream lengths: {jobs} jobs, {results} results, {dead} dead letters"
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -40,9 +40,18 @@ pub trait JobQueue: Send + Sync + 'static {
     /// The next job, if any.
     fn claim(&self) -> impl Future<Output = Result<Option<Claimed>, Error>> + Send;
     /// Stores the result, then acknowledges.
-    fn complete(&self, job: &Claimed, result: &str) -> impl Future<Output = Result<(), Error>> + Send;
+    fn complete(
+        &self,
+        job: &Claimed,
+        result: &str,
+    ) -> impl Future<Output = Result<(), Error>> + Send;
     /// Tries again later, or buries the job; returns whether it is buried.
-    fn fail(&self, job: &Claimed, reason: &str, poison: bool) -> impl Future<Output = Result<bool, Error>> + Send;
+    fn fail(
+        &self,
+        job: &Claimed,
+        reason: &str,
+        poison: bool,
+    ) -> impl Future<Output = Result<bool, Error>> + Send;
     /// Gives the job back untouched.
     fn release(&self, job: &Claimed) -> impl Future<Output = Result<(), Error>> + Send;
 }
@@ -68,7 +77,10 @@ pub struct WorkerConfig {
 
 impl Default for WorkerConfig {
     fn default() -> Self {
-        Self { max_attempts: 3, idle_wait: Duration::from_millis(500) }
+        Self {
+            max_attempts: 3,
+            idle_wait: Duration::from_millis(500),
+        }
     }
 }
 
@@ -84,7 +96,12 @@ pub struct Worker<Q> {
 impl<Q: JobQueue> Worker<Q> {
     /// A worker taking jobs from `queue`.
     pub fn new(queue: Q, pipeline: Pipeline, cache: DomainCache, metrics: Option<Metrics>) -> Self {
-        Self { queue: Arc::new(queue), pipeline, cache, metrics }
+        Self {
+            queue: Arc::new(queue),
+            pipeline,
+            cache,
+            metrics,
+        }
     }
 
     /// Claims and does one job.
@@ -186,7 +203,10 @@ fn transient_failure(report: &Report) -> Option<&'static str> {
         .filter_map(|a| a.code)
         .collect();
     let passing = |code: &&str| {
-        matches!(*code, "dns_timeout" | "dns_servfail" | "dns_failure" | "timeout" | "connect" | "request")
+        matches!(
+            *code,
+            "dns_timeout" | "dns_servfail" | "dns_failure" | "timeout" | "connect" | "request"
+        )
     };
     let answered = report.trail.iter().any(|a| a.outcome == Outcome::Answered);
     (!answered && !failed.is_empty() && failed.iter().all(passing)).then_some("unreachable")
@@ -204,24 +224,42 @@ pub struct SqliteQueue {
 impl SqliteQueue {
     /// A queue in `store`; a claim holds a job for `lease`.
     pub fn new(store: Store, lease: Duration, max_attempts: u32) -> Self {
-        Self { store, lease, max_attempts, retry_after: Duration::from_secs(30) }
+        Self {
+            store,
+            lease,
+            max_attempts,
+            retry_after: Duration::from_secs(30),
+        }
     }
 }
 
 impl JobQueue for SqliteQueue {
     async fn claim(&self) -> Result<Option<Claimed>, Error> {
-        let row = self.store.claim_job(now(), self.lease.as_secs().max(1) as i64).await?;
-        Ok(row.map(|r| Claimed { id: r.job_id, input: r.input, attempts: r.attempts }))
+        let row = self
+            .store
+            .claim_job(now(), self.lease.as_secs().max(1) as i64)
+            .await?;
+        Ok(row.map(|r| Claimed {
+            id: r.job_id,
+            input: r.input,
+            attempts: r.attempts,
+        }))
     }
 
     async fn complete(&self, job: &Claimed, result: &str) -> Result<(), Error> {
-        Ok(self.store.complete_job(job.id.clone(), result.to_owned(), now()).await?)
+        Ok(self
+            .store
+            .complete_job(job.id.clone(), result.to_owned(), now())
+            .await?)
     }
 
     async fn fail(&self, job: &Claimed, reason: &str, poison: bool) -> Result<bool, Error> {
         let max = if poison { 0 } else { self.max_attempts };
         let retry_at = now() + self.retry_after.as_secs() as i64;
-        Ok(self.store.retry_or_bury_job(job.id.clone(), reason.to_owned(), max, retry_at, now()).await?)
+        Ok(self
+            .store
+            .retry_or_bury_job(job.id.clone(), reason.to_owned(), max, retry_at, now())
+            .await?)
     }
 
     async fn release(&self, job: &Claimed) -> Result<(), Error> {
@@ -230,7 +268,10 @@ impl JobQueue for SqliteQueue {
 }
 
 fn now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 /// A queue failure.

@@ -79,7 +79,14 @@ impl RedisQueue {
         for chunk in jobs.chunks(1000) {
             let mut pipe = redis::pipe();
             for (line, input) in chunk {
-                pipe.cmd("XADD").arg(jobs_key(&self.config)).arg("*").arg("line").arg(*line).arg("input").arg(input).ignore();
+                pipe.cmd("XADD")
+                    .arg(jobs_key(&self.config))
+                    .arg("*")
+                    .arg("line")
+                    .arg(*line)
+                    .arg("input")
+                    .arg(input)
+                    .ignore();
             }
             pipe.query_async::<()>(&mut connection).await?;
         }
@@ -90,9 +97,12 @@ impl RedisQueue {
     pub async fn lengths(&self) -> Result<(u64, u64, u64), Error> {
         let mut connection = self.connection.clone();
         let (jobs, results, dead): (u64, u64, u64) = redis::pipe()
-            .cmd("XLEN").arg(jobs_key(&self.config))
-            .cmd("XLEN").arg(results_key(&self.config))
-            .cmd("XLEN").arg(dead_key(&self.config))
+            .cmd("XLEN")
+            .arg(jobs_key(&self.config))
+            .cmd("XLEN")
+            .arg(results_key(&self.config))
+            .cmd("XLEN")
+            .arg(dead_key(&self.config))
             .query_async(&mut connection)
             .await?;
         Ok((jobs, results, dead))
@@ -108,15 +118,32 @@ impl RedisQueue {
             .arg(1)
             .query_async(&mut connection)
             .await?;
-        Ok(pending.ids.first().map(|p| p.times_delivered as u32).unwrap_or(1))
+        Ok(pending
+            .ids
+            .first()
+            .map(|p| p.times_delivered as u32)
+            .unwrap_or(1))
     }
 
     async fn bury(&self, id: &str, input: &str, reason: &str) -> Result<(), Error> {
         let mut connection = self.connection.clone();
         redis::pipe()
             .atomic()
-            .cmd("XADD").arg(dead_key(&self.config)).arg("*").arg("id").arg(id).arg("input").arg(input).arg("reason").arg(reason).ignore()
-            .cmd("XACK").arg(jobs_key(&self.config)).arg(&self.config.group).arg(id).ignore()
+            .cmd("XADD")
+            .arg(dead_key(&self.config))
+            .arg("*")
+            .arg("id")
+            .arg(id)
+            .arg("input")
+            .arg(input)
+            .arg("reason")
+            .arg(reason)
+            .ignore()
+            .cmd("XACK")
+            .arg(jobs_key(&self.config))
+            .arg(&self.config.group)
+            .arg(id)
+            .ignore()
             .query_async::<()>(&mut connection)
             .await?;
         Ok(())
@@ -137,7 +164,9 @@ impl JobQueue for RedisQueue {
                 .arg(1)
                 .query_async(&mut connection)
                 .await?;
-            let Some(entry) = reclaimed.claimed.into_iter().next() else { break };
+            let Some(entry) = reclaimed.claimed.into_iter().next() else {
+                break;
+            };
             let deliveries = self.deliveries(&entry.id).await?;
             let input = field(&entry, "input");
             if deliveries > self.config.max_deliveries {
@@ -145,7 +174,11 @@ impl JobQueue for RedisQueue {
                 self.bury(&entry.id, &input, "too many deliveries").await?;
                 continue;
             }
-            return Ok(Some(Claimed { id: entry.id, input, attempts: deliveries }));
+            return Ok(Some(Claimed {
+                id: entry.id,
+                input,
+                attempts: deliveries,
+            }));
         }
         let read: StreamReadReply = redis::cmd("XREADGROUP")
             .arg("GROUP")
@@ -159,16 +192,37 @@ impl JobQueue for RedisQueue {
             .query_async(&mut connection)
             .await?;
         let entry = read.keys.into_iter().flat_map(|k| k.ids).next();
-        Ok(entry.map(|entry| Claimed { input: field(&entry, "input"), id: entry.id, attempts: 1 }))
+        Ok(entry.map(|entry| Claimed {
+            input: field(&entry, "input"),
+            id: entry.id,
+            attempts: 1,
+        }))
     }
 
     async fn complete(&self, job: &Claimed, result: &str) -> Result<(), Error> {
         let mut connection = self.connection.clone();
         redis::pipe()
             .atomic()
-            .cmd("HSET").arg(result_store_key(&self.config)).arg(&job.id).arg(result).ignore()
-            .cmd("XADD").arg(results_key(&self.config)).arg("*").arg("id").arg(&job.id).arg("input").arg(&job.input).arg("result").arg(result).ignore()
-            .cmd("XACK").arg(jobs_key(&self.config)).arg(&self.config.group).arg(&job.id).ignore()
+            .cmd("HSET")
+            .arg(result_store_key(&self.config))
+            .arg(&job.id)
+            .arg(result)
+            .ignore()
+            .cmd("XADD")
+            .arg(results_key(&self.config))
+            .arg("*")
+            .arg("id")
+            .arg(&job.id)
+            .arg("input")
+            .arg(&job.input)
+            .arg("result")
+            .arg(result)
+            .ignore()
+            .cmd("XACK")
+            .arg(jobs_key(&self.config))
+            .arg(&self.config.group)
+            .arg(&job.id)
+            .ignore()
             .query_async::<()>(&mut connection)
             .await?;
         Ok(())

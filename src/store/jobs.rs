@@ -45,9 +45,8 @@ pub fn enqueue(c: &mut Connection, jobs: &[(String, String)], now: i64) -> Resul
 }
 
 pub fn claim(c: &mut Connection, now: i64, lease: i64) -> Result<Option<ClaimedRow>, Error> {
-    Ok(c
-        .query_row(
-            "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = ?1 + ?2,
+    Ok(c.query_row(
+        "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = ?1 + ?2,
                  updated_at = ?1
              WHERE id = (
                  SELECT id FROM jobs
@@ -55,10 +54,16 @@ pub fn claim(c: &mut Connection, now: i64, lease: i64) -> Result<Option<ClaimedR
                     OR (state = 'running' AND lease_until <= ?1)
                  ORDER BY id LIMIT 1)
              RETURNING job_id, input, attempts",
-            params![now, lease],
-            |row| Ok(ClaimedRow { job_id: row.get(0)?, input: row.get(1)?, attempts: row.get(2)? }),
-        )
-        .optional()?)
+        params![now, lease],
+        |row| {
+            Ok(ClaimedRow {
+                job_id: row.get(0)?,
+                input: row.get(1)?,
+                attempts: row.get(2)?,
+            })
+        },
+    )
+    .optional()?)
 }
 
 pub fn complete(c: &mut Connection, job_id: &str, result: &str, now: i64) -> Result<(), Error> {
@@ -101,24 +106,23 @@ pub fn release(c: &mut Connection, job_id: &str, now: i64) -> Result<(), Error> 
 }
 
 pub fn status(c: &mut Connection, job_id: &str) -> Result<Option<JobStatus>, Error> {
-    Ok(c
-        .query_row(
-            "SELECT job_id, input, state, attempts, result, reason FROM jobs WHERE job_id = ?1",
-            params![job_id],
-            |row| {
-                let result: String = row.get(4)?;
-                let reason: String = row.get(5)?;
-                Ok(JobStatus {
-                    id: row.get(0)?,
-                    input: row.get(1)?,
-                    state: row.get(2)?,
-                    attempts: row.get(3)?,
-                    result: serde_json::from_str(&result).ok(),
-                    reason: Some(reason).filter(|r| !r.is_empty()),
-                })
-            },
-        )
-        .optional()?)
+    Ok(c.query_row(
+        "SELECT job_id, input, state, attempts, result, reason FROM jobs WHERE job_id = ?1",
+        params![job_id],
+        |row| {
+            let result: String = row.get(4)?;
+            let reason: String = row.get(5)?;
+            Ok(JobStatus {
+                id: row.get(0)?,
+                input: row.get(1)?,
+                state: row.get(2)?,
+                attempts: row.get(3)?,
+                result: serde_json::from_str(&result).ok(),
+                reason: Some(reason).filter(|r| !r.is_empty()),
+            })
+        },
+    )
+    .optional()?)
 }
 
 pub fn depth(c: &mut Connection) -> Result<Vec<(String, u64)>, Error> {
@@ -134,7 +138,15 @@ mod tests {
     fn queue() -> Connection {
         let mut c = Connection::open_in_memory().unwrap();
         super::super::sqlite::prepare(&mut c).unwrap();
-        enqueue(&mut c, &[("j1".into(), "a@example.test".into()), ("j2".into(), "b.test".into())], 0).unwrap();
+        enqueue(
+            &mut c,
+            &[
+                ("j1".into(), "a@example.test".into()),
+                ("j2".into(), "b.test".into()),
+            ],
+            0,
+        )
+        .unwrap();
         c
     }
 
@@ -146,7 +158,11 @@ mod tests {
         assert_eq!(claim(&mut c, 100, 30).unwrap().unwrap().job_id, "j2");
         assert!(claim(&mut c, 110, 30).unwrap().is_none(), "both leased");
         let again = claim(&mut c, 131, 30).unwrap().unwrap();
-        assert_eq!((again.job_id.as_str(), again.attempts), ("j1", 2), "the dead worker's job");
+        assert_eq!(
+            (again.job_id.as_str(), again.attempts),
+            ("j1", 2),
+            "the dead worker's job"
+        );
         complete(&mut c, "j1", r#"{"ok":true}"#, 132).unwrap();
         assert_eq!(status(&mut c, "j1").unwrap().unwrap().state, "done");
     }
@@ -162,6 +178,9 @@ mod tests {
         claim(&mut c, 300, 30).unwrap().unwrap();
         assert!(retry_or_bury(&mut c, "j1", "timeout", 3, 301, 300).unwrap());
         let dead = status(&mut c, "j1").unwrap().unwrap();
-        assert_eq!((dead.state.as_str(), dead.reason.as_deref()), ("dead", Some("timeout")));
+        assert_eq!(
+            (dead.state.as_str(), dead.reason.as_deref()),
+            ("dead", Some("timeout"))
+        );
     }
 }

@@ -156,8 +156,14 @@ impl Store {
     }
 
     /// Stores a job's result and marks it done.
-    pub async fn complete_job(&self, job_id: String, result: String, now: i64) -> Result<(), Error> {
-        self.with(move |c| jobs::complete(c, &job_id, &result, now)).await
+    pub async fn complete_job(
+        &self,
+        job_id: String,
+        result: String,
+        now: i64,
+    ) -> Result<(), Error> {
+        self.with(move |c| jobs::complete(c, &job_id, &result, now))
+            .await
     }
 
     /// Queues a failed job again at `retry_at`, or buries it after `max_attempts`; returns
@@ -170,7 +176,8 @@ impl Store {
         retry_at: i64,
         now: i64,
     ) -> Result<bool, Error> {
-        self.with(move |c| jobs::retry_or_bury(c, &job_id, &reason, max_attempts, retry_at, now)).await
+        self.with(move |c| jobs::retry_or_bury(c, &job_id, &reason, max_attempts, retry_at, now))
+            .await
     }
 
     /// Gives a claimed job back untouched (shutdown).

@@ -8,7 +8,7 @@ use super::Error;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_jobs.sql"),
-]; 
+];
 
 /// Connection settings and migrations.
 pub fn prepare(connection: &mut Connection) -> Result<(), Error> {

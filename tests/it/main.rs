@@ -5,6 +5,7 @@ mod support;
 mod activesync;
 mod api_errors;
 mod api_flow;
+mod batch;
 mod cli;
 mod discovery;
 mod redirects;

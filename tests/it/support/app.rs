@@ -16,6 +16,9 @@ use super::TestEnv;
 /// A running daemon.
 pub struct TestApp {
     pub addr: SocketAddr,
+    pub store: exdisco::store::Store,
+    pub pipeline: exdisco::discovery::Pipeline,
+    pub metrics: exdisco::metrics::Metrics,
     pub client_id: String,
     pub client_secret: String,
     pub config: Config,
@@ -65,8 +68,8 @@ impl TestApp {
     }
 
     async fn start(config: Config, key: String, dir: Option<tempfile::TempDir>) -> Self {
-        let (router, _store) =
-            exdisco::api::build(&config, MasterKey::from_base64(&key).unwrap()).unwrap();
+        let app = exdisco::api::build(&config, MasterKey::from_base64(&key).unwrap()).unwrap();
+        let (router, store, pipeline, metrics) = (app.router, app.store, app.pipeline, app.metrics);
         let listener = TcpListener::bind(config.api.listen).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
@@ -80,6 +83,9 @@ impl TestApp {
         });
         Self {
             addr,
+            store,
+            pipeline,
+            metrics,
             client_id: String::new(),
             client_secret: String::new(),
             config,
@@ -106,6 +112,24 @@ impl TestApp {
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
+    }
+
+    /// Runs the embedded queue's jobs until it is empty; returns how many ran.
+    pub async fn drain_queue(&self) -> usize {
+        use exdisco::queue::{RunOutcome, SqliteQueue, Worker};
+        let queue = SqliteQueue::new(self.store.clone(), Duration::from_secs(60), 3);
+        let cache = exdisco::batch::DomainCache::new(1000, Duration::from_secs(60));
+        let worker = Worker::new(
+            queue,
+            self.pipeline.clone(),
+            cache,
+            Some(self.metrics.clone()),
+        );
+        let mut ran = 0;
+        while worker.try_run_one().await.unwrap() == RunOutcome::Ran {
+            ran += 1;
+        }
+        ran
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -27,6 +27,7 @@ struct Zone {
     entries: HashMap<(String, RecordType), Answer>,
     names: HashMap<String, ()>,
     queried: Vec<String>,
+    wildcards: Vec<(String, Ipv4Addr)>,
 }
 
 /// The fake name server. Stops on drop.
@@ -114,6 +115,16 @@ impl FakeDns {
         self
     }
 
+    /// Every name under `suffix` has an A record `ip` (and no other record).
+    pub fn wildcard_a(&self, suffix: &str, ip: Ipv4Addr) -> &Self {
+        self.zone
+            .lock()
+            .unwrap()
+            .wildcards
+            .push((format!(".{}", key(suffix)), ip));
+        self
+    }
+
     /// Every name queried so far.
     pub fn queried(&self) -> Vec<String> {
         self.zone.lock().unwrap().queried.clone()
@@ -156,7 +167,9 @@ fn answer(zone: &Mutex<Zone>, query: &[u8]) -> Option<Vec<u8>> {
     reply.metadata.recursion_available = true;
     reply.queries.push(question.clone());
     let mut zone = zone.lock().unwrap();
-    zone.queried.push(name.clone());
+    if zone.queried.len() < 100_000 {
+        zone.queried.push(name.clone());
+    }
     match zone.entries.get(&(name.clone(), question.query_type())) {
         Some(Answer::Silent) => return None,
         Some(Answer::NxDomain) => reply.metadata.response_code = ResponseCode::NXDomain,
@@ -171,7 +184,21 @@ fn answer(zone: &Mutex<Zone>, query: &[u8]) -> Option<Vec<u8>> {
             }
         }
         None if zone.names.contains_key(&name) => {}
-        None => reply.metadata.response_code = ResponseCode::NXDomain,
+        None => match zone
+            .wildcards
+            .iter()
+            .find(|(suffix, _)| name.ends_with(suffix.as_str()))
+        {
+            Some((_, ip)) if question.query_type() == RecordType::A => {
+                reply.add_answer(Record::from_rdata(
+                    question.name().clone(),
+                    60,
+                    RData::A(A(*ip)),
+                ));
+            }
+            Some(_) => {}
+            None => reply.metadata.response_code = ResponseCode::NXDomain,
+        },
     }
     reply.to_vec().ok()
 }

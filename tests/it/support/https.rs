@@ -116,11 +116,23 @@ struct HostSpec {
     black_hole: bool,
 }
 
-#[derive(Default)]
 struct State {
     hosts: HashMap<String, HostSpec>,
+    suffixes: Vec<(String, HostSpec)>,
     certs: HashMap<String, Arc<CertifiedKey>>,
     seen: Vec<Seen>,
+    ca: Arc<TestCa>,
+}
+
+impl State {
+    fn spec(&self, host: &str) -> Option<HostSpec> {
+        self.hosts.get(host).cloned().or_else(|| {
+            self.suffixes
+                .iter()
+                .find(|(suffix, _)| host.ends_with(suffix.as_str()))
+                .map(|(_, spec)| spec.clone())
+        })
+    }
 }
 
 /// The fleet.
@@ -135,7 +147,13 @@ impl Fleet {
     pub async fn start(ca: Arc<TestCa>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let state = Arc::new(Mutex::new(State::default()));
+        let state = Arc::new(Mutex::new(State {
+            hosts: HashMap::new(),
+            suffixes: Vec::new(),
+            certs: HashMap::new(),
+            seen: Vec::new(),
+            ca: ca.clone(),
+        }));
         let accept_state = state.clone();
         let task = tokio::spawn(async move {
             loop {
@@ -180,6 +198,25 @@ impl Fleet {
                 black_hole: false,
             },
         );
+        self
+    }
+
+    /// Every host under `suffix` answers through `handler`, with a valid certificate made on
+    /// first use.
+    pub fn hosts_under(
+        &self,
+        suffix: &str,
+        handler: impl Fn(&Seen) -> Reply + Send + Sync + 'static,
+    ) -> &Self {
+        let spec = HostSpec {
+            handler: Arc::new(handler),
+            black_hole: false,
+        };
+        self.state
+            .lock()
+            .unwrap()
+            .suffixes
+            .push((format!(".{suffix}"), spec));
         self
     }
 
@@ -235,7 +272,14 @@ impl std::fmt::Debug for SniResolver {
 impl ResolvesServerCert for SniResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         let name = hello.server_name()?.to_ascii_lowercase();
-        self.state.lock().unwrap().certs.get(&name).cloned()
+        let mut state = self.state.lock().unwrap();
+        if let Some(key) = state.certs.get(&name) {
+            return Some(key.clone());
+        }
+        state.spec(&name)?;
+        let key = state.ca.certified_key(&name, CertKind::Valid);
+        state.certs.insert(name, key.clone());
+        Some(key)
     }
 }
 
@@ -326,8 +370,10 @@ async fn respond(
     };
     let handler = {
         let mut state = state.lock().unwrap();
-        state.seen.push(seen.clone());
-        state.hosts.get(&host).map(|h| h.handler.clone())
+        if state.seen.len() < 200_000 {
+            state.seen.push(seen.clone());
+        }
+        state.spec(&host).map(|h| h.handler)
     };
     let reply = match handler {
         Some(handler) => handler(&seen),
