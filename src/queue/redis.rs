@@ -65,10 +65,9 @@ impl RedisQueue {
             .arg("MKSTREAM")
             .query_async(&mut connection)
             .await;
-        if let Err(err) = created {
-            if err.code() != Some("BUSYGROUP") {
-                return Err(err.into());
-            }
+        match created {
+            Err(err) if err.code() != Some("BUSYGROUP") => return Err(err.into()),
+            _ => {}
         }
         Ok(Self { connection, config })
     }

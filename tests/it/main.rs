@@ -9,5 +9,6 @@ mod batch;
 mod cli;
 mod discovery;
 mod redirects;
+mod redis_queue;
 mod security;
 mod sogo;
