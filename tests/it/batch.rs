@@ -60,6 +60,7 @@ async fn thousands_of_addresses_share_one_discovery_per_domain() {
     config.dns.timeout = Duration::from_secs(3);
     config.dns.attempts = 2;
     config.http.timeouts.request = Duration::from_secs(15);
+    config.http.timeouts.connect = Duration::from_secs(10);
     config.http.timeouts.read = Duration::from_secs(10);
     config.deadline = Duration::from_secs(30);
     let pipeline = Pipeline::builder(config).build().unwrap();
@@ -67,7 +68,7 @@ async fn thousands_of_addresses_share_one_discovery_per_domain() {
     let input = bulk_input(2000, 200);
     let mut output = Vec::new();
     let mut config = BatchConfig::default();
-    config.concurrency = 64;
+    config.concurrency = 16;
     let summary = run_batch(
         &pipeline,
         &cache,
