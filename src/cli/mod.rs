@@ -2,6 +2,7 @@
 
 pub mod admin;
 mod batch;
+mod bench;
 mod output;
 mod queue;
 
@@ -60,6 +61,9 @@ enum Command {
     Batch(batch::BatchArgs),
     /// Add jobs to a Redis stream for `batch --queue` workers.
     Enqueue(queue::EnqueueArgs),
+    /// Measure latency under broken candidates, batch throughput, memory, cache and API
+    /// figures on an in-process loopback fleet.
+    Bench(bench::BenchArgs),
 }
 
 /// Where the daemon's configuration and state are.
@@ -248,6 +252,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Client(command) => admin::client(command).await,
         Command::Batch(args) => batch::run(args).await,
         Command::Enqueue(args) => queue::enqueue(args).await,
+        Command::Bench(args) => bench::run(args).await,
     }
 }
 

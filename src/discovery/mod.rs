@@ -91,6 +91,9 @@ pub struct Config {
     pub exchange_online_v2_base: String,
     /// Probe the found host's ActiveSync endpoint (anonymously) to confirm it. Default: true.
     pub confirm_activesync: bool,
+    /// Run the candidates one after another, as most clients do, instead of at once. Only for
+    /// measuring what concurrency buys (`exdisco bench`). Default: false.
+    pub sequential: bool,
 }
 
 impl Default for Config {
@@ -108,6 +111,7 @@ impl Default for Config {
             preference_wait: PreferenceWait::default(),
             exchange_online_v2_base: DEFAULT_V2_BASE.to_owned(),
             confirm_activesync: true,
+            sequential: false,
         }
     }
 }

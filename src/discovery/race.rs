@@ -61,6 +61,9 @@ impl Pipeline {
                 }
             }
         }
+        if self.shared.config.sequential {
+            return self.one_after_another(run, &candidates).await;
+        }
         let mut set = JoinSet::new();
         let mut rank_of_task = HashMap::new();
         for (rank, candidate) in candidates.iter().cloned().enumerate() {
@@ -138,6 +141,26 @@ impl Pipeline {
                 }
             }
         }
+    }
+
+    /// The candidates in preference order, each to its end before the next starts.
+    async fn one_after_another(&self, run: Arc<RunState>, candidates: &[Candidate]) -> RaceEnd {
+        let mut codes = Vec::with_capacity(candidates.len());
+        for candidate in candidates {
+            match run_candidate(self.shared.clone(), run.clone(), candidate.clone()).await {
+                CandidateOutcome::Found(found) => {
+                    return RaceEnd::Found {
+                        rank_method: candidate.method,
+                        found,
+                    };
+                }
+                CandidateOutcome::RedirectAddr { address, trusted } => {
+                    return RaceEnd::RedirectAddr { address, trusted };
+                }
+                CandidateOutcome::Failed { code } => codes.push(code),
+            }
+        }
+        RaceEnd::AllFailed { codes }
     }
 
     fn record_cancelled(

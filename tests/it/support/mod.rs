@@ -2,12 +2,8 @@
 //! pipeline under test is the production one, pointed at them through its configuration.
 
 pub mod app;
-pub mod dns;
-pub mod https;
-pub mod tls;
 pub mod tls_proxy;
 
-use std::net::Ipv4Addr;
 use std::sync::{Arc, Once};
 use std::time::Duration;
 
@@ -15,14 +11,21 @@ use exdisco::discovery::{Config, Pipeline};
 use exdisco::domain::{Credentials, EmailAddress};
 use exdisco::report::Report;
 
-pub use self::dns::{Answer, FakeDns};
-pub use self::https::{Fleet, Reply, Seen};
-pub use self::tls::{CertKind, TestCa};
+pub use exdisco::fleet::{
+    Answer, CertKind, FLEET_IP, FakeDns, Fleet, REFUSED_IP, Reply, Seen, TestCa,
+};
 
-/// Where the fleet listens (every fake host's A record).
-pub const FLEET_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 1);
-/// A loopback address where nothing listens: connections are refused.
-pub const REFUSED_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 254);
+/// Fixture replies for the tests (the fixtures live beside the sources).
+pub trait ReplyFixture {
+    /// A 200 XML answer with the content of `fixtures/{path}`.
+    fn fixture(path: &str) -> Reply;
+}
+
+impl ReplyFixture for Reply {
+    fn fixture(path: &str) -> Reply {
+        Reply::xml(fixture(path))
+    }
+}
 
 /// One test's world.
 pub struct TestEnv {

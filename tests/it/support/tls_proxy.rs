@@ -11,7 +11,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
-use super::tls::{CertKind, TestCa};
+use exdisco::fleet::{CertKind, TestCa};
 
 /// The proxy; stops on drop.
 pub struct TlsProxy {

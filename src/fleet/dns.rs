@@ -41,8 +41,8 @@ impl FakeDns {
     pub async fn start() -> Self {
         // UDP and TCP on the same port: retry when the TCP side of a fresh UDP port is taken.
         let (udp, tcp, addr) = loop {
-            let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-            let addr = udp.local_addr().unwrap();
+            let udp = UdpSocket::bind("127.0.0.1:0").await.expect("fleet setup");
+            let addr = udp.local_addr().expect("fleet setup");
             if let Ok(tcp) = TcpListener::bind(addr).await {
                 break (udp, tcp, addr);
             }
@@ -97,7 +97,8 @@ impl FakeDns {
 
     /// `_autodiscover._tcp.DOMAIN`-style SRV record.
     pub fn srv(&self, name: &str, priority: u16, weight: u16, port: u16, target: &str) -> &Self {
-        let target = Name::from_str(&format!("{}.", target.trim_end_matches('.'))).unwrap();
+        let target =
+            Name::from_str(&format!("{}.", target.trim_end_matches('.'))).expect("fleet setup");
         self.add(
             name,
             RecordType::SRV,
@@ -107,7 +108,7 @@ impl FakeDns {
 
     /// `name` answers `answer` for `record_type`.
     pub fn set(&self, name: &str, record_type: RecordType, answer: Answer) -> &Self {
-        let mut zone = self.zone.lock().unwrap();
+        let mut zone = self.zone.lock().unwrap_or_else(|e| e.into_inner());
         if !matches!(answer, Answer::NxDomain) {
             zone.names.insert(key(name), ());
         }
@@ -119,7 +120,7 @@ impl FakeDns {
     pub fn wildcard_a(&self, suffix: &str, ip: Ipv4Addr) -> &Self {
         self.zone
             .lock()
-            .unwrap()
+            .expect("fleet setup")
             .wildcards
             .push((format!(".{}", key(suffix)), ip));
         self
@@ -127,11 +128,15 @@ impl FakeDns {
 
     /// Every name queried so far.
     pub fn queried(&self) -> Vec<String> {
-        self.zone.lock().unwrap().queried.clone()
+        self.zone
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .queried
+            .clone()
     }
 
     fn add(&self, name: &str, record_type: RecordType, data: RData) -> &Self {
-        let mut zone = self.zone.lock().unwrap();
+        let mut zone = self.zone.lock().unwrap_or_else(|e| e.into_inner());
         zone.names.insert(key(name), ());
         let entry = zone
             .entries
@@ -166,7 +171,7 @@ fn answer(zone: &Mutex<Zone>, query: &[u8]) -> Option<Vec<u8>> {
     reply.metadata.recursion_desired = query.metadata.recursion_desired;
     reply.metadata.recursion_available = true;
     reply.queries.push(question.clone());
-    let mut zone = zone.lock().unwrap();
+    let mut zone = zone.lock().unwrap_or_else(|e| e.into_inner());
     if zone.queried.len() < 100_000 {
         zone.queried.push(name.clone());
     }

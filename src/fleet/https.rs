@@ -23,6 +23,16 @@ use tokio_rustls::LazyConfigAcceptor;
 
 use super::tls::{CertKind, TestCa};
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// TLS handshakes completed by every fleet of the process.
+static HANDSHAKES: AtomicU64 = AtomicU64::new(0);
+
+/// TLS handshakes the fleets of this process have completed so far.
+pub fn handshakes() -> u64 {
+    HANDSHAKES.load(Ordering::Relaxed)
+}
+
 /// One request as the fleet saw it.
 #[derive(Debug, Clone)]
 pub struct Seen {
@@ -70,10 +80,6 @@ impl Reply {
             ..Self::status(200)
         }
         .header("Content-Type", "text/xml; charset=utf-8")
-    }
-
-    pub fn fixture(path: &str) -> Self {
-        Self::xml(super::fixture(path))
     }
 
     pub fn redirect(status: u16, location: &str) -> Self {
@@ -145,8 +151,8 @@ pub struct Fleet {
 
 impl Fleet {
     pub async fn start(ca: Arc<TestCa>) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("fleet setup");
+        let addr = listener.local_addr().expect("fleet setup");
         let state = Arc::new(Mutex::new(State {
             hosts: HashMap::new(),
             suffixes: Vec::new(),
@@ -189,7 +195,7 @@ impl Fleet {
         handler: impl Fn(&Seen) -> Reply + Send + Sync + 'static,
     ) -> &Self {
         let key = self.ca.certified_key(host, cert);
-        let mut state = self.state.lock().unwrap();
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         state.certs.insert(host.to_owned(), key);
         state.hosts.insert(
             host.to_owned(),
@@ -214,7 +220,7 @@ impl Fleet {
         };
         self.state
             .lock()
-            .unwrap()
+            .expect("fleet setup")
             .suffixes
             .push((format!(".{suffix}"), spec));
         self
@@ -222,7 +228,7 @@ impl Fleet {
 
     /// `host` accepts TCP and never answers, on TLS and plain HTTP alike.
     pub fn black_hole(&self, host: &str) -> &Self {
-        let mut state = self.state.lock().unwrap();
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let handler: Handler = Arc::new(|_| Reply::hang());
         state.hosts.insert(
             host.to_owned(),
@@ -236,7 +242,11 @@ impl Fleet {
 
     /// Every request seen so far.
     pub fn seen(&self) -> Vec<Seen> {
-        self.state.lock().unwrap().seen.clone()
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .seen
+            .clone()
     }
 
     /// Autodiscover requests seen for `host`.
@@ -272,7 +282,7 @@ impl std::fmt::Debug for SniResolver {
 impl ResolvesServerCert for SniResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         let name = hello.server_name()?.to_ascii_lowercase();
-        let mut state = self.state.lock().unwrap();
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(key) = state.certs.get(&name) {
             return Some(key.clone());
         }
@@ -301,7 +311,7 @@ async fn serve_connection(stream: TcpStream, state: Arc<Mutex<State>>) {
         .unwrap_or_default();
     let black_hole = state
         .lock()
-        .unwrap()
+        .expect("fleet setup")
         .hosts
         .get(&sni)
         .is_some_and(|h| h.black_hole);
@@ -312,7 +322,7 @@ async fn serve_connection(stream: TcpStream, state: Arc<Mutex<State>>) {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .unwrap()
+        .expect("fleet setup")
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(SniResolver {
             state: state.clone(),
@@ -320,6 +330,7 @@ async fn serve_connection(stream: TcpStream, state: Arc<Mutex<State>>) {
     let Ok(tls) = start.into_stream(Arc::new(config)).await else {
         return;
     };
+    HANDSHAKES.fetch_add(1, Ordering::Relaxed);
     serve_http(TokioIo::new(tls), true, state).await;
 }
 
@@ -369,7 +380,7 @@ async fn respond(
         body: String::from_utf8_lossy(&body).into_owned(),
     };
     let handler = {
-        let mut state = state.lock().unwrap();
+        let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
         if state.seen.len() < 200_000 {
             state.seen.push(seen.clone());
         }
@@ -393,7 +404,7 @@ async fn respond(
         chunks: split(reply.body, reply.chunked),
         known_length: !reply.chunked,
     };
-    response.body(body).unwrap()
+    response.body(body).expect("fleet setup")
 }
 
 fn split(body: Vec<u8>, chunked: bool) -> Vec<Bytes> {

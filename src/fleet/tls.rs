@@ -29,13 +29,13 @@ pub struct TestCa {
 
 impl TestCa {
     pub fn new() -> Self {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("fleet setup");
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params
             .distinguished_name
             .push(rcgen::DnType::CommonName, "exdisco test CA");
-        let key = KeyPair::generate().unwrap();
-        let cert = params.self_signed(&key).unwrap();
+        let key = KeyPair::generate().expect("fleet setup");
+        let cert = params.self_signed(&key).expect("fleet setup");
         Self {
             pem: cert.pem(),
             cert: cert.der().clone(),
@@ -59,19 +59,22 @@ impl TestCa {
             CertKind::WrongName => "unrelated.invalid".to_owned(),
             _ => host.to_owned(),
         };
-        let mut params = CertificateParams::new(vec![name]).unwrap();
+        let mut params = CertificateParams::new(vec![name]).expect("fleet setup");
         if kind == CertKind::Expired {
             params.not_before = rcgen::date_time_ymd(2019, 1, 1);
             params.not_after = rcgen::date_time_ymd(2020, 1, 1);
         }
-        let key = KeyPair::generate().unwrap();
+        let key = KeyPair::generate().expect("fleet setup");
         let cert = match kind {
-            CertKind::SelfSigned => params.self_signed(&key).unwrap(),
-            _ => params.signed_by(&key, &self.issuer).unwrap(),
+            CertKind::SelfSigned => params.self_signed(&key).expect("fleet setup"),
+            _ => params.signed_by(&key, &self.issuer).expect("fleet setup"),
         };
         let key_der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
         let provider = rustls::crypto::ring::default_provider();
-        let signing_key = provider.key_provider.load_private_key(key_der).unwrap();
+        let signing_key = provider
+            .key_provider
+            .load_private_key(key_der)
+            .expect("fleet setup");
         Arc::new(CertifiedKey::new(vec![cert.der().clone()], signing_key))
     }
 }

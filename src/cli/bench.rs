@@ -1,0 +1,504 @@
+//! `exdisco bench`: the figures users choose a discovery tool for, measured on loopback
+//! against the in-process fleet, each printed with the parameters that produced it.
+//!
+//! 1. Latency under a broken candidate: the root domain a black hole (accepts TCP, never
+//!    answers) against the root domain refusing connections, and the black hole with the
+//!    candidates run one after another, as most clients do.
+//! 2. Batch throughput over many domains with a network delay per request: discoveries per
+//!    second, CPU time per discovery, peak memory; next to the machine's limit measured in the
+//!    same run (TLS handshakes per second over handshakes per discovery).
+//! 3. Peak memory of a batch of 100,000 queued addresses.
+//! 4. Lookups per second of a domain already in the cache.
+//! 5. authorize + token flows per second against a fake ActiveSync server, p50 and p99.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use base64::Engine;
+use exdisco::batch::{BatchConfig, DomainCache, DoneLines, run_batch};
+use exdisco::discovery::{Config, Pipeline};
+use exdisco::domain::EmailAddress;
+use exdisco::fleet::{self, FLEET_IP, FakeDns, Fleet, REFUSED_IP, Reply, TestCa};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Smaller figures, for a quick look (1,000 addresses, 5 runs).
+    #[arg(long)]
+    quick: bool,
+    /// Network delay added to every answer, in milliseconds.
+    #[arg(long, default_value_t = 20)]
+    delay_ms: u64,
+    /// Addresses in the throughput batch.
+    #[arg(long, default_value_t = 10_000)]
+    addresses: usize,
+    /// Domains they spread over.
+    #[arg(long, default_value_t = 2_000)]
+    domains: usize,
+    /// Jobs in flight in the batch.
+    #[arg(long, default_value_t = 256)]
+    concurrency: usize,
+    /// Discoveries per latency figure (the median is printed).
+    #[arg(long, default_value_t = 15)]
+    runs: usize,
+}
+
+struct World {
+    ca: Arc<TestCa>,
+    dns: FakeDns,
+    fleet: Fleet,
+}
+
+impl World {
+    async fn start(delay: Duration) -> Self {
+        let ca = Arc::new(TestCa::new());
+        let dns = FakeDns::start().await;
+        let fleet = Fleet::start(ca.clone()).await;
+        dns.wildcard_a("bench.test", FLEET_IP);
+        fleet.hosts_under("bench.test", move |s| {
+            let reply = if s.is_autodiscover() && s.tls && s.host.split('.').count() <= 4 {
+                let domain = s.host.strip_prefix("autodiscover.").unwrap_or(&s.host);
+                Reply::xml(settings_for(&format!("mail.{domain}")))
+            } else if s.host.starts_with("mail.") && !s.is_autodiscover() {
+                Reply::status(401).header("WWW-Authenticate", "Basic realm=\"bench\"")
+            } else {
+                Reply::status(404)
+            };
+            reply.delayed(delay)
+        });
+        Self { ca, dns, fleet }
+    }
+
+    fn config(&self) -> Config {
+        let mut config = Config::default();
+        config.dns.name_servers = vec![self.dns.addr];
+        config.http.extra_roots = vec![self.ca.cert()];
+        config.http.ports.https = self.fleet.addr.port();
+        config.http.ports.http = self.fleet.addr.port();
+        config.allow_nets = vec!["127.0.0.0/8".parse().expect("a valid network")];
+        config.limits.per_host_per_second = 100_000;
+        config.limits.per_host_burst = 100_000;
+        config
+    }
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
+    // The bench's own HTTP client (to the API) needs a process-wide TLS provider.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let (addresses, domains, runs) = if args.quick {
+        (1_000, 200, 5)
+    } else {
+        (args.addresses, args.domains, args.runs)
+    };
+    let delay = Duration::from_millis(args.delay_ms);
+    let world = World::start(delay).await;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "exdisco bench: loopback fleet, {} ms per answer, {} cores",
+        args.delay_ms,
+        cores()
+    )?;
+    writeln!(out)?;
+
+    // 1. Latency under a broken candidate.
+    world.fleet.black_hole("lat.bench.test");
+    world.dns.set(
+        "ref.bench.test",
+        hickory_proto::rr::RecordType::A,
+        fleet::Answer::Records(vec![hickory_proto::rr::RData::A(
+            hickory_proto::rr::rdata::A(REFUSED_IP),
+        )]),
+    );
+    let black_hole = median_discovery(&world, "alice@lat.bench.test", runs, false).await?;
+    let refused = median_discovery(&world, "alice@ref.bench.test", runs, false).await?;
+    let sequential = median_discovery(&world, "alice@lat.bench.test", runs.min(3), true).await?;
+    writeln!(
+        out,
+        "1. latency, one discovery, median of {runs} (black hole: root accepts TCP, never answers)"
+    )?;
+    writeln!(
+        out,
+        "   root refuses connections      {:>9.1} ms",
+        ms(refused)
+    )?;
+    writeln!(
+        out,
+        "   root is a black hole          {:>9.1} ms   ratio {:.2} (target <= 1.2)",
+        ms(black_hole),
+        ratio(black_hole, refused)
+    )?;
+    writeln!(
+        out,
+        "   black hole, one after another {:>9.1} ms   ({} runs; what concurrency buys: x{:.0})",
+        ms(sequential),
+        runs.min(3),
+        ratio(sequential, black_hole)
+    )?;
+    writeln!(out)?;
+
+    // 2. Batch throughput, next to the machine's limit.
+    let handshake_rate = handshake_rate(&world, Duration::from_secs(2)).await?;
+    let before = (fleet::https::handshakes(), cpu_seconds());
+    reset_peak_memory();
+    let (summary, seconds) = batch(&world, addresses, domains, args.concurrency).await?;
+    let handshakes = fleet::https::handshakes() - before.0;
+    let cpu = cpu_seconds() - before.1;
+    let per_discovery = handshakes as f64 / summary.discoveries.max(1) as f64;
+    let limit = handshake_rate / per_discovery.max(1.0);
+    let rate = summary.discoveries as f64 / seconds;
+    writeln!(
+        out,
+        "2. batch: {addresses} addresses over {domains} domains, {} in flight",
+        args.concurrency
+    )?;
+    writeln!(
+        out,
+        "   {} found, {} discoveries in {:.1} s",
+        summary.found, summary.discoveries, seconds
+    )?;
+    writeln!(out, "   discoveries per second        {:>9.1}", rate)?;
+    writeln!(
+        out,
+        "   addresses per second          {:>9.1}",
+        summary.done as f64 / seconds
+    )?;
+    writeln!(
+        out,
+        "   CPU per discovery             {:>9.2} ms   (client and fleet together)",
+        cpu * 1000.0 / summary.discoveries.max(1) as f64
+    )?;
+    writeln!(
+        out,
+        "   peak memory                   {:>9.1} MiB  (process, fleet included)",
+        peak_memory_mib()
+    )?;
+    writeln!(
+        out,
+        "   machine limit: {:.0} TLS handshakes/s (client and fleet on the same cores), {:.1} per discovery",
+        handshake_rate, per_discovery
+    )?;
+    writeln!(
+        out,
+        "   limit {:.1} discoveries/s; achieved {:.0}% of it (target >= 50%)",
+        limit,
+        100.0 * rate / limit
+    )?;
+    writeln!(out)?;
+
+    // 3. Memory of 100,000 queued addresses (domains already cached: the queue is the load).
+    reset_peak_memory();
+    let (big, big_seconds) = batch(
+        &world,
+        if args.quick { 20_000 } else { 100_000 },
+        domains,
+        args.concurrency,
+    )
+    .await?;
+    writeln!(
+        out,
+        "3. {} queued addresses over {domains} domains: peak memory {:.1} MiB (target < 100), {:.0} addresses/s",
+        big.done,
+        peak_memory_mib(),
+        big.done as f64 / big_seconds
+    )?;
+    writeln!(out)?;
+
+    // 4. Cache lookups.
+    let (lookups, cache_seconds) = cache_lookups(&world).await?;
+    writeln!(
+        out,
+        "4. cache: {:.0} lookups/s of a cached domain ({lookups} in {:.2} s; target > 100,000)",
+        lookups as f64 / cache_seconds,
+        cache_seconds
+    )?;
+    writeln!(out)?;
+
+    // 5. The authorize API.
+    let (flows, flow_seconds, p50, p99) =
+        authorize_flows(&world, if args.quick { 100 } else { 500 }).await?;
+    writeln!(
+        out,
+        "5. authorize + token with an explicit host, 8 at once: {:.1} flows/s ({flows} flows), p50 {:.1} ms, p99 {:.1} ms",
+        flows as f64 / flow_seconds,
+        ms(p50),
+        ms(p99)
+    )?;
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+async fn median_discovery(
+    world: &World,
+    address: &str,
+    runs: usize,
+    sequential: bool,
+) -> anyhow::Result<Duration> {
+    let address = EmailAddress::parse(address)?;
+    let mut times = Vec::with_capacity(runs);
+    for _ in 0..runs.max(1) {
+        let mut config = world.config();
+        config.sequential = sequential;
+        // A fresh pipeline each time: no pooled connection, no cached DNS answer.
+        let pipeline = Pipeline::builder(config).build()?;
+        let started = Instant::now();
+        let report = pipeline.discover(&address, None).await;
+        times.push(started.elapsed());
+        anyhow::ensure!(
+            report.is_found(),
+            "the latency world is broken: {:?}",
+            report.error
+        );
+    }
+    times.sort();
+    Ok(times[times.len() / 2])
+}
+
+async fn batch(
+    world: &World,
+    addresses: usize,
+    domains: usize,
+    concurrency: usize,
+) -> anyhow::Result<(exdisco::batch::Summary, f64)> {
+    let pipeline = Pipeline::builder(world.config()).build()?;
+    let cache = DomainCache::new(domains * 2, Duration::from_secs(3600));
+    let input: String = (0..addresses)
+        .map(|i| format!("user{i}@d{}.bench.test\n", i % domains.max(1)))
+        .collect();
+    let mut config = BatchConfig::default();
+    config.concurrency = concurrency.max(1);
+    let started = Instant::now();
+    let summary = run_batch(
+        &pipeline,
+        &cache,
+        input.as_bytes(),
+        &mut tokio::io::sink(),
+        &DoneLines::default(),
+        &config,
+        &CancellationToken::new(),
+        |_| {},
+    )
+    .await?;
+    Ok((summary, started.elapsed().as_secs_f64()))
+}
+
+async fn cache_lookups(world: &World) -> anyhow::Result<(u64, f64)> {
+    let pipeline = Pipeline::builder(world.config()).build()?;
+    let cache = DomainCache::new(16, Duration::from_secs(3600));
+    let address = EmailAddress::parse("alice@d1.bench.test")?;
+    cache.discover(&pipeline, &address).await;
+    let lookups = 1_000_000u64;
+    let started = Instant::now();
+    for _ in 0..lookups {
+        let (report, _) = cache.discover(&pipeline, &address).await;
+        std::hint::black_box(report);
+    }
+    Ok((lookups, started.elapsed().as_secs_f64()))
+}
+
+async fn handshake_rate(world: &World, window: Duration) -> anyhow::Result<f64> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(world.ca.cert())?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let addr = world.fleet.addr;
+    let deadline = Instant::now() + window;
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..16 {
+        let connector = connector.clone();
+        tasks.spawn(async move {
+            let name =
+                rustls::pki_types::ServerName::try_from("hs.bench.test").expect("a valid name");
+            let mut done = 0u64;
+            while Instant::now() < deadline {
+                let Ok(stream) = tokio::net::TcpStream::connect(addr).await else {
+                    continue;
+                };
+                if connector.connect(name.clone(), stream).await.is_ok() {
+                    done += 1;
+                }
+            }
+            done
+        });
+    }
+    let mut total = 0;
+    while let Some(done) = tasks.join_next().await {
+        total += done.unwrap_or(0);
+    }
+    Ok(total as f64 / window.as_secs_f64())
+}
+
+async fn authorize_flows(
+    world: &World,
+    flows: usize,
+) -> anyhow::Result<(usize, f64, Duration, Duration)> {
+    let password = "bench-password";
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("bench@d1.bench.test:{password}"))
+    );
+    world.dns.a("eas.example-bench.test", FLEET_IP);
+    world
+        .fleet
+        .host("eas.example-bench.test", move |s| match &s.authorization {
+            Some(auth) if *auth == expected => Reply::status(200)
+                .header("MS-ASProtocolVersions", "14.1,16.1")
+                .header("MS-ASProtocolCommands", "Sync,FolderSync"),
+            _ => Reply::status(401).header("WWW-Authenticate", "Basic realm=\"bench\""),
+        });
+    let dir = std::env::temp_dir().join(format!("exdisco-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, world.ca.pem())?;
+    let mut config = exdisco::config::Config::default();
+    config.store.path = dir.join("bench.db");
+    config.discovery.dns_servers = vec![world.dns.addr];
+    config.discovery.ca_files = vec![ca_file];
+    config.discovery.allow_nets = vec!["127.0.0.0/8".parse()?];
+    config.discovery.https_port = world.fleet.addr.port();
+    config.discovery.http_port = world.fleet.addr.port();
+    config.api.authorize_per_address_per_minute = 1_000_000;
+    config.api.authorize_per_account_per_minute = 1_000_000;
+    config.api.authorize_per_client_per_minute = 1_000_000;
+    let key =
+        exdisco::secrets::MasterKey::from_base64(&exdisco::secrets::MasterKey::generate_base64()?)?;
+    let app = exdisco::api::build(&config, key)?;
+    let client = exdisco::connect::add_client(&app.store, "bench", vec![]).await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let shutdown = CancellationToken::new();
+    let api_config = config.api.clone();
+    let token = shutdown.clone();
+    let server = tokio::spawn(async move {
+        exdisco::api::serve(
+            listener,
+            app.router,
+            &api_config,
+            token,
+            Duration::from_secs(1),
+        )
+        .await
+    });
+    let http = reqwest::Client::builder().no_proxy().build()?;
+    let client_id = client.client_id.clone();
+    let secret = secrecy::ExposeSecret::expose_secret(&client.client_secret).to_owned();
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    let per_task = flows.div_ceil(8);
+    for _ in 0..8 {
+        let (http, base, client_id, secret) = (
+            http.clone(),
+            base.clone(),
+            client_id.clone(),
+            secret.clone(),
+        );
+        tasks.spawn(async move {
+            let mut latencies = Vec::new();
+            for _ in 0..per_task {
+                let begun = Instant::now();
+                let authorize = serde_json::json!({
+                    "client_id": client_id, "email_address": "bench@d1.bench.test", "provider": "exchange",
+                    "settings": {"username": "bench@d1.bench.test", "password": password, "exchange_server_host": "eas.example-bench.test"},
+                    "scopes": "email.read_only",
+                });
+                let code = post(&http, &format!("{base}/connect/authorize"), &authorize).await?["code"].as_str().context("no code")?.to_owned();
+                let token = serde_json::json!({"client_id": client_id, "client_secret": secret, "code": code});
+                post(&http, &format!("{base}/connect/token"), &token).await?["access_token"].as_str().context("no token")?;
+                latencies.push(begun.elapsed());
+            }
+            anyhow::Ok(latencies)
+        });
+    }
+    let mut latencies = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        latencies.extend(done??);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    shutdown.cancel();
+    let _ = server.await;
+    let _ = std::fs::remove_dir_all(&dir);
+    latencies.sort();
+    let at = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q).round() as usize];
+    Ok((latencies.len(), seconds, at(0.5), at(0.99)))
+}
+
+async fn post(
+    http: &reqwest::Client,
+    url: &str,
+    body: &serde_json::Value,
+) -> anyhow::Result<serde_json::Value> {
+    let response = http
+        .post(url)
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(body)?)
+        .send()
+        .await?;
+    let status = response.status();
+    let bytes = response.bytes().await?;
+    anyhow::ensure!(
+        status.is_success(),
+        "{url}: {status} {}",
+        String::from_utf8_lossy(&bytes)
+    );
+    Ok(serde_json::from_slice(&bytes)?)
+}
+
+fn settings_for(host: &str) -> Vec<u8> {
+    format!(
+        r#"<?xml version="1.0" encoding="utf-8"?><Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006"><Response xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a"><Account><Action>settings</Action><Protocol><Type>EXPR</Type><Server>{host}</Server><ASUrl>https://{host}/Microsoft-Server-ActiveSync</ASUrl></Protocol></Account></Response></Autodiscover>"#
+    )
+    .into_bytes()
+}
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+fn ratio(a: Duration, b: Duration) -> f64 {
+    a.as_secs_f64() / b.as_secs_f64().max(1e-9)
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+/// User plus system CPU seconds of this process, from /proc/self/stat.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0 // utime and stime, in clock ticks of 1/100 s
+}
+
+/// Resets the peak resident memory (Linux: `clear_refs` 5).
+fn reset_peak_memory() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// Peak resident memory since the last reset, in MiB.
+fn peak_memory_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
