@@ -37,6 +37,11 @@ pub struct Candidate {
 }
 
 impl Candidate {
+    /// Whether this candidate waits for the others (see `Config::fallback_delay`).
+    pub fn is_fallback(&self) -> bool {
+        matches!(self.start, Start::ActiveSync(_))
+    }
+
     /// The target shown in the trail.
     pub fn target(&self) -> String {
         match &self.start {

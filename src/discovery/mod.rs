@@ -91,6 +91,10 @@ pub struct Config {
     pub exchange_online_v2_base: String,
     /// Probe the found host's ActiveSync endpoint (anonymously) to confirm it. Default: true.
     pub confirm_activesync: bool,
+    /// How long the fallback candidates (the ActiveSync host probes) wait for Autodiscover to
+    /// answer before they start anyway; they start at once when every Autodiscover candidate
+    /// has failed. Default: 500 ms.
+    pub fallback_delay: Duration,
     /// Run the candidates one after another, as most clients do, instead of at once. Only for
     /// measuring what concurrency buys (`exdisco bench`). Default: false.
     pub sequential: bool,
@@ -112,6 +116,7 @@ impl Default for Config {
             exchange_online_v2_base: DEFAULT_V2_BASE.to_owned(),
             confirm_activesync: true,
             sequential: false,
+            fallback_delay: Duration::from_millis(500),
         }
     }
 }

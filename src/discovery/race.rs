@@ -66,14 +66,40 @@ impl Pipeline {
         }
         let mut set = JoinSet::new();
         let mut rank_of_task = HashMap::new();
+        // Fallbacks (the ActiveSync host probes) wait until every Autodiscover candidate has
+        // failed, or `fallback_delay`: a domain whose Autodiscover answers never pays for them.
+        let fallbacks_go = Arc::new(tokio::sync::Notify::new());
+        let fallback_delay = self.shared.config.fallback_delay;
         for (rank, candidate) in candidates.iter().cloned().enumerate() {
+            let is_fallback = candidate.is_fallback();
             let task = run_candidate(self.shared.clone(), run.clone(), candidate);
-            let handle = set.spawn(task.in_current_span());
+            let go = fallbacks_go.clone();
+            let handle = set.spawn(
+                async move {
+                    if is_fallback {
+                        tokio::select! {
+                            () = tokio::time::sleep(fallback_delay) => {}
+                            () = go.notified() => {}
+                        }
+                    }
+                    task.await
+                }
+                .in_current_span(),
+            );
             rank_of_task.insert(handle.id(), rank);
         }
         let mut slots: Vec<Option<CandidateOutcome>> = candidates.iter().map(|_| None).collect();
         let mut patience: Option<tokio::time::Instant> = None;
         loop {
+            let preferred_failed = candidates
+                .iter()
+                .zip(&slots)
+                .filter(|(c, _)| !c.is_fallback())
+                .all(|(_, slot)| matches!(slot, Some(CandidateOutcome::Failed { .. })));
+            if preferred_failed {
+                fallbacks_go.notify_waiters();
+                fallbacks_go.notify_one();
+            }
             match decide(&slots) {
                 Decision::Take(rank) => {
                     set.abort_all();
