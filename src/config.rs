@@ -75,6 +75,12 @@ pub struct DiscoverySettings {
     pub schema: Schema,
     /// The Exchange Online Autodiscover v2 base URL.
     pub exchange_online_v2_base: String,
+    /// Requests per second to one destination host. Default: 10.
+    pub per_host_per_second: u32,
+    /// Burst of requests to one destination host. Default: 20.
+    pub per_host_burst: u32,
+    /// Requests in flight to one destination host. Default: 8.
+    pub per_host_in_flight: usize,
 }
 
 impl Default for DiscoverySettings {
@@ -90,6 +96,9 @@ impl Default for DiscoverySettings {
             http_port: 80,
             schema: Schema::Outlook,
             exchange_online_v2_base: defaults.exchange_online_v2_base,
+            per_host_per_second: defaults.limits.per_host_per_second,
+            per_host_burst: defaults.limits.per_host_burst,
+            per_host_in_flight: defaults.limits.per_host_in_flight,
         }
     }
 }
@@ -111,6 +120,9 @@ impl DiscoverySettings {
         config.http.ports.https = self.https_port;
         config.http.ports.http = self.http_port;
         config.exchange_online_v2_base = self.exchange_online_v2_base.clone();
+        config.limits.per_host_per_second = self.per_host_per_second;
+        config.limits.per_host_burst = self.per_host_burst;
+        config.limits.per_host_in_flight = self.per_host_in_flight;
         for path in &self.ca_files {
             config.http.extra_roots.extend(read_certificates(path)?);
         }

@@ -37,9 +37,11 @@ pub struct Candidate {
 }
 
 impl Candidate {
-    /// Whether this candidate waits for the others (see `Config::fallback_delay`).
+    /// Whether this candidate waits for the Autodiscover candidates (see
+    /// `Config::fallback_delay`): the ActiveSync host probes, and Autodiscover v2 with its MX
+    /// lookup.
     pub fn is_fallback(&self) -> bool {
-        matches!(self.start, Start::ActiveSync(_))
+        matches!(self.start, Start::ActiveSync(_) | Start::AutodiscoverV2)
     }
 
     /// The target shown in the trail.

@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{
-    ConnectionConfig, NameServerConfig, ProtocolConfig, ResolveHosts, ResolverConfig,
+    ConnectionConfig, LookupIpStrategy, NameServerConfig, ProtocolConfig, ResolveHosts,
+    ResolverConfig,
 };
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::{DnsError, NetError};
@@ -72,6 +73,8 @@ impl Dns {
         opts.attempts = config.attempts;
         opts.ndots = 0;
         opts.use_hosts_file = ResolveHosts::Never;
+        // AAAA only when there is no A record: one query per host in the common case.
+        opts.ip_strategy = LookupIpStrategy::Ipv4thenIpv6;
         let resolver = builder.build().map_err(|err| Error::Setup {
             what: "dns resolver",
             reason: err.to_string(),

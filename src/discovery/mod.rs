@@ -91,9 +91,9 @@ pub struct Config {
     pub exchange_online_v2_base: String,
     /// Probe the found host's ActiveSync endpoint (anonymously) to confirm it. Default: true.
     pub confirm_activesync: bool,
-    /// How long the fallback candidates (the ActiveSync host probes) wait for Autodiscover to
-    /// answer before they start anyway; they start at once when every Autodiscover candidate
-    /// has failed. Default: 500 ms.
+    /// How long the fallback candidates (Autodiscover v2 and the ActiveSync host probes) wait
+    /// for Autodiscover to answer before they start anyway; they start at once when every
+    /// Autodiscover candidate has failed. Default: 500 ms.
     pub fallback_delay: Duration,
     /// Run the candidates one after another, as most clients do, instead of at once. Only for
     /// measuring what concurrency buys (`exdisco bench`). Default: false.

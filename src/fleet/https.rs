@@ -127,6 +127,7 @@ struct State {
     suffixes: Vec<(String, HostSpec)>,
     certs: HashMap<String, Arc<CertifiedKey>>,
     seen: Vec<Seen>,
+    recording: bool,
     ca: Arc<TestCa>,
 }
 
@@ -158,6 +159,7 @@ impl Fleet {
             suffixes: Vec::new(),
             certs: HashMap::new(),
             seen: Vec::new(),
+            recording: true,
             ca: ca.clone(),
         }));
         let accept_state = state.clone();
@@ -238,6 +240,14 @@ impl Fleet {
             },
         );
         self
+    }
+
+    /// Whether requests are kept for [`Fleet::seen`] (on by default; off for benchmarks).
+    pub fn set_recording(&self, on: bool) {
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .recording = on;
     }
 
     /// Every request seen so far.
@@ -381,7 +391,7 @@ async fn respond(
     };
     let handler = {
         let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
-        if state.seen.len() < 200_000 {
+        if state.recording && state.seen.len() < 200_000 {
             state.seen.push(seen.clone());
         }
         state.spec(&host).map(|h| h.handler)
