@@ -14,7 +14,18 @@
 //!   - `address_policy`: which IP addresses may be reached. `dns`: the one resolver.
 //!   - `http`: the one client and the bounded fetch. `limits`: per-host and per-account
 //!     governors. `error`: `discovery::Error` and its stable codes.
-//! - `cli` and `telemetry` (binary only): the `exdisco` command line.
+//!   - `activesync`: the ActiveSync OPTIONS probe and its classification; `online`: Exchange
+//!     Online (Autodiscover v2, provider detection).
+//! - [`connect`]: the native-authentication flow (authorize, token, account).
+//! - [`api`]: the HTTP API of the daemon (router, serve, handlers, errors, rate limits).
+//! - [`config`]: the daemon's configuration (defaults, TOML, `EXDISCO_*`, flags).
+//! - [`store`]: SQLite: migrations, accounts, codes, tokens, the discovery cache, the queue.
+//! - [`secrets`]: random tokens, hashes, the key that seals account secrets.
+//! - [`batch`]: jobs, the per-domain cache, the resumable file runner.
+//! - [`queue`]: queue workers; the SQLite queue; Redis Streams.
+//! - [`metrics`]: Prometheus metrics.
+//! - [`fleet`]: the loopback fleet (DNS, HTTPS, CA) of the tests and `exdisco bench`.
+//! - `cli`, `daemon` and `telemetry` (binary only): the `exdisco` command line.
 //!
 //! # Example
 //! ```no_run
