@@ -16,7 +16,7 @@
 //! endpoint instead; discovery cannot be turned off for it.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use reqwest::Method as HttpMethod;
 use secrecy::{ExposeSecret, SecretString};
@@ -29,6 +29,7 @@ use crate::domain::{Credentials, EmailAddress};
 use crate::metrics::Metrics;
 use crate::report::{Provider, Report};
 use crate::secrets::{self, MasterKey};
+use crate::store::unix_now;
 use crate::store::{self, Account, CachedDiscovery, NewAccount, Redemption, Store};
 
 /// Scopes an account may be granted.
@@ -225,7 +226,7 @@ impl Connect {
             }
         };
         let code = secrets::random_token("exd_code_")?;
-        let expires_at = now() + self.config.code_ttl.as_secs() as i64;
+        let expires_at = unix_now() + self.config.code_ttl.as_secs() as i64;
         self.store
             .create_code(
                 secrets::hash_token(code.expose_secret()),
@@ -294,7 +295,7 @@ impl Connect {
                 scopes: scopes.to_owned(),
                 username: credentials.username.clone(),
                 sealed_secret: sealed,
-                now: now(),
+                now: unix_now(),
             })
             .await?;
         info!(domain = %address.domain(), method = report.method.map(|m| m.as_str()).unwrap_or(""), "account authorized");
@@ -308,7 +309,11 @@ impl Connect {
         credentials: &Credentials,
     ) -> Result<Report, Error> {
         let domain = address.domain().as_str().to_owned();
-        if let Some(cached) = self.store.cached_discovery(domain.clone(), now()).await? {
+        if let Some(cached) = self
+            .store
+            .cached_discovery(domain.clone(), unix_now())
+            .await?
+        {
             let mut report = Pipeline::explicit_host(address, &cached.host)
                 .map_err(|_| Error::Corrupt("cached host"))?;
             report.method = cached.method.parse().ok();
@@ -344,7 +349,7 @@ impl Connect {
                         .map(|p| p.as_str())
                         .unwrap_or("exchange")
                         .to_owned(),
-                    expires_at: now() + ttl as i64,
+                    expires_at: unix_now() + ttl as i64,
                 })
                 .await?;
         }
@@ -378,7 +383,7 @@ impl Connect {
                 scopes: scopes.to_owned(),
                 username: settings.microsoft_client_id.clone(),
                 sealed_secret: sealed,
-                now: now(),
+                now: unix_now(),
             })
             .await?;
         info!(domain = %address.domain(), "office365 account authorized");
@@ -455,7 +460,7 @@ impl Connect {
                 secrets::hash_token(request.code.expose_secret()),
                 client.client_id,
                 secrets::hash_token(access_token.expose_secret()),
-                now(),
+                unix_now(),
             )
             .await?;
         match redemption {
@@ -614,13 +619,6 @@ fn new_id(prefix: &str) -> Result<String, Error> {
         "{prefix}{}",
         bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
     ))
-}
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 /// Why the flow refused or failed. Each maps to one HTTP status and type in `api::error`.

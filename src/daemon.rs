@@ -104,7 +104,7 @@ async fn spawn_workers(
 }
 
 /// Waits for SIGINT or SIGTERM (or for `token` to be cancelled elsewhere), then cancels.
-async fn shutdown_signal(token: CancellationToken) {
+pub async fn shutdown_signal(token: CancellationToken) {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     let terminate = async {

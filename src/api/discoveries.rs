@@ -13,6 +13,7 @@ use super::error::{ApiError, ApiJson};
 use super::state::AppState;
 use crate::batch::parse_line;
 use crate::connect;
+use crate::store::unix_now;
 
 /// The routes.
 pub fn routes() -> Router<AppState> {
@@ -46,7 +47,7 @@ async fn enqueue(
     state
         .connect
         .store()
-        .enqueue_jobs(jobs, now())
+        .enqueue_jobs(jobs, unix_now())
         .await
         .map_err(connect::Error::from)?;
     Ok((StatusCode::ACCEPTED, axum::Json(json!({ "ids": ids }))))
@@ -80,13 +81,6 @@ fn new_job_id() -> Result<String, ApiError> {
     let token = crate::secrets::random_token("").map_err(connect::Error::from)?;
     use secrecy::ExposeSecret;
     Ok(format!("job_{}", &token.expose_secret()[..22]))
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 const MAX_JOBS_PER_REQUEST: usize = 1000;

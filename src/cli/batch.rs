@@ -145,25 +145,10 @@ pub fn write_summary(summary: &Summary) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Cancels on SIGINT or SIGTERM.
-pub async fn cancel_on_signal(cancel: CancellationToken) {
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = terminate => {}
-    }
+/// Cancels on SIGINT or SIGTERM, and says what stopping means.
+async fn cancel_on_signal(cancel: CancellationToken) {
+    crate::daemon::shutdown_signal(cancel).await;
     eprintln!("batch: stopping: no new jobs; running ones finish");
-    cancel.cancel();
 }
 
 /// Exit status when the batch stopped with jobs left for the next run.

@@ -13,7 +13,7 @@
 pub mod redis;
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -23,6 +23,7 @@ use crate::discovery::Pipeline;
 use crate::metrics::Metrics;
 use crate::report::{Outcome, Report};
 use crate::store::Store;
+use crate::store::unix_now;
 
 /// A job handed to a worker.
 #[derive(Debug, Clone)]
@@ -237,7 +238,7 @@ impl JobQueue for SqliteQueue {
     async fn claim(&self) -> Result<Option<Claimed>, Error> {
         let row = self
             .store
-            .claim_job(now(), self.lease.as_secs().max(1) as i64)
+            .claim_job(unix_now(), self.lease.as_secs().max(1) as i64)
             .await?;
         Ok(row.map(|r| Claimed {
             id: r.job_id,
@@ -249,29 +250,22 @@ impl JobQueue for SqliteQueue {
     async fn complete(&self, job: &Claimed, result: &str) -> Result<(), Error> {
         Ok(self
             .store
-            .complete_job(job.id.clone(), result.to_owned(), now())
+            .complete_job(job.id.clone(), result.to_owned(), unix_now())
             .await?)
     }
 
     async fn fail(&self, job: &Claimed, reason: &str, poison: bool) -> Result<bool, Error> {
         let max = if poison { 0 } else { self.max_attempts };
-        let retry_at = now() + self.retry_after.as_secs() as i64;
+        let retry_at = unix_now() + self.retry_after.as_secs() as i64;
         Ok(self
             .store
-            .retry_or_bury_job(job.id.clone(), reason.to_owned(), max, retry_at, now())
+            .retry_or_bury_job(job.id.clone(), reason.to_owned(), max, retry_at, unix_now())
             .await?)
     }
 
     async fn release(&self, job: &Claimed) -> Result<(), Error> {
-        Ok(self.store.release_job(job.id.clone(), now()).await?)
+        Ok(self.store.release_job(job.id.clone(), unix_now()).await?)
     }
-}
-
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 /// A queue failure.

@@ -196,6 +196,14 @@ impl Store {
     }
 }
 
+/// Unix seconds now: the clock of every stored time.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
 /// A storage failure. Never shown to API callers.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
