@@ -66,7 +66,7 @@ impl World {
         fleet.hosts_under("bench.test", move |s| {
             let reply = if s.is_autodiscover() && s.tls && s.host.split('.').count() <= 4 {
                 let domain = s.host.strip_prefix("autodiscover.").unwrap_or(&s.host);
-                Reply::xml(settings_for(&format!("mail.{domain}")))
+                Reply::xml(fleet::settings_answer(&format!("mail.{domain}")))
             } else if s.host.starts_with("mail.") && !s.is_autodiscover() {
                 Reply::status(401).header("WWW-Authenticate", "Basic realm=\"bench\"")
             } else {
@@ -489,13 +489,6 @@ async fn post(
         String::from_utf8_lossy(&bytes)
     );
     Ok(serde_json::from_slice(&bytes)?)
-}
-
-fn settings_for(host: &str) -> Vec<u8> {
-    format!(
-        r#"<?xml version="1.0" encoding="utf-8"?><Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006"><Response xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a"><Account><Action>settings</Action><Protocol><Type>EXPR</Type><Server>{host}</Server><ASUrl>https://{host}/Microsoft-Server-ActiveSync</ASUrl></Protocol></Account></Response></Autodiscover>"#
-    )
-    .into_bytes()
 }
 
 fn ms(duration: Duration) -> f64 {

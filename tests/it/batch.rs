@@ -21,7 +21,7 @@ fn bulk_world(env: &TestEnv, delay: Duration) {
     env.fleet.hosts_under("bulk.test", move |s| {
         let labels = s.host.split('.').count();
         let reply = if labels == 3 && s.is_autodiscover() && s.tls {
-            Reply::xml(settings_for(&format!("mail.{}", s.host)))
+            Reply::xml(exdisco::fleet::settings_answer(&format!("mail.{}", s.host)))
         } else if s.host.starts_with("mail.") && !s.is_autodiscover() {
             Reply::status(401).header("WWW-Authenticate", "Basic realm=\"bulk\"")
         } else {
@@ -29,20 +29,6 @@ fn bulk_world(env: &TestEnv, delay: Duration) {
         };
         reply.delayed(delay)
     });
-}
-
-fn settings_for(host: &str) -> Vec<u8> {
-    format!(
-        r#"<?xml version="1.0" encoding="utf-8"?>
-<Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006">
-  <Response xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a">
-    <Account><Action>settings</Action>
-      <Protocol><Type>EXPR</Type><Server>{host}</Server><ASUrl>https://{host}/Microsoft-Server-ActiveSync</ASUrl></Protocol>
-    </Account>
-  </Response>
-</Autodiscover>"#
-    )
-    .into_bytes()
 }
 
 fn bulk_input(addresses: usize, domains: usize) -> String {

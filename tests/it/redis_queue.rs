@@ -51,10 +51,7 @@ fn bulk(env: &TestEnv) {
     env.dns.wildcard_a("bulk.test", FLEET_IP);
     env.fleet.hosts_under("bulk.test", |s| {
         if s.is_autodiscover() && s.tls && s.host.split('.').count() == 3 {
-            let host = format!("mail.{}", s.host);
-            Reply::xml(format!(
-                r#"<Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006"><Response xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a"><Account><Action>settings</Action><Protocol><Type>EXPR</Type><Server>{host}</Server></Protocol></Account></Response></Autodiscover>"#
-            ))
+            Reply::xml(exdisco::fleet::settings_answer(&format!("mail.{}", s.host)))
         } else {
             Reply::status(404)
         }
