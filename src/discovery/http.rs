@@ -11,7 +11,7 @@ use std::error::Error as StdError;
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue, USER_AGENT};
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
 use rustls::pki_types::CertificateDer;
 use secrecy::ExposeSecret;
@@ -163,6 +163,10 @@ impl Http {
             .with_no_client_auth();
         let client = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
+            .user_agent(
+                HeaderValue::from_str(&config.user_agent)
+                    .unwrap_or(HeaderValue::from_static("exdisco")),
+            )
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
             .connect_timeout(config.timeouts.connect)
@@ -197,14 +201,7 @@ impl Http {
             });
         }
         let _permit = self.limits.acquire_host(host).await;
-        let mut builder = self
-            .client
-            .request(request.method, self.wire_url(url))
-            .header(
-                USER_AGENT,
-                HeaderValue::from_str(&self.config.user_agent)
-                    .unwrap_or(HeaderValue::from_static("exdisco")),
-            );
+        let mut builder = self.client.request(request.method, self.wire_url(url));
         match request.body {
             Some(Body::Xml(xml)) => {
                 builder = builder
