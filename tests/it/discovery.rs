@@ -44,13 +44,10 @@ async fn the_domain_itself_answers() {
 async fn autodiscover_host_answers_alone() {
     let env = TestEnv::start().await;
     env.dns.set("example.test", RecordType::A, Answer::NxDomain);
-    env.host("autodiscover.example.test", |s| {
-        if s.tls {
-            Reply::fixture(NO_EXPR)
-        } else {
-            Reply::status(404)
-        }
-    });
+    env.host(
+        "autodiscover.example.test",
+        https_only(Reply::fixture(NO_EXPR)),
+    );
     let report = env.discover("bob@example.test").await;
     assert_eq!(
         report.exchange_server_host.as_deref(),
@@ -68,16 +65,10 @@ async fn autodiscover_host_answers_alone() {
 async fn plain_http_redirect_alone() {
     let env = TestEnv::start().await;
     env.refused("example.test");
-    env.host("autodiscover.example.test", |s| {
-        if s.tls {
-            Reply::status(404)
-        } else {
-            Reply::redirect(
-                302,
-                "https://mail.example.test/Autodiscover/Autodiscover.xml",
-            )
-        }
-    });
+    env.host(
+        "autodiscover.example.test",
+        plain_http_redirect("https://mail.example.test/Autodiscover/Autodiscover.xml"),
+    );
     env.host("mail.example.test", |_| Reply::fixture(SETTINGS));
     let report = env.discover("alice@example.test").await;
     assert_eq!(report.method, Some(Method::HttpRedirect));

@@ -71,16 +71,13 @@ async fn redirect_url_is_reposted() {
 async fn a_302_chain_is_followed_by_hand() {
     let env = TestEnv::start().await;
     env.refused("example.test");
-    env.host("autodiscover.example.test", |s| {
-        if s.tls {
-            Reply::redirect(
-                302,
-                "https://hop.example.test/autodiscover/autodiscover.xml",
-            )
-        } else {
-            Reply::status(404)
-        }
-    });
+    env.host(
+        "autodiscover.example.test",
+        https_only(Reply::redirect(
+            302,
+            "https://hop.example.test/autodiscover/autodiscover.xml",
+        )),
+    );
     env.host("hop.example.test", |_| {
         Reply::redirect(
             301,
@@ -106,15 +103,12 @@ async fn a_302_chain_is_followed_by_hand() {
 async fn loops_end_with_a_loop_code() {
     let env = TestEnv::start().await;
     env.refused("example.test");
-    env.host("autodiscover.example.test", |s| {
-        if s.tls {
-            Reply::xml(redirect_url_xml(
-                "https://a.example.test/autodiscover/autodiscover.xml",
-            ))
-        } else {
-            Reply::status(404)
-        }
-    });
+    env.host(
+        "autodiscover.example.test",
+        https_only(Reply::xml(redirect_url_xml(
+            "https://a.example.test/autodiscover/autodiscover.xml",
+        ))),
+    );
     env.host("a.example.test", |_| {
         Reply::xml(redirect_url_xml(
             "https://autodiscover.example.test/autodiscover/autodiscover.xml",
@@ -155,13 +149,13 @@ async fn address_redirect_loops_end() {
 async fn the_hop_limit_holds() {
     let env = TestEnv::start().await;
     env.refused("example.test");
-    env.host("autodiscover.example.test", |s| {
-        if s.tls {
-            Reply::redirect(302, "https://r1.example.test/autodiscover/autodiscover.xml")
-        } else {
-            Reply::status(404)
-        }
-    });
+    env.host(
+        "autodiscover.example.test",
+        https_only(Reply::redirect(
+            302,
+            "https://r1.example.test/autodiscover/autodiscover.xml",
+        )),
+    );
     for i in 1..=15 {
         let next = format!(
             "https://r{}.example.test/autodiscover/autodiscover.xml",

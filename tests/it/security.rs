@@ -117,16 +117,10 @@ async fn rule_3_foreign_srv_target_gets_no_credentials_and_is_not_confirmed() {
 async fn rule_3_foreign_settings_over_http_redirect_are_unconfirmed() {
     let env = TestEnv::start().await;
     env.refused("example.test");
-    env.host("autodiscover.example.test", |s| {
-        if s.tls {
-            Reply::status(404)
-        } else {
-            Reply::redirect(
-                302,
-                "https://autodiscover.attacker.test/autodiscover/autodiscover.xml",
-            )
-        }
-    });
+    env.host(
+        "autodiscover.example.test",
+        plain_http_redirect("https://autodiscover.attacker.test/autodiscover/autodiscover.xml"),
+    );
     env.host("autodiscover.attacker.test", |_| Reply::fixture(SETTINGS));
     let report = env
         .discover_with(env.config(), "alice@example.test", Some(&creds()))
@@ -140,16 +134,13 @@ async fn rule_3_foreign_settings_over_http_redirect_are_unconfirmed() {
 async fn rule_4_trusted_https_redirect_extends_trust() {
     let env = TestEnv::start().await;
     env.refused("example.test");
-    env.host("autodiscover.example.test", |s| {
-        if s.tls {
-            Reply::redirect(
-                302,
-                "https://hosted.partner.test/autodiscover/autodiscover.xml",
-            )
-        } else {
-            Reply::status(404)
-        }
-    });
+    env.host(
+        "autodiscover.example.test",
+        https_only(Reply::redirect(
+            302,
+            "https://hosted.partner.test/autodiscover/autodiscover.xml",
+        )),
+    );
     env.host(
         "hosted.partner.test",
         guarded(basic("alice@example.test", PASSWORD)),
@@ -216,16 +207,13 @@ async fn rule_6_never_walks_up_the_domain_tree() {
 async fn rule_7_a_redirect_to_http_is_refused() {
     let env = TestEnv::start().await;
     env.refused("example.test");
-    env.host("autodiscover.example.test", |s| {
-        if s.tls {
-            Reply::redirect(
-                302,
-                "http://mail.example.test/autodiscover/autodiscover.xml",
-            )
-        } else {
-            Reply::status(404)
-        }
-    });
+    env.host(
+        "autodiscover.example.test",
+        https_only(Reply::redirect(
+            302,
+            "http://mail.example.test/autodiscover/autodiscover.xml",
+        )),
+    );
     env.host("mail.example.test", |_| Reply::fixture(SETTINGS));
     let report = env
         .discover_with(env.config(), "alice@example.test", Some(&creds()))
@@ -260,13 +248,10 @@ async fn rule_8_hostile_redirect_urls_are_refused() {
         let body = format!(
             r#"<Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006"><Response xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a"><Account><Action>redirectUrl</Action><RedirectUrl>{location}</RedirectUrl></Account></Response></Autodiscover>"#
         );
-        env.host("autodiscover.example.test", move |s| {
-            if s.tls {
-                Reply::xml(body.clone())
-            } else {
-                Reply::status(404)
-            }
-        });
+        env.host(
+            "autodiscover.example.test",
+            https_only(Reply::xml(body.clone())),
+        );
         env.host("mail.example.test", |_| Reply::fixture(SETTINGS));
         let report = env.discover("alice@example.test").await;
         assert!(!report.is_found(), "{location}");

@@ -122,6 +122,29 @@ impl TestEnv {
     }
 }
 
+/// A handler that answers `reply` over https and 404 over plain http.
+pub fn https_only(reply: Reply) -> impl Fn(&Seen) -> Reply + Send + Sync + 'static {
+    move |s: &Seen| {
+        if s.tls {
+            reply.clone()
+        } else {
+            Reply::status(404)
+        }
+    }
+}
+
+/// A handler whose plain-http GET redirects (302) to `location` and whose https answers 404.
+pub fn plain_http_redirect(location: &str) -> impl Fn(&Seen) -> Reply + Send + Sync + 'static {
+    let location = location.to_owned();
+    move |s: &Seen| {
+        if s.tls {
+            Reply::status(404)
+        } else {
+            Reply::redirect(302, &location)
+        }
+    }
+}
+
 /// The codes in the trail, for `method`/`target` filtering in assertions.
 pub fn codes(report: &Report) -> Vec<&'static str> {
     report.trail.iter().filter_map(|a| a.code).collect()
