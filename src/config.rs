@@ -12,6 +12,7 @@ use rustls::pki_types::pem::PemObject;
 use serde::Deserialize;
 
 use crate::api::ApiConfig;
+use crate::api::hosted::HostedConfig;
 use crate::connect::{ConnectConfig, DEFAULT_OFFICE365_TOKEN_URL};
 use crate::discovery::{self, Schema};
 
@@ -28,6 +29,8 @@ pub struct Config {
     pub store: StoreSettings,
     /// The authorization flow.
     pub connect: ConnectSettings,
+    /// The hosted sign-in page.
+    pub hosted: HostedConfig,
     /// Logging.
     pub log: LogSettings,
     /// The daemon's queue workers.
@@ -44,6 +47,7 @@ impl Default for Config {
             api: ApiConfig::default(),
             store: StoreSettings::default(),
             connect: ConnectSettings::default(),
+            hosted: HostedConfig::default(),
             log: LogSettings::default(),
             queue: QueueSettings::default(),
             shutdown_grace: Duration::from_secs(10),
@@ -274,6 +278,7 @@ impl Config {
     pub fn validate(&self) -> Result<(), Error> {
         self.discovery.pipeline_config()?;
         self.connect.connect_config()?;
+        crate::api::hosted::Hosted::load(&self.hosted, self.api.listen)?;
         if self.api.body_limit == 0 || self.api.max_in_flight == 0 {
             return Err(Error::Invalid(
                 "api.body_limit and api.max_in_flight must be positive".into(),
@@ -345,6 +350,7 @@ impl Error {
 const ENV_PREFIX: &str = "EXDISCO_";
 const SECTIONS: &[&str] = &[
     "discovery",
+    "hosted",
     "api",
     "store",
     "connect",

@@ -140,6 +140,40 @@ pub struct TokenGrant {
     pub account: Account,
 }
 
+/// An authorization code of the Microsoft identity platform, with what the hosted page
+/// learned before the user went to sign in there.
+#[derive(Debug)]
+pub struct MicrosoftCode {
+    /// The client (the application).
+    pub client_id: String,
+    /// The account holder's name.
+    pub name: String,
+    /// The mailbox address.
+    pub email_address: String,
+    /// Comma-separated scopes.
+    pub scopes: String,
+    /// The account being authorized again (required to change scopes).
+    pub reauth_account_id: Option<String>,
+    /// The operator's Microsoft application.
+    pub microsoft_client_id: String,
+    /// Its secret.
+    pub microsoft_client_secret: SecretString,
+    /// The Microsoft scopes asked for.
+    pub microsoft_scope: String,
+    /// The code Microsoft returned.
+    pub code: SecretString,
+    /// The PKCE verifier of the request that code answers.
+    pub code_verifier: SecretString,
+    /// The redirect URI the code was sent to.
+    pub redirect_uri: String,
+}
+
+struct Prepared {
+    address: EmailAddress,
+    scopes: String,
+    account_id: String,
+}
+
 /// A registered client, with its secret shown once.
 #[derive(Debug)]
 pub struct NewClient {
@@ -182,6 +216,11 @@ impl Connect {
         &self.store
     }
 
+    /// The operator's key (the hosted page's CSRF tokens and sealed state use it).
+    pub fn key(&self) -> &MasterKey {
+        &self.key
+    }
+
     /// Registers a client; its secret is returned once and stored hashed.
     pub async fn add_client(
         &self,
@@ -193,22 +232,19 @@ impl Connect {
 
     /// Runs the authorize flow and returns a one-time code.
     pub async fn authorize(&self, request: AuthorizeRequest) -> Result<SecretString, Error> {
-        let client = self.store.find_client(request.client_id.clone()).await?;
-        if client.is_none() {
-            return Err(Error::UnknownClient);
-        }
-        let address = EmailAddress::parse(&request.email_address)
-            .map_err(|e| Error::invalid("email_address", e.to_string()))?;
-        let scopes = parse_scopes(&request.scopes)?;
-        let existing = self
-            .store
-            .find_account_by_email(request.client_id.clone(), address.to_string())
+        let prepared = self
+            .prepare(
+                &request.client_id,
+                &request.email_address,
+                &request.scopes,
+                request.reauth_account_id.as_deref(),
+            )
             .await?;
-        check_reauth(&request, existing.as_ref(), &scopes, &self.store).await?;
-        let account_id = match &existing {
-            Some(account) => account.account_id.clone(),
-            None => new_id("acct_")?,
-        };
+        let Prepared {
+            address,
+            scopes,
+            account_id,
+        } = prepared;
         let saved = match request.provider.as_str() {
             "exchange" => {
                 self.authorize_exchange(&request, &address, &scopes, account_id)
@@ -225,12 +261,109 @@ impl Connect {
                 ));
             }
         };
+        self.issue_code(&request.client_id, saved).await
+    }
+
+    /// Redeems an authorization code of the Microsoft identity platform (the hosted page's
+    /// "Sign in with Microsoft"), saves the office365 account with its refresh token sealed,
+    /// and returns a one-time code.
+    pub async fn authorize_microsoft_code(
+        &self,
+        grant: MicrosoftCode,
+    ) -> Result<SecretString, Error> {
+        let Prepared {
+            address,
+            scopes,
+            account_id,
+        } = self
+            .prepare(
+                &grant.client_id,
+                &grant.email_address,
+                &grant.scopes,
+                grant.reauth_account_id.as_deref(),
+            )
+            .await?;
+        let form = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("grant_type", "authorization_code")
+            .append_pair("client_id", &grant.microsoft_client_id)
+            .append_pair(
+                "client_secret",
+                grant.microsoft_client_secret.expose_secret(),
+            )
+            .append_pair("code", grant.code.expose_secret())
+            .append_pair("code_verifier", grant.code_verifier.expose_secret())
+            .append_pair("redirect_uri", &grant.redirect_uri)
+            .append_pair("scope", &grant.microsoft_scope)
+            .finish();
+        let refresh_token = self
+            .fetch_microsoft_token(form)
+            .await?
+            .ok_or(Error::Upstream("token_endpoint_no_refresh_token"))?;
+        let saved = self
+            .save_office365(
+                &grant.client_id,
+                &address,
+                &grant.name,
+                &scopes,
+                account_id,
+                &grant.microsoft_client_id,
+                &refresh_token,
+            )
+            .await?;
+        self.issue_code(&grant.client_id, saved).await
+    }
+
+    /// What every authorization checks first: the client, the address, the scopes, and
+    /// whether this is a new account, the same one, or a scope change.
+    async fn prepare(
+        &self,
+        client_id: &str,
+        email_address: &str,
+        scopes: &str,
+        reauth_account_id: Option<&str>,
+    ) -> Result<Prepared, Error> {
+        if self
+            .store
+            .find_client(client_id.to_owned())
+            .await?
+            .is_none()
+        {
+            return Err(Error::UnknownClient);
+        }
+        let address = EmailAddress::parse(email_address)
+            .map_err(|e| Error::invalid("email_address", e.to_string()))?;
+        let scopes = parse_scopes(scopes)?;
+        let existing = self
+            .store
+            .find_account_by_email(client_id.to_owned(), address.to_string())
+            .await?;
+        check_reauth(
+            client_id,
+            reauth_account_id,
+            existing.as_ref(),
+            &scopes,
+            &self.store,
+        )
+        .await?;
+        let account_id = match &existing {
+            Some(account) => account.account_id.clone(),
+            None => new_id("acct_")?,
+        };
+        Ok(Prepared {
+            address,
+            scopes,
+            account_id,
+        })
+    }
+
+    /// A one-time code for the saved account.
+    async fn issue_code(&self, client_id: &str, saved: String) -> Result<SecretString, Error> {
         let code = secrets::random_token("exd_code_")?;
         let expires_at = unix_now() + self.config.code_ttl.as_secs() as i64;
         self.store
             .create_code(
                 secrets::hash_token(code.expose_secret()),
-                request.client_id.clone(),
+                client_id.to_owned(),
                 saved,
                 expires_at,
             )
@@ -367,36 +500,6 @@ impl Connect {
             .map_err(|e| Error::invalid("settings", redact_serde_message(&e.to_string())))?;
         Url::parse(&settings.redirect_uri)
             .map_err(|_| Error::invalid("settings.redirect_uri", "not a valid url".into()))?;
-        let refresh_token = self.redeem_refresh_token(&settings).await?;
-        let sealed = self.key.seal(&refresh_token, account_id.as_bytes())?;
-        let saved = self
-            .store
-            .save_account(NewAccount {
-                account_id,
-                client_id: request.client_id.clone(),
-                email: address.to_string(),
-                name: request.name.clone(),
-                provider: Provider::Office365.as_str().to_owned(),
-                exchange_server_host: "outlook.office365.com".to_owned(),
-                discovery_method: "office365".to_owned(),
-                activesync_versions: String::new(),
-                scopes: scopes.to_owned(),
-                username: settings.microsoft_client_id.clone(),
-                sealed_secret: sealed,
-                now: unix_now(),
-            })
-            .await?;
-        info!(domain = %address.domain(), "office365 account authorized");
-        Ok(saved)
-    }
-
-    /// Redeems the refresh token at the token endpoint; returns the refresh token to keep.
-    async fn redeem_refresh_token(
-        &self,
-        settings: &Office365Settings,
-    ) -> Result<SecretString, Error> {
-        let url = Url::parse(&self.config.office365_token_url)
-            .map_err(|_| Error::Corrupt("token url"))?;
         let form = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("grant_type", "refresh_token")
             .append_pair("client_id", &settings.microsoft_client_id)
@@ -411,6 +514,63 @@ impl Connect {
             .append_pair("redirect_uri", &settings.redirect_uri)
             .append_pair("scope", OFFICE365_SCOPE)
             .finish();
+        let refresh_token = self
+            .fetch_microsoft_token(form)
+            .await?
+            .unwrap_or_else(|| settings.microsoft_refresh_token.clone());
+        let saved = self
+            .save_office365(
+                &request.client_id,
+                address,
+                &request.name,
+                scopes,
+                account_id,
+                &settings.microsoft_client_id,
+                &refresh_token,
+            )
+            .await?;
+        info!(domain = %address.domain(), "office365 account authorized");
+        Ok(saved)
+    }
+
+    /// Saves an office365 account with its refresh token sealed.
+    #[allow(clippy::too_many_arguments)]
+    async fn save_office365(
+        &self,
+        client_id: &str,
+        address: &EmailAddress,
+        name: &str,
+        scopes: &str,
+        account_id: String,
+        microsoft_client_id: &str,
+        refresh_token: &SecretString,
+    ) -> Result<String, Error> {
+        let sealed = self.key.seal(refresh_token, account_id.as_bytes())?;
+        let saved = self
+            .store
+            .save_account(NewAccount {
+                account_id,
+                client_id: client_id.to_owned(),
+                email: address.to_string(),
+                name: name.to_owned(),
+                provider: Provider::Office365.as_str().to_owned(),
+                exchange_server_host: "outlook.office365.com".to_owned(),
+                discovery_method: "office365".to_owned(),
+                activesync_versions: String::new(),
+                scopes: scopes.to_owned(),
+                username: microsoft_client_id.to_owned(),
+                sealed_secret: sealed,
+                now: unix_now(),
+            })
+            .await?;
+        Ok(saved)
+    }
+
+    /// POSTs `form` to the Microsoft token endpoint; on success returns the refresh token the
+    /// answer carries, if any.
+    async fn fetch_microsoft_token(&self, form: String) -> Result<Option<SecretString>, Error> {
+        let url = Url::parse(&self.config.office365_token_url)
+            .map_err(|_| Error::Corrupt("token url"))?;
         let request = Outgoing {
             method: HttpMethod::POST,
             url: &url,
@@ -439,7 +599,7 @@ impl Connect {
                     refresh_token,
                     ..
                 },
-            ) => Ok(refresh_token.unwrap_or_else(|| settings.microsoft_refresh_token.clone())),
+            ) => Ok(refresh_token),
             (400 | 401, Answer { error: Some(_), .. }) => Err(Error::CredentialsRefused),
             _ => Err(Error::Upstream("token_endpoint")),
         }
@@ -502,6 +662,7 @@ pub async fn add_client(
     let client_secret = secrets::random_token("exd_cs_")?;
     let record = store::ClientRecord {
         client_id: client_id.clone(),
+        name: name.to_owned(),
         secret_hash: secrets::hash_token(client_secret.expose_secret()),
         redirect_uris,
     };
@@ -513,7 +674,7 @@ pub async fn add_client(
 }
 
 /// Validates comma-separated scopes; returns them normalised.
-fn parse_scopes(scopes: &str) -> Result<String, Error> {
+pub fn parse_scopes(scopes: &str) -> Result<String, Error> {
     let mut list: Vec<&str> = scopes
         .split(',')
         .map(str::trim)
@@ -537,16 +698,16 @@ fn parse_scopes(scopes: &str) -> Result<String, Error> {
 }
 
 async fn check_reauth(
-    request: &AuthorizeRequest,
+    client_id: &str,
+    reauth_account_id: Option<&str>,
     existing: Option<&Account>,
     scopes: &str,
     store: &Store,
 ) -> Result<(), Error> {
-    if let Some(reauth) = &request.reauth_account_id {
-        let account = store.find_account(reauth.clone()).await?;
+    if let Some(reauth) = reauth_account_id {
+        let account = store.find_account(reauth.to_owned()).await?;
         let matches = account.is_some_and(|a| {
-            a.client_id == request.client_id
-                && existing.is_some_and(|e| e.account_id == a.account_id)
+            a.client_id == client_id && existing.is_some_and(|e| e.account_id == a.account_id)
         });
         if !matches {
             return Err(Error::AccountNotFound);

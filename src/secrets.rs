@@ -14,6 +14,7 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -46,6 +47,8 @@ pub fn hashes_match(a: &[u8], b: &[u8]) -> bool {
 /// The operator's key for account secrets at rest. `Debug` never shows it.
 pub struct MasterKey {
     cipher: XChaCha20Poly1305,
+    /// A separate key for MACs, derived from the master key.
+    mac_key: [u8; 32],
 }
 
 impl MasterKey {
@@ -56,7 +59,12 @@ impl MasterKey {
             return Err(Error::KeyFormat);
         }
         let cipher = XChaCha20Poly1305::new_from_slice(&bytes).map_err(|_| Error::KeyFormat)?;
-        Ok(Self { cipher })
+        let mac_key = Sha256::new()
+            .chain_update(b"exdisco mac key v1\0")
+            .chain_update(&bytes)
+            .finalize()
+            .into();
+        Ok(Self { cipher, mac_key })
     }
 
     /// Reads the key from `path`.
@@ -97,6 +105,28 @@ impl MasterKey {
             .encrypt(XNonce::from_slice(&nonce), payload)
             .map_err(|_| Error::Seal)?;
         Ok([nonce.as_slice(), &sealed].concat())
+    }
+
+    /// An HMAC-SHA256 of `data` for `purpose` (CSRF tokens, bindings of the hosted page).
+    pub fn mac(&self, purpose: &str, data: &[u8]) -> [u8; 32] {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.mac_key)
+            .expect("HMAC takes a key of any length");
+        mac.update(purpose.as_bytes());
+        mac.update(b"\0");
+        mac.update(data);
+        mac.finalize().into_bytes().into()
+    }
+
+    /// Seals arbitrary bytes for `purpose`; the result is base64url, fit for a URL or a form.
+    pub fn seal_text(&self, plain: &str, purpose: &str) -> Result<String, Error> {
+        let sealed = self.seal(&SecretString::from(plain.to_owned()), purpose.as_bytes())?;
+        Ok(URL_SAFE_NO_PAD.encode(sealed))
+    }
+
+    /// Opens what [`MasterKey::seal_text`] sealed for the same `purpose`.
+    pub fn open_text(&self, sealed: &str, purpose: &str) -> Result<SecretString, Error> {
+        let bytes = URL_SAFE_NO_PAD.decode(sealed).map_err(|_| Error::Open)?;
+        self.open(&bytes, purpose.as_bytes())
     }
 
     /// Opens what [`MasterKey::seal`] sealed with the same `context`.

@@ -1,5 +1,6 @@
 //! The HTTP API of the daemon: the native-authentication endpoints of hosted email platforms
-//! (`/connect/authorize`, `/connect/token`), `/account`, health and metrics.
+//! (`/connect/authorize`, `/connect/token`), `/account`, the hosted sign-in page
+//! (`/oauth/authorize`, [`hosted`]), health and metrics.
 //!
 //! `router` builds the app from each endpoint file's `routes()`; `serve` runs it on an
 //! already-bound listener with a header-read timeout, a request timeout, a body limit and a
@@ -10,6 +11,7 @@ mod authorize;
 mod discoveries;
 mod error;
 mod health;
+pub mod hosted;
 mod state;
 mod token;
 
@@ -84,6 +86,7 @@ pub fn router(state: AppState, config: &ApiConfig) -> Router {
         .merge(account::routes())
         .merge(discoveries::routes())
         .merge(health::routes())
+        .merge(hosted::routes())
         .fallback(|| async { ApiError::NotFound })
         .layer(middleware::from_fn_with_state(state.clone(), count_request))
         .layer(DefaultBodyLimit::max(config.body_limit))
@@ -94,7 +97,10 @@ pub fn router(state: AppState, config: &ApiConfig) -> Router {
         .layer(GlobalConcurrencyLimitLayer::new(
             config.max_in_flight.max(1),
         ))
-        .layer(TraceLayer::new_for_http())
+        // The span names the path only: a query may carry an authorization code.
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
+            tracing::debug_span!("request", method = %request.method(), path = %request.uri().path())
+        }))
         .with_state(state)
 }
 
@@ -170,6 +176,9 @@ async fn count_request(State(state): State<AppState>, request: Request, next: Ne
         Some("/metrics") => "metrics",
         Some("/v1/discoveries") => "discoveries",
         Some("/v1/discoveries/{id}") => "discovery",
+        Some("/oauth/authorize") => "oauth_authorize",
+        Some("/oauth/microsoft" | "/oauth/microsoft/callback") => "oauth_microsoft",
+        Some(path) if path.starts_with("/oauth/assets/") => "oauth_assets",
         _ => "other",
     };
     let response = next.run(request).await;
@@ -201,7 +210,8 @@ pub fn build(
         config.connect.connect_config()?,
         metrics.clone(),
     );
-    let state = AppState::new(connect, metrics.clone(), &config.api);
+    let hosted = hosted::Hosted::load(&config.hosted, config.api.listen)?;
+    let state = AppState::new(connect, metrics.clone(), &config.api, hosted);
     Ok(App {
         router: router(state, &config.api),
         store,

@@ -10,6 +10,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use super::ApiConfig;
+use super::hosted::Hosted;
 use crate::connect::Connect;
 use crate::metrics::Metrics;
 
@@ -20,17 +21,20 @@ pub struct AppState {
     pub connect: Connect,
     /// Metrics.
     pub metrics: Metrics,
-    /// Rate limiters of `/connect/authorize`.
+    /// Rate limiters of `/connect/authorize` and the hosted page.
     pub limiters: Arc<RateLimiters>,
+    /// The hosted sign-in page's settings.
+    pub hosted: Arc<Hosted>,
 }
 
 impl AppState {
     /// State for `connect` under `config`'s limits.
-    pub fn new(connect: Connect, metrics: Metrics, config: &ApiConfig) -> Self {
+    pub fn new(connect: Connect, metrics: Metrics, config: &ApiConfig, hosted: Hosted) -> Self {
         Self {
             connect,
             metrics,
             limiters: Arc::new(RateLimiters::new(config)),
+            hosted: Arc::new(hosted),
         }
     }
 }

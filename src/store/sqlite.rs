@@ -31,6 +31,8 @@ pub fn prepare(connection: &mut Connection) -> Result<(), Error> {
 pub struct ClientRecord {
     /// The public id.
     pub client_id: String,
+    /// The application's name, shown on the hosted sign-in page.
+    pub name: String,
     /// SHA-256 of the secret.
     pub secret_hash: Vec<u8>,
     /// Redirect URIs allowed for the hosted flow.
@@ -174,21 +176,23 @@ pub fn list_clients(c: &mut Connection) -> Result<Vec<ClientInfo>, Error> {
 pub fn find_client(c: &mut Connection, client_id: &str) -> Result<Option<ClientRecord>, Error> {
     let row = c
         .query_row(
-            "SELECT client_id, secret_hash, redirect_uris FROM clients WHERE client_id = ?1",
+            "SELECT client_id, secret_hash, redirect_uris, name FROM clients WHERE client_id = ?1",
             params![client_id],
             |row| {
                 Ok((
                     row.get::<_, String>(0)?,
                     row.get::<_, Vec<u8>>(1)?,
                     row.get::<_, String>(2)?,
+                    row.get::<_, String>(3)?,
                 ))
             },
         )
         .optional()?;
-    row.map(|(client_id, secret_hash, uris)| {
+    row.map(|(client_id, secret_hash, uris, name)| {
         let redirect_uris = serde_json::from_str(&uris).map_err(|_| Error::Corrupt("uris"))?;
         Ok(ClientRecord {
             client_id,
+            name,
             secret_hash,
             redirect_uris,
         })

@@ -172,7 +172,14 @@ async fn a_full_flow_at_trace_level_logs_no_secret() {
     state(&mut init);
     assert!(init.output().unwrap().status.success());
     let mut add = Command::new(&exe);
-    add.args(["client", "add", "logcheck", "--json"]);
+    add.args([
+        "client",
+        "add",
+        "logcheck",
+        "--redirect-uri",
+        "https://app.example.test/cb",
+        "--json",
+    ]);
     state(&mut add);
     let client: Value = serde_json::from_slice(&add.output().unwrap().stdout).unwrap();
 
@@ -240,6 +247,61 @@ async fn a_full_flow_at_trace_level_logs_no_secret() {
         .unwrap();
     assert_eq!(account.status(), 200);
 
+    // The hosted page's form: its cookie, its CSRF token and the code it hands out.
+    let no_redirects = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = no_redirects
+        .get(format!(
+            "{base}/oauth/authorize?client_id={}&redirect_uri=https%3A%2F%2Fapp.example.test%2Fcb&response_type=code&scopes=email.read_only&state=st",
+            client["client_id"].as_str().unwrap()
+        ))
+        .send()
+        .await
+        .unwrap();
+    let cookie = page.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let html = page.text().await.unwrap();
+    let csrf = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned();
+    let form = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("csrf", &csrf)
+        .append_pair("client_id", client["client_id"].as_str().unwrap())
+        .append_pair("redirect_uri", "https://app.example.test/cb")
+        .append_pair("scopes", "email.read_only")
+        .append_pair("state", "st")
+        .append_pair("step", "account")
+        .append_pair("email", "alice@example.test")
+        .append_pair("password", PASSWORD)
+        .finish();
+    let submitted = no_redirects
+        .post(format!("{base}/oauth/authorize"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("cookie", &cookie)
+        .body(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(submitted.status(), 303);
+    let location = submitted.headers()["location"].to_str().unwrap().to_owned();
+    let hosted_code = url::Url::parse(&location)
+        .unwrap()
+        .query_pairs()
+        .find(|(name, _)| name == "code")
+        .map(|(_, value)| value.into_owned())
+        .expect("a code from the hosted page");
+
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
@@ -259,6 +321,9 @@ async fn a_full_flow_at_trace_level_logs_no_secret() {
         encoded.trim_start_matches("Basic "),
         &code,
         &access_token,
+        &hosted_code,
+        &csrf,
+        cookie.trim_start_matches("exdisco_csrf="),
         client["client_secret"].as_str().unwrap(),
     ] {
         assert!(!log.contains(secret), "a secret is in the log");

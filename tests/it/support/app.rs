@@ -97,6 +97,15 @@ impl TestApp {
         }
     }
 
+    /// Registers another client with `redirect_uris` and makes it this app's client.
+    pub async fn use_client(&mut self, name: &str, redirect_uris: Vec<String>) {
+        let client = exdisco::connect::add_client(&self.store, name, redirect_uris)
+            .await
+            .unwrap();
+        self.client_id = client.client_id;
+        self.client_secret = client.client_secret.expose_secret().to_owned();
+    }
+
     /// Stops this daemon and starts another on the same database and key.
     pub async fn restart(mut self) -> Self {
         self.stop().await;

@@ -2,6 +2,7 @@
 //! pipeline under test is the production one, pointed at them through its configuration.
 
 pub mod app;
+pub mod browser;
 pub mod tls_proxy;
 
 use std::sync::{Arc, Once};

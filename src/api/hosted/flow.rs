@@ -1,0 +1,232 @@
+//! The OAuth parameters of a sign-in: checked on every request of the flow, since they come
+//! back from the browser in hidden fields. The client must exist and the `redirect_uri` must be
+//! one it registered, character for character; until both hold, nothing redirects anywhere.
+
+use serde::Deserialize;
+use url::Url;
+
+use crate::connect::{self, Connect};
+
+/// Longest `state` passed through.
+const MAX_STATE: usize = 2048;
+/// Longest value of any other parameter.
+const MAX_PARAMETER: usize = 2048;
+
+/// The parameters as the browser sent them.
+#[derive(Debug, Default, Deserialize)]
+pub struct FlowQuery {
+    /// The application.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// Where to send the browser back.
+    #[serde(default)]
+    pub redirect_uri: Option<String>,
+    /// Must be `code` (only on the first request).
+    #[serde(default)]
+    pub response_type: Option<String>,
+    /// Comma-separated scopes.
+    #[serde(default, alias = "scope")]
+    pub scopes: Option<String>,
+    /// The application's value, passed back untouched.
+    #[serde(default)]
+    pub state: Option<String>,
+    /// Pre-fills the address.
+    #[serde(default)]
+    pub login_hint: Option<String>,
+    /// The account being authorized again.
+    #[serde(default)]
+    pub reauth_account_id: Option<String>,
+}
+
+/// Checked parameters.
+#[derive(Debug, Clone)]
+pub struct Flow {
+    /// The application's id.
+    pub client_id: String,
+    /// Its name.
+    pub client_name: String,
+    /// The registered redirect URI, exactly as registered.
+    pub redirect_uri: String,
+    /// The scopes, normalised.
+    pub scopes: String,
+    /// The application's state.
+    pub state: Option<String>,
+    /// The account being authorized again.
+    pub reauth_account_id: Option<String>,
+}
+
+/// Why the parameters were refused.
+#[derive(Debug)]
+pub enum Reject {
+    /// Show an error page: there is no trusted place to send the browser.
+    Page(&'static str),
+    /// Send the browser back to the application with an OAuth error.
+    Redirect(String),
+    /// The store failed.
+    Internal,
+}
+
+impl Flow {
+    /// Checks `query`; `first` is the request that starts the flow (it must ask for a code).
+    pub async fn check(connect: &Connect, query: &FlowQuery, first: bool) -> Result<Self, Reject> {
+        let client_id = query
+            .client_id
+            .as_deref()
+            .filter(|c| !c.is_empty() && c.len() <= MAX_PARAMETER)
+            .ok_or(Reject::Page(
+                "The link that brought you here has no application (client_id).",
+            ))?;
+        let client = connect
+            .store()
+            .find_client(client_id.to_owned())
+            .await
+            .map_err(|_| Reject::Internal)?
+            .ok_or(Reject::Page(
+                "The application that sent you here is not registered.",
+            ))?;
+        let redirect_uri = query.redirect_uri.as_deref().unwrap_or_default();
+        if !client.redirect_uris.iter().any(|r| r == redirect_uri) {
+            return Err(Reject::Page(
+                "The application sent you here with a return address (redirect_uri) it has not registered, so you will not be sent anywhere.",
+            ));
+        }
+        let state = match &query.state {
+            Some(state) if state.len() > MAX_STATE => {
+                return Err(Reject::Page("The state parameter is too long."));
+            }
+            Some(state) => Some(state.clone()),
+            None => None,
+        };
+        let mut flow = Self {
+            client_id: client.client_id,
+            client_name: client.name,
+            redirect_uri: redirect_uri.to_owned(),
+            scopes: String::new(),
+            state,
+            reauth_account_id: query
+                .reauth_account_id
+                .clone()
+                .filter(|r| !r.is_empty() && r.len() <= MAX_PARAMETER),
+        };
+        if first && query.response_type.as_deref() != Some("code") {
+            return Err(Reject::Redirect(flow.error_redirect(
+                "unsupported_response_type",
+                "response_type must be code",
+            )));
+        }
+        match connect::parse_scopes(query.scopes.as_deref().unwrap_or_default()) {
+            Ok(scopes) => flow.scopes = scopes,
+            Err(_) => {
+                return Err(Reject::Redirect(flow.error_redirect(
+                    "invalid_scope",
+                    "scopes must be a comma-separated list of known scopes",
+                )));
+            }
+        }
+        Ok(flow)
+    }
+
+    /// The redirect URI with `pairs` and the state added to its query.
+    pub fn redirect_with(&self, pairs: &[(&str, &str)]) -> String {
+        // A registered URI always parses: clients are checked when they are added.
+        let Ok(mut url) = Url::parse(&self.redirect_uri) else {
+            return self.redirect_uri.clone();
+        };
+        {
+            let mut query = url.query_pairs_mut();
+            for (name, value) in pairs {
+                query.append_pair(name, value);
+            }
+            if let Some(state) = &self.state {
+                query.append_pair("state", state);
+            }
+        }
+        url.to_string()
+    }
+
+    /// The redirect URI with an OAuth error.
+    pub fn error_redirect(&self, error: &str, description: &str) -> String {
+        self.redirect_with(&[("error", error), ("error_description", description)])
+    }
+
+    /// The source a Content-Security-Policy must allow for a form that may end there.
+    pub fn redirect_source(&self) -> String {
+        csp_source(&self.redirect_uri)
+    }
+
+    /// The address of the page that starts this flow again.
+    pub fn restart_path(&self) -> String {
+        let mut url = Url::parse("http://restart.invalid/oauth/authorize").expect("a fixed url");
+        {
+            let mut query = url.query_pairs_mut();
+            query
+                .append_pair("client_id", &self.client_id)
+                .append_pair("redirect_uri", &self.redirect_uri)
+                .append_pair("response_type", "code")
+                .append_pair("scopes", &self.scopes);
+            if let Some(state) = &self.state {
+                query.append_pair("state", state);
+            }
+            if let Some(reauth) = &self.reauth_account_id {
+                query.append_pair("reauth_account_id", reauth);
+            }
+        }
+        format!("{}?{}", url.path(), url.query().unwrap_or_default())
+    }
+}
+
+/// A CSP source expression for `url`'s origin (`https://app.example:8443`), or its scheme when
+/// it has no origin (`com.example.app:`).
+pub fn csp_source(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(url) => match url.origin() {
+            origin @ url::Origin::Tuple(..) => origin.ascii_serialization(),
+            url::Origin::Opaque(_) => format!("{}:", url.scheme()),
+        },
+        Err(_) => "'none'".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csp_sources_are_origins() {
+        assert_eq!(
+            csp_source("https://app.example.com/cb?x=1"),
+            "https://app.example.com"
+        );
+        assert_eq!(
+            csp_source("http://127.0.0.1:8123/callback"),
+            "http://127.0.0.1:8123"
+        );
+        assert_eq!(csp_source("com.example.app:/oauth"), "com.example.app:");
+    }
+
+    #[test]
+    fn redirects_keep_the_registered_query_and_pass_state_untouched() {
+        let flow = Flow {
+            client_id: "cli".into(),
+            client_name: "App".into(),
+            redirect_uri: "https://app.example.com/cb?tenant=7".into(),
+            scopes: "email".into(),
+            state: Some("a b&c=d/é".into()),
+            reauth_account_id: None,
+        };
+        let url = Url::parse(&flow.redirect_with(&[("code", "exd_code_x")])).unwrap();
+        let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+        assert_eq!(
+            pairs,
+            [
+                ("tenant".to_owned(), "7".to_owned()),
+                ("code".to_owned(), "exd_code_x".to_owned()),
+                ("state".to_owned(), "a b&c=d/é".to_owned()),
+            ]
+        );
+        assert!(
+            flow.restart_path()
+                .starts_with("/oauth/authorize?client_id=cli")
+        );
+    }
+}

@@ -1,0 +1,439 @@
+//! `GET /oauth/authorize` shows the form; `POST /oauth/authorize` checks it, runs the flow of
+//! `/connect/authorize` and sends the browser back with a code, or shows the form again with
+//! what went wrong.
+
+use std::net::SocketAddr;
+
+use axum::Form;
+use axum::Router;
+use axum::extract::rejection::{FormRejection, QueryRejection};
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::json;
+use tracing::{error, info};
+
+use super::super::state::AppState;
+use super::csrf::Csrf;
+use super::flow::{Flow, FlowQuery, Reject};
+use super::page::{self, FieldErrors, Fields, Notice, SignIn, Step};
+use crate::connect::{AuthorizeRequest, Error as FlowError};
+
+/// The routes.
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/oauth/authorize", get(show).post(submit))
+}
+
+/// What the sign-in form posts.
+#[derive(Debug, Default, Deserialize)]
+pub struct SignInForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    client_id: Option<String>,
+    #[serde(default)]
+    redirect_uri: Option<String>,
+    #[serde(default)]
+    scopes: Option<String>,
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    reauth_account_id: Option<String>,
+    #[serde(default)]
+    step: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: Option<SecretString>,
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    exchange_server_host: String,
+}
+
+impl SignInForm {
+    fn flow_query(&self) -> FlowQuery {
+        FlowQuery {
+            client_id: self.client_id.clone(),
+            redirect_uri: self.redirect_uri.clone(),
+            response_type: None,
+            scopes: self.scopes.clone(),
+            state: self.state.clone(),
+            login_hint: None,
+            reauth_account_id: self.reauth_account_id.clone(),
+        }
+    }
+}
+
+async fn show(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<FlowQuery>, QueryRejection>,
+) -> Response {
+    let hosted = &state.hosted;
+    let Ok(Query(query)) = query else {
+        return stop(&state, StatusCode::BAD_REQUEST, "The link is malformed.");
+    };
+    let flow = match Flow::check(&state.connect, &query, true).await {
+        Ok(flow) => flow,
+        Err(reject) => return rejected(&state, reject),
+    };
+    let csrf = match Csrf::from_headers(&headers).map_or_else(Csrf::new, Ok) {
+        Ok(csrf) => csrf,
+        Err(_) => return internal(&state),
+    };
+    let token = csrf.token(state.connect.key());
+    let hint = query.login_hint.as_deref().unwrap_or_default();
+    let hint = if hint.len() <= 320 { hint } else { "" };
+    let view = SignIn {
+        flow: &flow,
+        csrf: &token,
+        step: Step::Account,
+        fields: Fields {
+            email: hint,
+            ..Fields::default()
+        },
+        errors: FieldErrors::default(),
+        notice: None,
+    };
+    page::respond(
+        StatusCode::OK,
+        page::sign_in(hosted, &view),
+        Some(page::csp(&[flow.redirect_source()])),
+        Some(csrf.cookie(hosted.secure_cookies)),
+    )
+}
+
+async fn submit(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    form: Result<Form<SignInForm>, FormRejection>,
+) -> Response {
+    let Ok(Form(form)) = form else {
+        return stop(
+            &state,
+            StatusCode::BAD_REQUEST,
+            "The form could not be read.",
+        );
+    };
+    let key = state.connect.key();
+    let Some(csrf) = Csrf::from_headers(&headers).filter(|c| c.verify(key, &form.csrf)) else {
+        info!("sign-in form refused: missing or wrong csrf token");
+        return stop(
+            &state,
+            StatusCode::FORBIDDEN,
+            "This form has expired or was not sent from this page. Go back to the application and start again.",
+        );
+    };
+    let flow = match Flow::check(&state.connect, &form.flow_query(), false).await {
+        Ok(flow) => flow,
+        Err(reject) => return rejected(&state, reject),
+    };
+    let token = csrf.token(key);
+    let step = if form.step == Step::Server.as_str() {
+        Step::Server
+    } else {
+        Step::Account
+    };
+    let host = form.exchange_server_host.trim();
+    let email = form.email.trim();
+    let reply = Reply {
+        state: &state,
+        flow: &flow,
+        csrf: &token,
+        fields: Fields {
+            name: form.name.trim(),
+            email,
+            username: form.username.trim(),
+            host,
+        },
+    };
+    let password = form.password.filter(|p| !p.expose_secret().is_empty());
+    let mut missing = FieldErrors::default();
+    if email.is_empty() {
+        missing.email = Some("Enter your email address.".into());
+    }
+    if password.is_none() {
+        missing.password = Some("Enter your password.".into());
+    }
+    if step == Step::Server && host.is_empty() {
+        missing.host = Some("Enter the name of your Exchange server.".into());
+    }
+    let Some(password) = password.filter(|_| missing.list_is_empty()) else {
+        return reply.form(StatusCode::BAD_REQUEST, step, missing, None);
+    };
+    if let Err(wait) = state.limiters.check(&flow.client_id, peer.ip(), email) {
+        let mut response = reply.form(
+            StatusCode::TOO_MANY_REQUESTS,
+            step,
+            FieldErrors::default(),
+            Some(Notice {
+                kind: "error",
+                title: "Too many attempts".into(),
+                text: format!("Wait {} seconds, then try again.", wait.as_secs().max(1)),
+            }),
+        );
+        if let Ok(value) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        return response;
+    }
+    let username = if form.username.trim().is_empty() {
+        email
+    } else {
+        form.username.trim()
+    };
+    let mut settings = json!({
+        "username": username,
+        "password": password.expose_secret(),
+    });
+    if step == Step::Server {
+        settings["exchange_server_host"] = json!(host);
+    }
+    let request = AuthorizeRequest {
+        client_id: flow.client_id.clone(),
+        name: form.name.trim().to_owned(),
+        email_address: email.to_owned(),
+        provider: "exchange".to_owned(),
+        settings,
+        scopes: flow.scopes.clone(),
+        reauth_account_id: flow.reauth_account_id.clone(),
+    };
+    let result = state.connect.authorize(request).await;
+    state.metrics.authorization(match &result {
+        Ok(_) => "ok",
+        Err(err) => err.code(),
+    });
+    match result {
+        Ok(code) => see_other(&flow.redirect_with(&[("code", code.expose_secret())])),
+        Err(err) => reply.failure(step, err),
+    }
+}
+
+/// Answers to one submission.
+struct Reply<'a> {
+    state: &'a AppState,
+    flow: &'a Flow,
+    csrf: &'a str,
+    fields: Fields<'a>,
+}
+
+impl Reply<'_> {
+    fn form(
+        &self,
+        status: StatusCode,
+        step: Step,
+        errors: FieldErrors,
+        notice: Option<Notice>,
+    ) -> Response {
+        let view = SignIn {
+            flow: self.flow,
+            csrf: self.csrf,
+            step,
+            fields: self.fields,
+            errors,
+            notice,
+        };
+        page::respond(
+            status,
+            page::sign_in(&self.state.hosted, &view),
+            Some(page::csp(&[self.flow.redirect_source()])),
+            None,
+        )
+    }
+
+    /// The form again, or another page, for a refusal of the flow.
+    fn failure(&self, step: Step, err: FlowError) -> Response {
+        let host = self.fields.host;
+        let domain = self.fields.email.rsplit('@').next().unwrap_or_default();
+        let info = |title: &str, text: String| Notice {
+            kind: "info",
+            title: title.to_owned(),
+            text,
+        };
+        match err {
+            FlowError::CredentialsRefused => self.form(
+                StatusCode::UNAUTHORIZED,
+                step,
+                FieldErrors {
+                    password: Some(
+                        "The mail server refused this email address and password. Check them and try again."
+                            .into(),
+                    ),
+                    ..FieldErrors::default()
+                },
+                None,
+            ),
+            FlowError::InvalidRequest { field, message } => {
+                let mut errors = FieldErrors::default();
+                match field {
+                    "email_address" => {
+                        errors.email = Some(format!("This is not a valid email address ({message})."))
+                    }
+                    "settings.exchange_server_host" => {
+                        errors.host = Some(format!("This is not a valid server name ({message})."))
+                    }
+                    _ => errors.password = Some("Enter your password.".into()),
+                }
+                self.form(StatusCode::BAD_REQUEST, step, errors, None)
+            }
+            FlowError::ExchangeOnline => {
+                let hosted = &self.state.hosted;
+                let mut targets = vec![self.flow.redirect_source()];
+                if let Some((_, url)) = &hosted.microsoft {
+                    targets.push(super::flow::csp_source(url.as_str()));
+                }
+                page::respond(
+                    StatusCode::OK,
+                    page::exchange_online(
+                        hosted,
+                        self.flow,
+                        self.csrf,
+                        self.fields.name,
+                        self.fields.email,
+                    ),
+                    Some(page::csp(&targets)),
+                    None,
+                )
+            }
+            FlowError::TooManyAttempts => self.form(
+                StatusCode::TOO_MANY_REQUESTS,
+                step,
+                FieldErrors::default(),
+                Some(Notice {
+                    kind: "error",
+                    title: "Too many attempts".into(),
+                    text: "Too many passwords were tried for this mailbox. Wait 15 minutes, then try again.".into(),
+                }),
+            ),
+            FlowError::DiscoveryFailed(_)
+            | FlowError::Unconfirmed
+            | FlowError::NotActiveSync(_)
+            | FlowError::Upstream(_)
+                if step == Step::Account =>
+            {
+                self.form(
+                    StatusCode::OK,
+                    Step::Server,
+                    FieldErrors::default(),
+                    Some(info(
+                        "We could not find your Exchange server",
+                        format!(
+                            "No Exchange server answered for {domain}. Enter the server's name, \
+                             and your password again, and we will check it directly."
+                        ),
+                    )),
+                )
+            }
+            FlowError::DiscoveryFailed(code)
+            | FlowError::NotActiveSync(code)
+            | FlowError::Upstream(code) => self.form(
+                StatusCode::BAD_GATEWAY,
+                Step::Server,
+                FieldErrors {
+                    host: Some(format!(
+                        "{host} did not answer as an Exchange server ({code}). Check the name and try again."
+                    )),
+                    ..FieldErrors::default()
+                },
+                None,
+            ),
+            FlowError::Unconfirmed => self.form(
+                StatusCode::BAD_GATEWAY,
+                Step::Server,
+                FieldErrors {
+                    host: Some(format!("{host} could not be confirmed as your server.")),
+                    ..FieldErrors::default()
+                },
+                None,
+            ),
+            FlowError::ScopeChange | FlowError::AccountNotFound => stop_with_back(
+                self.state,
+                StatusCode::CONFLICT,
+                "This mailbox is already connected to the application with other permissions; the application must ask again to change them.",
+                self.flow,
+            ),
+            FlowError::UnknownClient => stop(
+                self.state,
+                StatusCode::BAD_REQUEST,
+                "The application that sent you here is not registered.",
+            ),
+            other => {
+                error!(code = other.code(), error = %other, "hosted sign-in failed");
+                internal(self.state)
+            }
+        }
+    }
+}
+
+impl FieldErrors {
+    fn list_is_empty(&self) -> bool {
+        self.email.is_none() && self.password.is_none() && self.host.is_none()
+    }
+}
+
+/// A `303 See Other` to `location`.
+pub fn see_other(location: &str) -> Response {
+    match HeaderValue::from_str(location) {
+        Ok(value) => (StatusCode::SEE_OTHER, [(header::LOCATION, value)]).into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+/// The page for refused OAuth parameters.
+pub fn rejected(state: &AppState, reject: Reject) -> Response {
+    match reject {
+        Reject::Page(message) => stop(state, StatusCode::BAD_REQUEST, message),
+        Reject::Redirect(location) => see_other(&location),
+        Reject::Internal => internal(state),
+    }
+}
+
+/// An error page that links nowhere.
+pub fn stop(state: &AppState, status: StatusCode, message: &str) -> Response {
+    page::respond(
+        status,
+        page::error(&state.hosted, "This sign-in cannot go on", message, None),
+        None,
+        None,
+    )
+}
+
+fn stop_with_back(state: &AppState, status: StatusCode, message: &str, flow: &Flow) -> Response {
+    let back = flow.error_redirect(
+        "access_denied",
+        "the account is connected with other scopes",
+    );
+    page::respond(
+        status,
+        page::error(
+            &state.hosted,
+            "This sign-in cannot go on",
+            message,
+            Some(("Return to the application", back)),
+        ),
+        None,
+        None,
+    )
+}
+
+/// The page for a failure on our side.
+pub fn internal(state: &AppState) -> Response {
+    page::respond(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        page::error(
+            &state.hosted,
+            "Something went wrong",
+            "Something went wrong on our side. Try again in a few minutes.",
+            None,
+        ),
+        None,
+        None,
+    )
+}

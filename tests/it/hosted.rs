@@ -1,0 +1,354 @@
+//! The hosted sign-in page over plain HTTP: headers, parameter checks, CSRF, rate limits and
+//! the password never written back. The same flows run in a real browser in `browser`.
+
+use reqwest::header::HeaderMap;
+use reqwest::redirect::Policy;
+
+use crate::support::app::TestApp;
+use crate::support::*;
+
+const PASSWORD: &str = "Autumn-2026-not-really";
+const CALLBACK: &str = "https://app.example.test/oauth/callback";
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(Policy::none())
+        .build()
+        .unwrap()
+}
+
+fn page_url(app: &TestApp, redirect_uri: &str, response_type: &str, scopes: &str) -> String {
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("client_id", &app.client_id)
+        .append_pair("redirect_uri", redirect_uri)
+        .append_pair("response_type", response_type)
+        .append_pair("scopes", scopes)
+        .append_pair("state", "s-1")
+        .finish();
+    app.url(&format!("/oauth/authorize?{query}"))
+}
+
+async fn hosted_app(env: &TestEnv) -> TestApp {
+    let mut app = TestApp::spawn(env, |_| {}).await;
+    app.use_client("Acme Mail", vec![CALLBACK.to_owned()]).await;
+    app
+}
+
+/// The sign-in page: its headers, its cookie and its CSRF token.
+async fn open_page(app: &TestApp) -> (HeaderMap, String, String) {
+    let response = http()
+        .get(page_url(app, CALLBACK, "code", "email.read_only"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let headers = response.headers().clone();
+    let cookie = headers["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let html = response.text().await.unwrap();
+    let token = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned();
+    (headers, cookie, token)
+}
+
+async fn submit(
+    app: &TestApp,
+    cookie: Option<&str>,
+    fields: &[(&str, &str)],
+) -> (u16, HeaderMap, String) {
+    let mut form = vec![
+        ("client_id", app.client_id.as_str()),
+        ("redirect_uri", CALLBACK),
+        ("scopes", "email.read_only"),
+        ("state", "s-1"),
+    ];
+    form.extend_from_slice(fields);
+    if !fields.iter().any(|(name, _)| *name == "step") {
+        form.push(("step", "account"));
+    }
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(&form)
+        .finish();
+    let mut request = http()
+        .post(app.url("/oauth/authorize"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body);
+    if let Some(cookie) = cookie {
+        request = request.header("cookie", cookie);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    (status, headers, response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn pages_are_not_cached_not_framed_and_load_nothing_from_elsewhere() {
+    let env = TestEnv::start().await;
+    let app = hosted_app(&env).await;
+    let (headers, cookie, _) = open_page(&app).await;
+    assert_eq!(headers["cache-control"], "no-store");
+    assert_eq!(headers["x-frame-options"], "DENY");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(headers["referrer-policy"], "no-referrer");
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    for directive in [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "frame-ancestors 'none'",
+        "form-action 'self' https://app.example.test;",
+    ] {
+        assert!(csp.contains(directive), "{directive} in {csp}");
+    }
+    assert!(!csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"));
+    let set_cookie = headers["set-cookie"].to_str().unwrap();
+    assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Lax"));
+    assert!(cookie.starts_with("exdisco_csrf="));
+    let html = http()
+        .get(page_url(&app, CALLBACK, "code", "email.read_only"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for external in ["http://", "https://"] {
+        let outside = html
+            .match_indices(external)
+            .filter(|(at, _)| !html[*at..].starts_with(CALLBACK))
+            .count();
+        assert_eq!(
+            outside, 0,
+            "only the application's own URL is absolute: {html}"
+        );
+    }
+    for asset in [
+        "/oauth/assets/style.css",
+        "/oauth/assets/progress.js",
+        "/oauth/assets/logo",
+    ] {
+        let response = http().get(app.url(asset)).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{asset}");
+    }
+}
+
+#[tokio::test]
+async fn bad_clients_and_redirect_uris_get_a_page_and_no_redirect() {
+    let env = TestEnv::start().await;
+    let app = hosted_app(&env).await;
+    for uri in [
+        "https://app.example.test/oauth/callback/",
+        "https://app.example.test/oauth/callback?x=1",
+        "https://evil.test/oauth/callback",
+        "",
+    ] {
+        let response = http()
+            .get(page_url(&app, uri, "code", "email.read_only"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{uri}");
+        assert!(response.headers().get("location").is_none(), "{uri}");
+        let html = response.text().await.unwrap();
+        assert!(!html.contains("<form"), "{uri}");
+    }
+    let response = http()
+        .get(app.url("/oauth/authorize?client_id=cli_nobody&redirect_uri=x&response_type=code"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert!(response.headers().get("location").is_none());
+}
+
+#[tokio::test]
+async fn protocol_errors_go_back_to_a_registered_redirect_uri() {
+    let env = TestEnv::start().await;
+    let app = hosted_app(&env).await;
+    for (response_type, scopes, error) in [
+        ("token", "email.read_only", "unsupported_response_type"),
+        ("code", "email.read_only,root", "invalid_scope"),
+    ] {
+        let response = http()
+            .get(page_url(&app, CALLBACK, response_type, scopes))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 303);
+        let location = url::Url::parse(response.headers()["location"].to_str().unwrap()).unwrap();
+        assert!(location.as_str().starts_with(CALLBACK));
+        let pairs: Vec<(String, String)> = location.query_pairs().into_owned().collect();
+        assert!(pairs.contains(&("error".into(), error.into())), "{pairs:?}");
+        assert!(pairs.contains(&("state".into(), "s-1".into())), "{pairs:?}");
+    }
+}
+
+#[tokio::test]
+async fn forms_without_a_valid_csrf_token_do_nothing() {
+    let env = TestEnv::start().await;
+    env.host(
+        "eas.example.test",
+        exchange(basic("alice@example.test", PASSWORD)),
+    );
+    let app = hosted_app(&env).await;
+    let (_, cookie, token) = open_page(&app).await;
+    let (_, other_cookie, _) = open_page(&app).await;
+    let fields = |csrf: &'static str| {
+        vec![
+            ("email", "alice@example.test"),
+            ("password", PASSWORD),
+            ("step", "server"),
+            ("exchange_server_host", "eas.example.test"),
+            ("csrf", csrf),
+        ]
+    };
+    let leaked: &'static str = Box::leak(token.clone().into_boxed_str());
+    let cases = [
+        (None, leaked, "no cookie"),
+        (Some(cookie.as_str()), "", "no token"),
+        (Some(cookie.as_str()), "forged", "a forged token"),
+        (
+            Some(other_cookie.as_str()),
+            leaked,
+            "another browser's cookie",
+        ),
+    ];
+    for (cookie, csrf, why) in cases {
+        let (status, headers, html) = submit(&app, cookie, &fields(csrf)).await;
+        assert_eq!(status, 403, "{why}");
+        assert!(headers.get("location").is_none(), "{why}");
+        assert!(html.contains("not sent from this page"), "{why}");
+    }
+    assert!(
+        env.fleet.seen().is_empty(),
+        "a refused form reaches no server"
+    );
+    let (status, headers, _) = submit(&app, Some(&cookie), &fields(leaked)).await;
+    assert_eq!(status, 303, "the real form works");
+    assert!(headers["location"].to_str().unwrap().starts_with(CALLBACK));
+}
+
+#[tokio::test]
+async fn the_password_is_never_written_back_and_limits_apply() {
+    let env = TestEnv::start().await;
+    env.host(
+        "eas.example.test",
+        exchange(basic("alice@example.test", PASSWORD)),
+    );
+    let mut app = TestApp::spawn(&env, |config| {
+        config.api.authorize_per_account_per_minute = 2;
+    })
+    .await;
+    app.use_client("Acme Mail", vec![CALLBACK.to_owned()]).await;
+    let (_, cookie, token) = open_page(&app).await;
+    let wrong = "Wrong-but-secret-guess";
+    let fields = [
+        ("email", "alice@example.test"),
+        ("password", wrong),
+        ("step", "server"),
+        ("exchange_server_host", "eas.example.test"),
+        ("csrf", token.as_str()),
+    ];
+    let (status, headers, html) = submit(&app, Some(&cookie), &fields).await;
+    assert_eq!(status, 401);
+    assert_eq!(headers["cache-control"], "no-store");
+    assert!(!html.contains(wrong), "the password is not re-rendered");
+    assert!(html.contains("id=\"password-error\""));
+    assert!(html.contains("aria-describedby=\"password-error\""));
+    assert!(
+        html.contains("value=\"eas.example.test\""),
+        "the host is kept"
+    );
+    submit(&app, Some(&cookie), &fields).await;
+    let (status, headers, html) = submit(&app, Some(&cookie), &fields).await;
+    assert_eq!(status, 429, "the API's per-account limit");
+    assert!(headers.contains_key("retry-after"));
+    assert!(html.contains("Too many attempts"));
+    assert!(!html.contains(wrong));
+}
+
+#[tokio::test]
+async fn exchange_online_without_a_microsoft_app_explains_and_offers_no_button() {
+    let env = TestEnv::start().await;
+    env.host("example.test", |_| {
+        Reply::fixture("pox/office365-settings.xml")
+    });
+    let app = hosted_app(&env).await;
+    let (_, cookie, token) = open_page(&app).await;
+    let (status, _, html) = submit(
+        &app,
+        Some(&cookie),
+        &[
+            ("email", "carol@example.test"),
+            ("password", PASSWORD),
+            ("csrf", token.as_str()),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(html.contains("Microsoft 365"));
+    assert!(html.contains("has not set up Microsoft sign-in"));
+    assert!(!html.contains("/oauth/microsoft\""));
+    assert!(env.fleet.seen().iter().all(|s| s.authorization.is_none()));
+}
+
+#[tokio::test]
+async fn a_forged_microsoft_callback_is_refused() {
+    let env = TestEnv::start().await;
+    let app = hosted_app(&env).await;
+    for query in ["", "?code=x&state=bm90LXNlYWxlZA", "?code=x&state=%%%"] {
+        let response = http()
+            .get(app.url(&format!("/oauth/microsoft/callback{query}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{query}");
+        assert!(response.headers().get("location").is_none());
+    }
+}
+
+#[tokio::test]
+async fn the_operator_names_the_page_and_sets_its_logo() {
+    let env = TestEnv::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let logo = dir.path().join("logo.png");
+    std::fs::write(&logo, b"\x89PNG\r\n\x1a\nnot really").unwrap();
+    let logo_path = logo.clone();
+    let mut app = TestApp::spawn(&env, move |config| {
+        config.hosted.name = "Acme Connect".into();
+        config.hosted.logo_file = Some(logo_path);
+    })
+    .await;
+    app.use_client("Acme Mail", vec![CALLBACK.to_owned()]).await;
+    let html = http()
+        .get(page_url(&app, CALLBACK, "code", "email.read_only"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("<title>Connect your mailbox · Acme Connect</title>"));
+    assert!(html.contains("Acme Mail asks to connect"));
+    let response = http()
+        .get(app.url("/oauth/assets/logo"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["content-type"], "image/png");
+    assert_eq!(
+        &response.bytes().await.unwrap()[..],
+        b"\x89PNG\r\n\x1a\nnot really"
+    );
+}
