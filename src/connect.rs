@@ -168,6 +168,32 @@ pub struct MicrosoftCode {
     pub redirect_uri: String,
 }
 
+/// What a Microsoft token answer gives the flow.
+struct MicrosoftTokens {
+    refresh_token: Option<SecretString>,
+    /// `email` or `preferred_username` of the ID token.
+    signed_in_as: Option<String>,
+}
+
+/// The account an ID token names: its `email` claim, else `preferred_username`.
+fn id_token_account(id_token: &str) -> Option<String> {
+    use base64::Engine;
+    let payload = id_token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    #[derive(Deserialize)]
+    struct Claims {
+        email: Option<String>,
+        preferred_username: Option<String>,
+    }
+    let claims: Claims = serde_json::from_slice(&bytes).ok()?;
+    claims
+        .email
+        .or(claims.preferred_username)
+        .filter(|a| a.contains('@'))
+}
+
 struct Prepared {
     address: EmailAddress,
     scopes: String,
@@ -295,9 +321,17 @@ impl Connect {
             .append_pair("redirect_uri", &grant.redirect_uri)
             .append_pair("scope", &grant.microsoft_scope)
             .finish();
-        let refresh_token = self
-            .fetch_microsoft_token(form)
-            .await?
+        let tokens = self.fetch_microsoft_token(form).await?;
+        // The ID token came straight from the token endpoint over verified TLS, so its claims
+        // are taken as they are (OpenID Connect Core 3.1.3.7). A user who signed in to
+        // Microsoft as someone else does not connect this mailbox.
+        if let Some(signed_in_as) = tokens.signed_in_as
+            && !signed_in_as.eq_ignore_ascii_case(&address.to_string())
+        {
+            return Err(Error::MicrosoftAccountMismatch { signed_in_as });
+        }
+        let refresh_token = tokens
+            .refresh_token
             .ok_or(Error::Upstream("token_endpoint_no_refresh_token"))?;
         let saved = self
             .save_office365(
@@ -517,6 +551,7 @@ impl Connect {
         let refresh_token = self
             .fetch_microsoft_token(form)
             .await?
+            .refresh_token
             .unwrap_or_else(|| settings.microsoft_refresh_token.clone());
         let saved = self
             .save_office365(
@@ -566,9 +601,9 @@ impl Connect {
         Ok(saved)
     }
 
-    /// POSTs `form` to the Microsoft token endpoint; on success returns the refresh token the
-    /// answer carries, if any.
-    async fn fetch_microsoft_token(&self, form: String) -> Result<Option<SecretString>, Error> {
+    /// POSTs `form` to the Microsoft token endpoint; on success returns the refresh token and
+    /// the account of the ID token the answer carries, if any.
+    async fn fetch_microsoft_token(&self, form: String) -> Result<MicrosoftTokens, Error> {
         let url = Url::parse(&self.config.office365_token_url)
             .map_err(|_| Error::Corrupt("token url"))?;
         let request = Outgoing {
@@ -587,6 +622,7 @@ impl Connect {
         struct Answer {
             access_token: Option<SecretString>,
             refresh_token: Option<SecretString>,
+            id_token: Option<SecretString>,
             error: Option<String>,
         }
         let answer: Answer = serde_json::from_slice(&fetched.body)
@@ -597,9 +633,13 @@ impl Connect {
                 Answer {
                     access_token: Some(_),
                     refresh_token,
+                    id_token,
                     ..
                 },
-            ) => Ok(refresh_token),
+            ) => Ok(MicrosoftTokens {
+                refresh_token,
+                signed_in_as: id_token.and_then(|t| id_token_account(t.expose_secret())),
+            }),
             (400 | 401, Answer { error: Some(_), .. }) => Err(Error::CredentialsRefused),
             _ => Err(Error::Upstream("token_endpoint")),
         }
@@ -835,6 +875,12 @@ pub enum Error {
     /// `reauth_account_id` names no account of this client and address.
     #[error("reauth_account_id names no account of this client and address")]
     AccountNotFound,
+    /// The user signed in to Microsoft as another account than the mailbox's.
+    #[error("signed in to Microsoft as {signed_in_as}, not as the mailbox's owner")]
+    MicrosoftAccountMismatch {
+        /// The account Microsoft names.
+        signed_in_as: String,
+    },
     /// The code is unknown, expired, replayed or another client's.
     #[error("invalid code: {0}")]
     InvalidGrant(&'static str),
@@ -872,6 +918,7 @@ impl Error {
             Self::TooManyAttempts => "too_many_attempts",
             Self::ScopeChange => "scope_change",
             Self::AccountNotFound => "account_not_found",
+            Self::MicrosoftAccountMismatch { .. } => "account_mismatch",
             Self::InvalidGrant(_) => "invalid_grant",
             Self::BadToken => "invalid_token",
             Self::Store(e) => e.code(),
@@ -896,6 +943,33 @@ mod tests {
             parse_scopes("email.read_only,root").unwrap_err().code(),
             "invalid_request"
         );
+    }
+
+    #[test]
+    fn id_tokens_name_their_account() {
+        use base64::Engine;
+        let encode = |claims: &str| {
+            format!(
+                "eyJhbGciOiJSUzI1NiJ9.{}.c2ln",
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(claims)
+            )
+        };
+        assert_eq!(
+            id_token_account(&encode(r#"{"preferred_username":"carol@example.com"}"#)).as_deref(),
+            Some("carol@example.com")
+        );
+        assert_eq!(
+            id_token_account(&encode(
+                r#"{"email":"c@example.com","preferred_username":"carol@example.com"}"#
+            ))
+            .as_deref(),
+            Some("c@example.com")
+        );
+        assert_eq!(
+            id_token_account(&encode(r#"{"preferred_username":"+15551234"}"#)),
+            None
+        );
+        assert_eq!(id_token_account("not-a-jwt"), None);
     }
 
     #[test]

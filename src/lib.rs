@@ -17,7 +17,8 @@
 //!   - `activesync`: the ActiveSync OPTIONS probe and its classification; `online`: Exchange
 //!     Online (Autodiscover v2, provider detection).
 //! - [`connect`]: the native-authentication flow (authorize, token, account).
-//! - [`api`]: the HTTP API of the daemon (router, serve, handlers, errors, rate limits).
+//! - [`api`]: the HTTP API of the daemon (router, serve, handlers, errors, rate limits) and
+//!   `api::hosted`, the hosted sign-in page (OAuth authorization-code flow in the browser).
 //! - [`config`]: the daemon's configuration (defaults, TOML, `EXDISCO_*`, flags).
 //! - [`store`]: SQLite: migrations, accounts, codes, tokens, the discovery cache, the queue.
 //! - [`secrets`]: random tokens, hashes, the key that seals account secrets.

@@ -97,7 +97,9 @@ impl IntoResponse for ApiError {
                 }
                 E::InvalidGrant(_) => (StatusCode::BAD_REQUEST, "invalid_grant", err.to_string()),
                 E::AccountNotFound => (StatusCode::NOT_FOUND, "not_found_error", err.to_string()),
-                E::ScopeChange => (StatusCode::CONFLICT, "conflict_error", err.to_string()),
+                E::ScopeChange | E::MicrosoftAccountMismatch { .. } => {
+                    (StatusCode::CONFLICT, "conflict_error", err.to_string())
+                }
                 E::ExchangeOnline
                 | E::DiscoveryFailed(_)
                 | E::Unconfirmed

@@ -83,6 +83,20 @@ async fn discovery_succeeds_and_the_browser_lands_with_a_code_without_javascript
         Some("alice@example.test"),
         "login_hint pre-fills"
     );
+    let layout = browser
+        .client
+        .execute(
+            "return [document.documentElement.scrollWidth, window.innerWidth, document.activeElement.id];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    // Scripts are off for the page, not for WebDriver: execute still answers.
+    assert!(
+        layout[0].as_f64() <= layout[1].as_f64(),
+        "no sideways scrolling at phone width: {layout:?}"
+    );
+    assert_eq!(layout[2], "password", "focus on the first field to fill");
     browser.fill("#name", "Alice Example").await;
     browser.fill("#password", PASSWORD).await;
     browser.screenshot("01-sign-in").await;
@@ -333,8 +347,11 @@ async fn exchange_online_offers_microsoft_sign_in_and_completes_it() {
             && param(&form, "client_secret") == Some("ms-secret")
             && challenge.lock().unwrap().as_deref() == Some(derived.as_str());
         if good {
-            Reply::xml(&br#"{"token_type":"Bearer","access_token":"ms-access","refresh_token":"ms-refresh","expires_in":3600}"#[..])
-                .header("Content-Type", "application/json")
+            let body = format!(
+                r#"{{"token_type":"Bearer","access_token":"ms-access","refresh_token":"ms-refresh","expires_in":3600,"id_token":"{}"}}"#,
+                crate::hosted::id_token("carol@example.test")
+            );
+            Reply::xml(body.into_bytes()).header("Content-Type", "application/json")
         } else {
             Reply::xml(&br#"{"error":"invalid_grant"}"#[..]).with_status(400)
         }

@@ -352,3 +352,126 @@ async fn the_operator_names_the_page_and_sets_its_logo() {
         b"\x89PNG\r\n\x1a\nnot really"
     );
 }
+
+/// An ID token as the token endpoint returns it (the signature is not looked at).
+pub fn id_token(account: &str) -> String {
+    use base64::Engine;
+    let claims = format!(r#"{{"preferred_username":"{account}","tid":"t"}}"#);
+    format!(
+        "eyJhbGciOiJSUzI1NiJ9.{}.c2lnbmF0dXJl",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(claims)
+    )
+}
+
+/// The Microsoft dance without a browser: the Exchange Online page, its "Sign in with
+/// Microsoft" form, then the callback as Microsoft would call it. Returns the callback's
+/// answer.
+async fn microsoft_round_trip(signed_in_as: &'static str) -> (u16, HeaderMap, String) {
+    let env = TestEnv::start().await;
+    env.host("example.test", |_| {
+        Reply::fixture("pox/office365-settings.xml")
+    });
+    env.host("login.example.test", move |s| {
+        if s.body.contains("grant_type=authorization_code") && s.body.contains("code=ms-code") {
+            let body = format!(
+                r#"{{"access_token":"ms-access","refresh_token":"ms-refresh","id_token":"{}"}}"#,
+                id_token(signed_in_as)
+            );
+            Reply::xml(body.into_bytes()).header("Content-Type", "application/json")
+        } else {
+            Reply::xml(&br#"{"error":"invalid_grant"}"#[..]).with_status(400)
+        }
+    });
+    let mut app = TestApp::spawn(&env, |config| {
+        config.hosted.microsoft = Some(
+            toml::from_str(
+                "client_id = \"ms-app\"\nclient_secret = \"ms-secret\"\nauthorize_url = \"https://login.example.test/common/oauth2/v2.0/authorize\"",
+            )
+            .unwrap(),
+        );
+    })
+    .await;
+    app.use_client("Acme Mail", vec![CALLBACK.to_owned()]).await;
+    let (_, cookie, token) = open_page(&app).await;
+    let (status, _, html) = submit(
+        &app,
+        Some(&cookie),
+        &[
+            ("email", "carol@example.test"),
+            ("password", PASSWORD),
+            ("csrf", token.as_str()),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(html.contains("action=\"/oauth/microsoft\""), "{html}");
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("csrf", &token)
+        .append_pair("client_id", &app.client_id)
+        .append_pair("redirect_uri", CALLBACK)
+        .append_pair("scopes", "email.read_only")
+        .append_pair("state", "s-1")
+        .append_pair("name", "Carol")
+        .append_pair("email", "carol@example.test")
+        .finish();
+    let started = http()
+        .post(app.url("/oauth/microsoft"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("cookie", &cookie)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status(), 303);
+    let to_microsoft = url::Url::parse(started.headers()["location"].to_str().unwrap()).unwrap();
+    assert!(
+        to_microsoft
+            .as_str()
+            .starts_with("https://login.example.test/common/oauth2/v2.0/authorize?")
+    );
+    let pairs: Vec<(String, String)> = to_microsoft.query_pairs().into_owned().collect();
+    let get = |name: &str| {
+        pairs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .unwrap()
+    };
+    assert_eq!(get("code_challenge_method"), "S256");
+    assert_eq!(get("login_hint"), "carol@example.test");
+    let sealed_state = get("state");
+    assert!(!sealed_state.contains("carol"), "the state is sealed");
+    let callback = format!(
+        "/oauth/microsoft/callback?code=ms-code&state={}",
+        url::form_urlencoded::byte_serialize(sealed_state.as_bytes()).collect::<String>()
+    );
+    // Another browser (no cookie) cannot finish this sign-in.
+    let elsewhere = http().get(app.url(&callback)).send().await.unwrap();
+    assert_eq!(elsewhere.status(), 403);
+    let response = http()
+        .get(app.url(&callback))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    (status, headers, response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn microsoft_sign_in_completes_for_the_mailbox_account() {
+    let (status, headers, _) = microsoft_round_trip("Carol@Example.test").await;
+    assert_eq!(status, 303);
+    let location = headers["location"].to_str().unwrap();
+    assert!(location.starts_with(CALLBACK) && location.contains("code=exd_code_"));
+    assert!(location.ends_with("state=s-1"));
+}
+
+#[tokio::test]
+async fn microsoft_sign_in_as_another_account_connects_nothing() {
+    let (status, headers, html) = microsoft_round_trip("mallory@example.test").await;
+    assert_eq!(status, 409);
+    assert!(headers.get("location").is_none());
+    assert!(html.contains("signed in to Microsoft as mallory@example.test"));
+}

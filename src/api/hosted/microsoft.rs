@@ -26,6 +26,7 @@ use tracing::{info, warn};
 use super::super::state::AppState;
 use super::csrf::Csrf;
 use super::flow::{Flow, FlowQuery};
+use super::page;
 use super::sign_in::{internal, rejected, see_other, stop};
 use crate::connect::{Error as FlowError, MicrosoftCode};
 use crate::store::unix_now;
@@ -248,6 +249,7 @@ async fn callback(
             );
         }
     };
+    let email = pending.email.clone();
     let grant = MicrosoftCode {
         client_id: flow.client_id.clone(),
         name: pending.name,
@@ -273,6 +275,23 @@ async fn callback(
             StatusCode::UNAUTHORIZED,
             "Microsoft did not accept this sign-in. Go back to the application and try again.",
         ),
+        Err(FlowError::MicrosoftAccountMismatch { signed_in_as }) => {
+            let message = format!(
+                "You signed in to Microsoft as {signed_in_as}, but this mailbox is {}. Start again and sign in to Microsoft with the mailbox's account.",
+                email
+            );
+            page::respond(
+                StatusCode::CONFLICT,
+                page::error(
+                    &state.hosted,
+                    "Another Microsoft account",
+                    &message,
+                    Some(("Start again", flow.restart_path())),
+                ),
+                None,
+                None,
+            )
+        }
         Err(FlowError::Upstream(code)) => {
             warn!(code, "microsoft token endpoint failed");
             stop(
