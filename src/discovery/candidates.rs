@@ -36,12 +36,33 @@ pub struct Candidate {
     pub start: Start,
 }
 
+/// When a candidate starts, relative to the more preferred ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Wave {
+    /// At once: the two POX URLs.
+    First,
+    /// When every first-wave candidate has failed, or after `Config::second_wave_delay`: the
+    /// plain-HTTP redirect and the SRV lookup.
+    Second,
+    /// When every Autodiscover candidate has failed, or after `Config::fallback_delay`:
+    /// Autodiscover v2 with its MX lookup, and the ActiveSync host probes.
+    Fallback,
+}
+
 impl Candidate {
-    /// Whether this candidate waits for the Autodiscover candidates (see
-    /// `Config::fallback_delay`): the ActiveSync host probes, and Autodiscover v2 with its MX
-    /// lookup.
+    /// When this candidate starts.
+    pub fn wave(&self) -> Wave {
+        match self.start {
+            Start::Pox(_) => Wave::First,
+            Start::HttpRedirect(_) | Start::Srv(_) => Wave::Second,
+            Start::AutodiscoverV2 | Start::ActiveSync(_) => Wave::Fallback,
+        }
+    }
+
+    /// Whether this candidate waits for every Autodiscover candidate (see
+    /// `Config::fallback_delay`).
     pub fn is_fallback(&self) -> bool {
-        matches!(self.start, Start::ActiveSync(_) | Start::AutodiscoverV2)
+        self.wave() == Wave::Fallback
     }
 
     /// The target shown in the trail.

@@ -91,6 +91,10 @@ pub struct Config {
     pub exchange_online_v2_base: String,
     /// Probe the found host's ActiveSync endpoint (anonymously) to confirm it. Default: true.
     pub confirm_activesync: bool,
+    /// How long the second-wave candidates (the plain-HTTP redirect and the SRV lookup) wait
+    /// for the two POX URLs before they start anyway; they start at once when both have
+    /// failed. Default: 200 ms.
+    pub second_wave_delay: Duration,
     /// How long the fallback candidates (Autodiscover v2 and the ActiveSync host probes) wait
     /// for Autodiscover to answer before they start anyway; they start at once when every
     /// Autodiscover candidate has failed. Default: 500 ms.
@@ -116,6 +120,7 @@ impl Default for Config {
             exchange_online_v2_base: DEFAULT_V2_BASE.to_owned(),
             confirm_activesync: true,
             sequential: false,
+            second_wave_delay: Duration::from_millis(200),
             fallback_delay: Duration::from_millis(500),
         }
     }

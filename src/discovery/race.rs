@@ -10,10 +10,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::Pipeline;
-use super::candidates::{Candidate, Start, candidates_for};
+use super::candidates::{Candidate, Start, Wave, candidates_for};
 use super::steps::{CandidateOutcome, Found, RunState, run_candidate};
 use crate::domain::EmailAddress;
 use crate::report::{Attempt, Failure, Method, Outcome, Step};
@@ -25,7 +26,8 @@ use crate::report::{Attempt, Failure, Method, Outcome, Step};
 pub struct PreferenceWait {
     /// Fraction of the answer's time. Default: 0.1.
     pub factor: f64,
-    /// Lower bound. Default: 10 ms.
+    /// Lower bound (a timer's grain, not a policy: the proportional part is the rule).
+    /// Default: 2 ms.
     pub min: Duration,
     /// Upper bound. Default: 1 s.
     pub max: Duration,
@@ -35,7 +37,7 @@ impl Default for PreferenceWait {
     fn default() -> Self {
         Self {
             factor: 0.1,
-            min: Duration::from_millis(10),
+            min: Duration::from_millis(2),
             max: Duration::from_secs(1),
         }
     }
@@ -66,20 +68,25 @@ impl Pipeline {
         }
         let mut set = JoinSet::new();
         let mut rank_of_task = HashMap::new();
-        // Fallbacks (the ActiveSync host probes) wait until every Autodiscover candidate has
-        // failed, or `fallback_delay`: a domain whose Autodiscover answers never pays for them.
-        let fallbacks_go = Arc::new(tokio::sync::Notify::new());
-        let fallback_delay = self.shared.config.fallback_delay;
+        // Later waves wait until every candidate of the earlier ones has failed, or their
+        // delay: a domain whose POX answers never pays for the plain-HTTP redirect and SRV,
+        // nor one whose Autodiscover answers for the ActiveSync host probes.
+        let second_wave = CancellationToken::new();
+        let fallback_wave = CancellationToken::new();
+        let config = &self.shared.config;
         for (rank, candidate) in candidates.iter().cloned().enumerate() {
-            let is_fallback = candidate.is_fallback();
+            let (go, delay) = match candidate.wave() {
+                Wave::First => (None, Duration::ZERO),
+                Wave::Second => (Some(second_wave.clone()), config.second_wave_delay),
+                Wave::Fallback => (Some(fallback_wave.clone()), config.fallback_delay),
+            };
             let task = run_candidate(self.shared.clone(), run.clone(), candidate);
-            let go = fallbacks_go.clone();
             let handle = set.spawn(
                 async move {
-                    if is_fallback {
+                    if let Some(go) = go {
                         tokio::select! {
-                            () = tokio::time::sleep(fallback_delay) => {}
-                            () = go.notified() => {}
+                            () = tokio::time::sleep(delay) => {}
+                            () = go.cancelled() => {}
                         }
                     }
                     task.await
@@ -91,14 +98,18 @@ impl Pipeline {
         let mut slots: Vec<Option<CandidateOutcome>> = candidates.iter().map(|_| None).collect();
         let mut patience: Option<tokio::time::Instant> = None;
         loop {
-            let preferred_failed = candidates
-                .iter()
-                .zip(&slots)
-                .filter(|(c, _)| !c.is_fallback())
-                .all(|(_, slot)| matches!(slot, Some(CandidateOutcome::Failed { .. })));
-            if preferred_failed {
-                fallbacks_go.notify_waiters();
-                fallbacks_go.notify_one();
+            let failed_before = |wave: Wave| {
+                candidates
+                    .iter()
+                    .zip(&slots)
+                    .filter(|(c, _)| c.wave() < wave)
+                    .all(|(_, slot)| matches!(slot, Some(CandidateOutcome::Failed { .. })))
+            };
+            if failed_before(Wave::Second) {
+                second_wave.cancel();
+            }
+            if failed_before(Wave::Fallback) {
+                fallback_wave.cancel();
             }
             match decide(&slots) {
                 Decision::Take(rank) => {
@@ -370,7 +381,7 @@ mod tests {
         );
         assert_eq!(
             wait.after(Duration::from_millis(1)),
-            Duration::from_millis(10)
+            Duration::from_millis(2)
         );
         assert_eq!(wait.after(Duration::from_secs(60)), Duration::from_secs(1));
     }

@@ -163,13 +163,29 @@ impl Fleet {
             ca: ca.clone(),
         }));
         let accept_state = state.clone();
+        // One server configuration for every connection; certificates come by SNI. No session
+        // resumption: every handshake is a full one, in the tests and in the bench's limit.
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("fleet setup")
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::new(SniResolver {
+                state: state.clone(),
+            }));
+        tls.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+        tls.send_tls13_tickets = 0;
+        let tls = Arc::new(tls);
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
-                let state = accept_state.clone();
-                tokio::spawn(async move { serve_connection(stream, state).await });
+                // As real servers do: without it, an answer written in two pieces waits for
+                // the client's delayed ACK (Nagle), and a request now and then takes 20 ms more.
+                let _ = stream.set_nodelay(true);
+                let (state, tls) = (accept_state.clone(), tls.clone());
+                tokio::spawn(async move { serve_connection(stream, state, tls).await });
             }
         });
         Self {
@@ -226,6 +242,29 @@ impl Fleet {
             .suffixes
             .push((format!(".{suffix}"), spec));
         self
+    }
+
+    /// Makes the certificates of `hosts` now rather than on their first handshake, as real
+    /// servers have theirs before anyone connects (for benchmarks: minting is not serving).
+    pub fn prepare_certificates(&self, hosts: impl IntoIterator<Item = String>) {
+        let ca = self.ca.clone();
+        for host in hosts {
+            let host = host.to_ascii_lowercase();
+            let known = self
+                .state
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .certs
+                .contains_key(&host);
+            if !known {
+                let key = ca.certified_key(&host, CertKind::Valid);
+                self.state
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .certs
+                    .insert(host, key);
+            }
+        }
     }
 
     /// `host` accepts TCP and never answers, on TLS and plain HTTP alike.
@@ -303,7 +342,11 @@ impl ResolvesServerCert for SniResolver {
     }
 }
 
-async fn serve_connection(stream: TcpStream, state: Arc<Mutex<State>>) {
+async fn serve_connection(
+    stream: TcpStream,
+    state: Arc<Mutex<State>>,
+    tls: Arc<rustls::ServerConfig>,
+) {
     let mut first = [0u8; 1];
     if stream.peek(&mut first).await.unwrap_or(0) == 0 {
         return;
@@ -329,15 +372,7 @@ async fn serve_connection(stream: TcpStream, state: Arc<Mutex<State>>) {
         // Accept TCP, never finish the handshake.
         std::future::pending::<()>().await;
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("fleet setup")
-        .with_no_client_auth()
-        .with_cert_resolver(Arc::new(SniResolver {
-            state: state.clone(),
-        }));
-    let Ok(tls) = start.into_stream(Arc::new(config)).await else {
+    let Ok(tls) = start.into_stream(tls).await else {
         return;
     };
     HANDSHAKES.fetch_add(1, Ordering::Relaxed);

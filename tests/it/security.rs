@@ -36,8 +36,11 @@ async fn rule_1_credentials_follow_a_challenge_over_verified_https_only() {
         "autodiscover.example.test",
         guarded(basic("alice@example.test", PASSWORD)),
     );
+    // Every candidate at once, so that the plain-HTTP GET happens beside the https POSTs.
+    let mut config = env.config();
+    config.second_wave_delay = Duration::ZERO;
     let report = env
-        .discover_with(env.config(), "alice@example.test", Some(&creds()))
+        .discover_with(config, "alice@example.test", Some(&creds()))
         .await;
     assert_eq!(
         report.exchange_server_host.as_deref(),

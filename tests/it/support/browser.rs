@@ -6,6 +6,7 @@
 //! sets it, so there they run or fail).
 
 use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -45,7 +46,10 @@ impl Browser {
         }
         let port = free_port();
         let log = std::env::temp_dir().join(format!("exdisco-chromedriver-{port}.log"));
+        // In a process group of its own, so that the browser it starts ends with it even when
+        // a test panics (see Drop).
         let driver = Command::new(&driver_path)
+            .process_group(0)
             .arg(format!("--port={port}"))
             .arg(format!("--log-path={}", log.display()))
             .stdin(Stdio::null())
@@ -179,16 +183,22 @@ impl Browser {
         self.client.source().await.unwrap()
     }
 
-    pub async fn close(mut self) {
+    pub async fn close(self) {
         let _ = self.client.clone().close().await;
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
+        // Drop ends chromedriver and anything left of the browser.
     }
 }
 
 impl Drop for Browser {
     fn drop(&mut self) {
+        // The whole group: chromedriver and the browser it started.
+        let _ = Command::new("kill")
+            .arg("-KILL")
+            .arg(format!("-{}", self.driver.id()))
+            .stderr(Stdio::null())
+            .status();
         let _ = self.driver.kill();
+        let _ = self.driver.wait();
     }
 }
 
