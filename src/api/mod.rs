@@ -129,6 +129,8 @@ pub async fn serve(
             },
             () = shutdown.cancelled() => break,
         };
+        // Answers go out at once, not after the client's delayed ACK.
+        let _ = stream.set_nodelay(true);
         let service =
             app.clone()
                 .map_request(move |mut request: Request<hyper::body::Incoming>| {

@@ -6,8 +6,11 @@
 //! 2. `candidates.rs` lists the candidates in the protocol's preference order ([MS-OXDSCLI]
 //!    3.1.5): POX POST to `https://DOMAIN/...`, to `https://autodiscover.DOMAIN/...`, the
 //!    plain-HTTP redirect GET, and DNS SRV `_autodiscover._tcp.DOMAIN` (RFC 2782 order).
-//! 3. All candidates start at once in a `JoinSet` (`steps.rs` runs each one: POSTs,
-//!    redirects checked by `redirect.rs`, credentials only where `trust.rs` allows).
+//! 3. The candidates run concurrently in a `JoinSet`, in three waves: the two POX URLs at
+//!    once; the plain-HTTP redirect and SRV when both have failed or after
+//!    `second_wave_delay`; Autodiscover v2 and the ActiveSync host probes when every
+//!    Autodiscover candidate has failed or after `fallback_delay` (`steps.rs` runs each one:
+//!    POSTs, redirects checked by `redirect.rs`, credentials only where `trust.rs` allows).
 //! 4. The preference order decides: the most preferred candidate that has not failed for good
 //!    wins as soon as it answers. Once a less preferred candidate has answered, the more
 //!    preferred ones still pending get a short patience ([`PreferenceWait`], proportional to

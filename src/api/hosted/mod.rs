@@ -1,17 +1,17 @@
 //! The hosted sign-in page: the OAuth 2.0 authorization-code flow for applications that do not
 //! build their own credential form.
 //!
-//! 1. `GET /oauth/authorize` checks the client and its exact `redirect_uri` ([`flow`]); a
-//!    mismatch is an error page that redirects nowhere. Then the sign-in form ([`page`]).
-//! 2. `POST /oauth/authorize` ([`sign_in`]) checks the CSRF token ([`csrf`]) and the API's rate
+//! 1. `GET /oauth/authorize` checks the client and its exact `redirect_uri` (`flow`); a
+//!    mismatch is an error page that redirects nowhere. Then the sign-in form (`page`).
+//! 2. `POST /oauth/authorize` (`sign_in`) checks the CSRF token (`csrf`) and the API's rate
 //!    limits, then runs the flow of `/connect/authorize`: discovery, verification, a one-time
 //!    code; the browser goes to `redirect_uri?code=...&state=...`.
 //! 3. Discovery found nothing: the form asks for the server. Wrong password: it says so.
-//!    Exchange Online: it explains, and offers "Sign in with Microsoft" ([`microsoft`]) when
+//!    Exchange Online: it explains, and offers "Sign in with Microsoft" (`microsoft`) when
 //!    the operator set up a Microsoft application.
 //!
 //! Every page is served with `Cache-Control: no-store`, a strict Content-Security-Policy and
-//! `X-Frame-Options: DENY`; every asset comes from the daemon ([`assets`]); JavaScript only
+//! `X-Frame-Options: DENY`; every asset comes from the daemon (`assets`); JavaScript only
 //! improves the progress display.
 
 mod assets;
