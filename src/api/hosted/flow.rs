@@ -38,6 +38,40 @@ pub struct FlowQuery {
     pub reauth_account_id: Option<String>,
 }
 
+/// What every form of the page posts back besides its own fields: the CSRF token and the OAuth
+/// parameters, which are checked again on each post.
+#[derive(Debug, Default, Deserialize)]
+pub struct Posted {
+    /// The CSRF token.
+    #[serde(default)]
+    pub csrf: String,
+    #[serde(default)]
+    client_id: Option<String>,
+    #[serde(default)]
+    redirect_uri: Option<String>,
+    #[serde(default)]
+    scopes: Option<String>,
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    reauth_account_id: Option<String>,
+}
+
+impl Posted {
+    /// The parameters, as a query to check.
+    pub fn query(&self) -> FlowQuery {
+        FlowQuery {
+            client_id: self.client_id.clone(),
+            redirect_uri: self.redirect_uri.clone(),
+            response_type: None,
+            scopes: self.scopes.clone(),
+            state: self.state.clone(),
+            login_hint: None,
+            reauth_account_id: self.reauth_account_id.clone(),
+        }
+    }
+}
+
 /// Checked parameters.
 #[derive(Debug, Clone)]
 pub struct Flow {

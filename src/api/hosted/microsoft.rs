@@ -25,9 +25,9 @@ use tracing::{info, warn};
 
 use super::super::state::AppState;
 use super::csrf::Csrf;
-use super::flow::{Flow, FlowQuery};
+use super::flow::{Flow, FlowQuery, Posted};
 use super::page;
-use super::sign_in::{internal, rejected, see_other, stop};
+use super::sign_in::{PostedForm, check_posted, internal, rejected, see_other, stop};
 use crate::connect::{Error as FlowError, MicrosoftCode};
 use crate::store::unix_now;
 
@@ -45,22 +45,18 @@ pub fn routes() -> Router<AppState> {
 
 #[derive(Debug, Default, Deserialize)]
 struct StartForm {
-    #[serde(default)]
-    csrf: String,
-    #[serde(default)]
-    client_id: Option<String>,
-    #[serde(default)]
-    redirect_uri: Option<String>,
-    #[serde(default)]
-    scopes: Option<String>,
-    #[serde(default)]
-    state: Option<String>,
-    #[serde(default)]
-    reauth_account_id: Option<String>,
+    #[serde(flatten)]
+    posted: Posted,
     #[serde(default)]
     name: String,
     #[serde(default)]
     email: String,
+}
+
+impl PostedForm for StartForm {
+    fn posted(&self) -> &Posted {
+        &self.posted
+    }
 }
 
 /// What travels, sealed, through Microsoft's `state`.
@@ -98,34 +94,11 @@ async fn start(
     headers: HeaderMap,
     form: Result<Form<StartForm>, FormRejection>,
 ) -> Response {
-    let Ok(Form(form)) = form else {
-        return stop(
-            &state,
-            StatusCode::BAD_REQUEST,
-            "The form could not be read.",
-        );
+    let (form, csrf, flow) = match check_posted(&state, &headers, form).await {
+        Ok(checked) => checked,
+        Err(page) => return page,
     };
     let key = state.connect.key();
-    let Some(csrf) = Csrf::from_headers(&headers).filter(|c| c.verify(key, &form.csrf)) else {
-        return stop(
-            &state,
-            StatusCode::FORBIDDEN,
-            "This form has expired or was not sent from this page. Go back to the application and start again.",
-        );
-    };
-    let query = FlowQuery {
-        client_id: form.client_id.clone(),
-        redirect_uri: form.redirect_uri.clone(),
-        response_type: None,
-        scopes: form.scopes.clone(),
-        state: form.state.clone(),
-        login_hint: None,
-        reauth_account_id: form.reauth_account_id.clone(),
-    };
-    let flow = match Flow::check(&state.connect, &query, false).await {
-        Ok(flow) => flow,
-        Err(reject) => return rejected(&state, reject),
-    };
     let Some((app, authorize_url)) = &state.hosted.microsoft else {
         return stop(
             &state,

@@ -18,7 +18,7 @@ use tracing::{error, info};
 
 use super::super::state::AppState;
 use super::csrf::Csrf;
-use super::flow::{Flow, FlowQuery, Reject};
+use super::flow::{Flow, FlowQuery, Posted, Reject};
 use super::page::{self, FieldErrors, Fields, Notice, SignIn, Step};
 use crate::connect::{AuthorizeRequest, Error as FlowError};
 
@@ -30,18 +30,8 @@ pub fn routes() -> Router<AppState> {
 /// What the sign-in form posts.
 #[derive(Debug, Default, Deserialize)]
 pub struct SignInForm {
-    #[serde(default)]
-    csrf: String,
-    #[serde(default)]
-    client_id: Option<String>,
-    #[serde(default)]
-    redirect_uri: Option<String>,
-    #[serde(default)]
-    scopes: Option<String>,
-    #[serde(default)]
-    state: Option<String>,
-    #[serde(default)]
-    reauth_account_id: Option<String>,
+    #[serde(flatten)]
+    posted: Posted,
     #[serde(default)]
     step: String,
     #[serde(default)]
@@ -56,17 +46,45 @@ pub struct SignInForm {
     exchange_server_host: String,
 }
 
-impl SignInForm {
-    fn flow_query(&self) -> FlowQuery {
-        FlowQuery {
-            client_id: self.client_id.clone(),
-            redirect_uri: self.redirect_uri.clone(),
-            response_type: None,
-            scopes: self.scopes.clone(),
-            state: self.state.clone(),
-            login_hint: None,
-            reauth_account_id: self.reauth_account_id.clone(),
-        }
+/// A form of the page, with the fields every form posts.
+pub trait PostedForm {
+    /// The CSRF token and the OAuth parameters.
+    fn posted(&self) -> &Posted;
+}
+
+impl PostedForm for SignInForm {
+    fn posted(&self) -> &Posted {
+        &self.posted
+    }
+}
+
+/// Checks a posted form: readable, carrying this browser's CSRF token, its OAuth parameters
+/// still valid. Otherwise the page to answer with; nothing else happens.
+pub async fn check_posted<F: PostedForm>(
+    state: &AppState,
+    headers: &HeaderMap,
+    form: Result<Form<F>, FormRejection>,
+) -> Result<(F, Csrf, Flow), Response> {
+    let Ok(Form(form)) = form else {
+        return Err(stop(
+            state,
+            StatusCode::BAD_REQUEST,
+            "The form could not be read.",
+        ));
+    };
+    let key = state.connect.key();
+    let Some(csrf) = Csrf::from_headers(headers).filter(|c| c.verify(key, &form.posted().csrf))
+    else {
+        info!("form refused: missing or wrong csrf token");
+        return Err(stop(
+            state,
+            StatusCode::FORBIDDEN,
+            "This form has expired or was not sent from this page. Go back to the application and start again.",
+        ));
+    };
+    match Flow::check(&state.connect, &form.posted().query(), false).await {
+        Ok(flow) => Ok((form, csrf, flow)),
+        Err(reject) => Err(rejected(state, reject)),
     }
 }
 
@@ -115,26 +133,11 @@ async fn submit(
     headers: HeaderMap,
     form: Result<Form<SignInForm>, FormRejection>,
 ) -> Response {
-    let Ok(Form(form)) = form else {
-        return stop(
-            &state,
-            StatusCode::BAD_REQUEST,
-            "The form could not be read.",
-        );
+    let (form, csrf, flow) = match check_posted(&state, &headers, form).await {
+        Ok(checked) => checked,
+        Err(page) => return page,
     };
     let key = state.connect.key();
-    let Some(csrf) = Csrf::from_headers(&headers).filter(|c| c.verify(key, &form.csrf)) else {
-        info!("sign-in form refused: missing or wrong csrf token");
-        return stop(
-            &state,
-            StatusCode::FORBIDDEN,
-            "This form has expired or was not sent from this page. Go back to the application and start again.",
-        );
-    };
-    let flow = match Flow::check(&state.connect, &form.flow_query(), false).await {
-        Ok(flow) => flow,
-        Err(reject) => return rejected(&state, reject),
-    };
     let token = csrf.token(key);
     let step = if form.step == Step::Server.as_str() {
         Step::Server
