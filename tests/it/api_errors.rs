@@ -261,20 +261,7 @@ async fn a_full_flow_at_trace_level_logs_no_secret() {
         .send()
         .await
         .unwrap();
-    let cookie = page.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let html = page.text().await.unwrap();
-    let csrf = html
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .unwrap()
-        .to_owned();
+    let (cookie, csrf, _) = hosted_page(page).await;
     let form = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("csrf", &csrf)
         .append_pair("client_id", client["client_id"].as_str().unwrap())

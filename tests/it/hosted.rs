@@ -42,22 +42,7 @@ async fn open_page(app: &TestApp) -> (HeaderMap, String, String) {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 200);
-    let headers = response.headers().clone();
-    let cookie = headers["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let html = response.text().await.unwrap();
-    let token = html
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .unwrap()
-        .to_owned();
+    let (cookie, token, headers) = hosted_page(response).await;
     (headers, cookie, token)
 }
 

@@ -201,6 +201,30 @@ pub fn activesync_ok() -> Reply {
         )
 }
 
+/// The hosted sign-in page as a browser gets it: its CSRF cookie (`name=value`), the token in
+/// its form, and its headers.
+pub async fn hosted_page(
+    response: reqwest::Response,
+) -> (String, String, reqwest::header::HeaderMap) {
+    assert_eq!(response.status(), 200);
+    let headers = response.headers().clone();
+    let cookie = headers["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let html = response.text().await.unwrap();
+    let token = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a csrf field")
+        .to_owned();
+    (cookie, token, headers)
+}
+
 /// Logs to the test writer when TEST_LOG is set.
 pub fn init_tracing() {
     static ONCE: Once = Once::new();
