@@ -13,18 +13,25 @@
 //! 4. Save the account (password sealed), issue a code (256 bits, stored hashed, minutes).
 //!
 //! Provider `office365` redeems the refresh token at the Microsoft identity platform token
-//! endpoint instead; discovery cannot be turned off for it.
+//! endpoint instead; discovery cannot be turned off for it. The hosted page's "Sign in with
+//! Microsoft" redeems an authorization code there (`microsoft.rs`). `error.rs`: the flow's
+//! refusals and their stable codes.
+
+mod error;
+mod microsoft;
+
+pub use self::error::Error;
+pub use self::microsoft::{DEFAULT_OFFICE365_TOKEN_URL, MicrosoftCode, OFFICE365_SCOPE};
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::Method as HttpMethod;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use tracing::{info, warn};
 use url::Url;
 
-use crate::discovery::{Body, Outgoing, Pipeline};
+use crate::discovery::Pipeline;
 use crate::domain::{Credentials, EmailAddress};
 use crate::metrics::Metrics;
 use crate::report::{Provider, Report};
@@ -47,13 +54,6 @@ pub const KNOWN_SCOPES: &[&str] = &[
     "contacts",
     "contacts.read_only",
 ];
-
-/// The Microsoft identity platform token endpoint (tenant `common`).
-pub const DEFAULT_OFFICE365_TOKEN_URL: &str =
-    "https://login.microsoftonline.com/common/oauth2/v2.0/token";
-
-/// The scope a refresh token is redeemed for.
-pub const OFFICE365_SCOPE: &str = "offline_access openid profile User.Read";
 
 /// Settings of the flow.
 #[derive(Debug, Clone)]
@@ -110,15 +110,6 @@ struct ExchangeSettings {
     eas_server_host: Option<String>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Office365Settings {
-    microsoft_client_id: String,
-    microsoft_client_secret: SecretString,
-    microsoft_refresh_token: SecretString,
-    redirect_uri: String,
-}
-
 /// `POST /connect/token`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -138,60 +129,6 @@ pub struct TokenGrant {
     pub access_token: SecretString,
     /// The account.
     pub account: Account,
-}
-
-/// An authorization code of the Microsoft identity platform, with what the hosted page
-/// learned before the user went to sign in there.
-#[derive(Debug)]
-pub struct MicrosoftCode {
-    /// The client (the application).
-    pub client_id: String,
-    /// The account holder's name.
-    pub name: String,
-    /// The mailbox address.
-    pub email_address: String,
-    /// Comma-separated scopes.
-    pub scopes: String,
-    /// The account being authorized again (required to change scopes).
-    pub reauth_account_id: Option<String>,
-    /// The operator's Microsoft application.
-    pub microsoft_client_id: String,
-    /// Its secret.
-    pub microsoft_client_secret: SecretString,
-    /// The Microsoft scopes asked for.
-    pub microsoft_scope: String,
-    /// The code Microsoft returned.
-    pub code: SecretString,
-    /// The PKCE verifier of the request that code answers.
-    pub code_verifier: SecretString,
-    /// The redirect URI the code was sent to.
-    pub redirect_uri: String,
-}
-
-/// What a Microsoft token answer gives the flow.
-struct MicrosoftTokens {
-    refresh_token: Option<SecretString>,
-    /// `email` or `preferred_username` of the ID token.
-    signed_in_as: Option<String>,
-}
-
-/// The account an ID token names: its `email` claim, else `preferred_username`.
-fn id_token_account(id_token: &str) -> Option<String> {
-    use base64::Engine;
-    let payload = id_token.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload.trim_end_matches('='))
-        .ok()?;
-    #[derive(Deserialize)]
-    struct Claims {
-        email: Option<String>,
-        preferred_username: Option<String>,
-    }
-    let claims: Claims = serde_json::from_slice(&bytes).ok()?;
-    claims
-        .email
-        .or(claims.preferred_username)
-        .filter(|a| a.contains('@'))
 }
 
 struct Prepared {
@@ -288,63 +225,6 @@ impl Connect {
             }
         };
         self.issue_code(&request.client_id, saved).await
-    }
-
-    /// Redeems an authorization code of the Microsoft identity platform (the hosted page's
-    /// "Sign in with Microsoft"), saves the office365 account with its refresh token sealed,
-    /// and returns a one-time code.
-    pub async fn authorize_microsoft_code(
-        &self,
-        grant: MicrosoftCode,
-    ) -> Result<SecretString, Error> {
-        let Prepared {
-            address,
-            scopes,
-            account_id,
-        } = self
-            .prepare(
-                &grant.client_id,
-                &grant.email_address,
-                &grant.scopes,
-                grant.reauth_account_id.as_deref(),
-            )
-            .await?;
-        let form = url::form_urlencoded::Serializer::new(String::new())
-            .append_pair("grant_type", "authorization_code")
-            .append_pair("client_id", &grant.microsoft_client_id)
-            .append_pair(
-                "client_secret",
-                grant.microsoft_client_secret.expose_secret(),
-            )
-            .append_pair("code", grant.code.expose_secret())
-            .append_pair("code_verifier", grant.code_verifier.expose_secret())
-            .append_pair("redirect_uri", &grant.redirect_uri)
-            .append_pair("scope", &grant.microsoft_scope)
-            .finish();
-        let tokens = self.fetch_microsoft_token(form).await?;
-        // The ID token came straight from the token endpoint over verified TLS, so its claims
-        // are taken as they are (OpenID Connect Core 3.1.3.7). A user who signed in to
-        // Microsoft as someone else does not connect this mailbox.
-        if let Some(signed_in_as) = tokens.signed_in_as
-            && !signed_in_as.eq_ignore_ascii_case(&address.to_string())
-        {
-            return Err(Error::MicrosoftAccountMismatch { signed_in_as });
-        }
-        let refresh_token = tokens
-            .refresh_token
-            .ok_or(Error::Upstream("token_endpoint_no_refresh_token"))?;
-        let saved = self
-            .save_office365(
-                &grant.client_id,
-                &address,
-                &grant.name,
-                &scopes,
-                account_id,
-                &grant.microsoft_client_id,
-                &refresh_token,
-            )
-            .await?;
-        self.issue_code(&grant.client_id, saved).await
     }
 
     /// What every authorization checks first: the client, the address, the scopes, and
@@ -522,129 +402,6 @@ impl Connect {
         }
         Ok(report)
     }
-
-    async fn authorize_office365(
-        &self,
-        request: &AuthorizeRequest,
-        address: &EmailAddress,
-        scopes: &str,
-        account_id: String,
-    ) -> Result<String, Error> {
-        let settings: Office365Settings = serde_json::from_value(request.settings.clone())
-            .map_err(|e| Error::invalid("settings", redact_serde_message(&e.to_string())))?;
-        Url::parse(&settings.redirect_uri)
-            .map_err(|_| Error::invalid("settings.redirect_uri", "not a valid url".into()))?;
-        let form = url::form_urlencoded::Serializer::new(String::new())
-            .append_pair("grant_type", "refresh_token")
-            .append_pair("client_id", &settings.microsoft_client_id)
-            .append_pair(
-                "client_secret",
-                settings.microsoft_client_secret.expose_secret(),
-            )
-            .append_pair(
-                "refresh_token",
-                settings.microsoft_refresh_token.expose_secret(),
-            )
-            .append_pair("redirect_uri", &settings.redirect_uri)
-            .append_pair("scope", OFFICE365_SCOPE)
-            .finish();
-        let refresh_token = self
-            .fetch_microsoft_token(form)
-            .await?
-            .refresh_token
-            .unwrap_or_else(|| settings.microsoft_refresh_token.clone());
-        let saved = self
-            .save_office365(
-                &request.client_id,
-                address,
-                &request.name,
-                scopes,
-                account_id,
-                &settings.microsoft_client_id,
-                &refresh_token,
-            )
-            .await?;
-        info!(domain = %address.domain(), "office365 account authorized");
-        Ok(saved)
-    }
-
-    /// Saves an office365 account with its refresh token sealed.
-    #[allow(clippy::too_many_arguments)]
-    async fn save_office365(
-        &self,
-        client_id: &str,
-        address: &EmailAddress,
-        name: &str,
-        scopes: &str,
-        account_id: String,
-        microsoft_client_id: &str,
-        refresh_token: &SecretString,
-    ) -> Result<String, Error> {
-        let sealed = self.key.seal(refresh_token, account_id.as_bytes())?;
-        let saved = self
-            .store
-            .save_account(NewAccount {
-                account_id,
-                client_id: client_id.to_owned(),
-                email: address.to_string(),
-                name: name.to_owned(),
-                provider: Provider::Office365.as_str().to_owned(),
-                exchange_server_host: "outlook.office365.com".to_owned(),
-                discovery_method: "office365".to_owned(),
-                activesync_versions: String::new(),
-                scopes: scopes.to_owned(),
-                username: microsoft_client_id.to_owned(),
-                sealed_secret: sealed,
-                now: unix_now(),
-            })
-            .await?;
-        Ok(saved)
-    }
-
-    /// POSTs `form` to the Microsoft token endpoint; on success returns the refresh token and
-    /// the account of the ID token the answer carries, if any.
-    async fn fetch_microsoft_token(&self, form: String) -> Result<MicrosoftTokens, Error> {
-        let url = Url::parse(&self.config.office365_token_url)
-            .map_err(|_| Error::Corrupt("token url"))?;
-        let request = Outgoing {
-            method: HttpMethod::POST,
-            url: &url,
-            body: Some(Body::Form(&form)),
-            credentials: None,
-        };
-        let fetched = self
-            .pipeline
-            .http()
-            .fetch(request)
-            .await
-            .map_err(|e| Error::Upstream(e.code()))?;
-        #[derive(Deserialize)]
-        struct Answer {
-            access_token: Option<SecretString>,
-            refresh_token: Option<SecretString>,
-            id_token: Option<SecretString>,
-            error: Option<String>,
-        }
-        let answer: Answer = serde_json::from_slice(&fetched.body)
-            .map_err(|_| Error::Upstream("token_endpoint_json"))?;
-        match (fetched.status.as_u16(), answer) {
-            (
-                200,
-                Answer {
-                    access_token: Some(_),
-                    refresh_token,
-                    id_token,
-                    ..
-                },
-            ) => Ok(MicrosoftTokens {
-                refresh_token,
-                signed_in_as: id_token.and_then(|t| id_token_account(t.expose_secret())),
-            }),
-            (400 | 401, Answer { error: Some(_), .. }) => Err(Error::CredentialsRefused),
-            _ => Err(Error::Upstream("token_endpoint")),
-        }
-    }
-
     /// Redeems a code for an access token.
     pub async fn token(&self, request: TokenRequest) -> Result<TokenGrant, Error> {
         let client = self.store.find_client(request.client_id.clone()).await?;
@@ -822,112 +579,6 @@ fn new_id(prefix: &str) -> Result<String, Error> {
     ))
 }
 
-/// Why the flow refused or failed. Each maps to one HTTP status and type in `api::error`.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// A field is missing, malformed or unknown.
-    #[error("invalid {field}: {message}")]
-    InvalidRequest {
-        /// The field.
-        field: &'static str,
-        /// What is wrong (never a secret).
-        message: String,
-    },
-    /// No such client.
-    #[error("unknown client_id")]
-    UnknownClient,
-    /// Wrong client id or secret.
-    #[error("invalid client credentials")]
-    BadClient,
-    /// The mailbox refused the credentials.
-    #[error("the mail server refused the credentials")]
-    CredentialsRefused,
-    /// The mailbox is on Exchange Online: basic authentication is off there.
-    #[error(
-        "the mailbox is on Exchange Online, where basic authentication is off; authorize with provider office365 (OAuth)"
-    )]
-    ExchangeOnline,
-    /// Discovery found no host.
-    #[error(
-        "the Exchange server could not be discovered ({0}); pass settings.exchange_server_host"
-    )]
-    DiscoveryFailed(&'static str),
-    /// The host found needs confirmation (a foreign domain).
-    #[error(
-        "the Exchange server found is in another domain and needs confirmation; pass it as settings.exchange_server_host"
-    )]
-    Unconfirmed,
-    /// The host does not answer as ActiveSync.
-    #[error("the server does not answer as Exchange ActiveSync ({0})")]
-    NotActiveSync(&'static str),
-    /// The mail server or token endpoint could not be reached.
-    #[error("the mail server could not be reached ({0})")]
-    Upstream(&'static str),
-    /// Too many credential attempts for this account.
-    #[error("too many attempts for this account; try again later")]
-    TooManyAttempts,
-    /// Changing scopes requires `reauth_account_id`.
-    #[error(
-        "the account exists with other scopes; authorize again with reauth_account_id to change them"
-    )]
-    ScopeChange,
-    /// `reauth_account_id` names no account of this client and address.
-    #[error("reauth_account_id names no account of this client and address")]
-    AccountNotFound,
-    /// The user signed in to Microsoft as another account than the mailbox's.
-    #[error("signed in to Microsoft as {signed_in_as}, not as the mailbox's owner")]
-    MicrosoftAccountMismatch {
-        /// The account Microsoft names.
-        signed_in_as: String,
-    },
-    /// The code is unknown, expired, replayed or another client's.
-    #[error("invalid code: {0}")]
-    InvalidGrant(&'static str),
-    /// The access token is unknown or revoked.
-    #[error("invalid or revoked access token")]
-    BadToken,
-    /// Storage failed.
-    #[error(transparent)]
-    Store(#[from] store::Error),
-    /// Sealing or randomness failed.
-    #[error(transparent)]
-    Secrets(#[from] secrets::Error),
-    /// A stored or configured value is unusable.
-    #[error("corrupt {0}")]
-    Corrupt(&'static str),
-}
-
-impl Error {
-    fn invalid(field: &'static str, message: String) -> Self {
-        Self::InvalidRequest { field, message }
-    }
-
-    /// A stable label.
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::InvalidRequest { .. } => "invalid_request",
-            Self::UnknownClient => "unknown_client",
-            Self::BadClient => "invalid_client",
-            Self::CredentialsRefused => "credentials_refused",
-            Self::ExchangeOnline => "exchange_online",
-            Self::DiscoveryFailed(_) => "discovery_failed",
-            Self::Unconfirmed => "host_unconfirmed",
-            Self::NotActiveSync(_) => "not_activesync",
-            Self::Upstream(_) => "upstream_unreachable",
-            Self::TooManyAttempts => "too_many_attempts",
-            Self::ScopeChange => "scope_change",
-            Self::AccountNotFound => "account_not_found",
-            Self::MicrosoftAccountMismatch { .. } => "account_mismatch",
-            Self::InvalidGrant(_) => "invalid_grant",
-            Self::BadToken => "invalid_token",
-            Self::Store(e) => e.code(),
-            Self::Secrets(e) => e.code(),
-            Self::Corrupt(_) => "corrupt",
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -943,33 +594,6 @@ mod tests {
             parse_scopes("email.read_only,root").unwrap_err().code(),
             "invalid_request"
         );
-    }
-
-    #[test]
-    fn id_tokens_name_their_account() {
-        use base64::Engine;
-        let encode = |claims: &str| {
-            format!(
-                "eyJhbGciOiJSUzI1NiJ9.{}.c2ln",
-                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(claims)
-            )
-        };
-        assert_eq!(
-            id_token_account(&encode(r#"{"preferred_username":"carol@example.com"}"#)).as_deref(),
-            Some("carol@example.com")
-        );
-        assert_eq!(
-            id_token_account(&encode(
-                r#"{"email":"c@example.com","preferred_username":"carol@example.com"}"#
-            ))
-            .as_deref(),
-            Some("c@example.com")
-        );
-        assert_eq!(
-            id_token_account(&encode(r#"{"preferred_username":"+15551234"}"#)),
-            None
-        );
-        assert_eq!(id_token_account("not-a-jwt"), None);
     }
 
     #[test]

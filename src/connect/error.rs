@@ -1,0 +1,109 @@
+//! Why the flow refused or failed, with a stable code for each.
+
+use crate::{secrets, store};
+
+/// Why the flow refused or failed. Each maps to one HTTP status and type in `api::error`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A field is missing, malformed or unknown.
+    #[error("invalid {field}: {message}")]
+    InvalidRequest {
+        /// The field.
+        field: &'static str,
+        /// What is wrong (never a secret).
+        message: String,
+    },
+    /// No such client.
+    #[error("unknown client_id")]
+    UnknownClient,
+    /// Wrong client id or secret.
+    #[error("invalid client credentials")]
+    BadClient,
+    /// The mailbox refused the credentials.
+    #[error("the mail server refused the credentials")]
+    CredentialsRefused,
+    /// The mailbox is on Exchange Online: basic authentication is off there.
+    #[error(
+        "the mailbox is on Exchange Online, where basic authentication is off; authorize with provider office365 (OAuth)"
+    )]
+    ExchangeOnline,
+    /// Discovery found no host.
+    #[error(
+        "the Exchange server could not be discovered ({0}); pass settings.exchange_server_host"
+    )]
+    DiscoveryFailed(&'static str),
+    /// The host found needs confirmation (a foreign domain).
+    #[error(
+        "the Exchange server found is in another domain and needs confirmation; pass it as settings.exchange_server_host"
+    )]
+    Unconfirmed,
+    /// The host does not answer as ActiveSync.
+    #[error("the server does not answer as Exchange ActiveSync ({0})")]
+    NotActiveSync(&'static str),
+    /// The mail server or token endpoint could not be reached.
+    #[error("the mail server could not be reached ({0})")]
+    Upstream(&'static str),
+    /// Too many credential attempts for this account.
+    #[error("too many attempts for this account; try again later")]
+    TooManyAttempts,
+    /// Changing scopes requires `reauth_account_id`.
+    #[error(
+        "the account exists with other scopes; authorize again with reauth_account_id to change them"
+    )]
+    ScopeChange,
+    /// `reauth_account_id` names no account of this client and address.
+    #[error("reauth_account_id names no account of this client and address")]
+    AccountNotFound,
+    /// The user signed in to Microsoft as another account than the mailbox's.
+    #[error("signed in to Microsoft as {signed_in_as}, not as the mailbox's owner")]
+    MicrosoftAccountMismatch {
+        /// The account Microsoft names.
+        signed_in_as: String,
+    },
+    /// The code is unknown, expired, replayed or another client's.
+    #[error("invalid code: {0}")]
+    InvalidGrant(&'static str),
+    /// The access token is unknown or revoked.
+    #[error("invalid or revoked access token")]
+    BadToken,
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] store::Error),
+    /// Sealing or randomness failed.
+    #[error(transparent)]
+    Secrets(#[from] secrets::Error),
+    /// A stored or configured value is unusable.
+    #[error("corrupt {0}")]
+    Corrupt(&'static str),
+}
+
+impl Error {
+    pub(super) fn invalid(field: &'static str, message: String) -> Self {
+        Self::InvalidRequest { field, message }
+    }
+
+    /// A stable label.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidRequest { .. } => "invalid_request",
+            Self::UnknownClient => "unknown_client",
+            Self::BadClient => "invalid_client",
+            Self::CredentialsRefused => "credentials_refused",
+            Self::ExchangeOnline => "exchange_online",
+            Self::DiscoveryFailed(_) => "discovery_failed",
+            Self::Unconfirmed => "host_unconfirmed",
+            Self::NotActiveSync(_) => "not_activesync",
+            Self::Upstream(_) => "upstream_unreachable",
+            Self::TooManyAttempts => "too_many_attempts",
+            Self::ScopeChange => "scope_change",
+            Self::AccountNotFound => "account_not_found",
+            Self::MicrosoftAccountMismatch { .. } => "account_mismatch",
+            Self::InvalidGrant(_) => "invalid_grant",
+            Self::BadToken => "invalid_token",
+            Self::Store(e) => e.code(),
+            Self::Secrets(e) => e.code(),
+            Self::Corrupt(_) => "corrupt",
+        }
+    }
+}
