@@ -71,7 +71,19 @@ pub async fn run(args: BatchArgs) -> anyhow::Result<ExitCode> {
         }
         None => (Box::new(tokio::io::stdout()), DoneLines::default()),
     };
-    let bar = progress_bar();
+    // A file's lines are counted first (a quick scan), so that the bar can show an ETA;
+    // standard input has no end to count to.
+    let total = match &args.input {
+        Some(path) if path.as_os_str() != "-" && std::io::stderr().is_terminal() => {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || count_lines(&path))
+                .await
+                .ok()
+                .and_then(Result::ok)
+        }
+        _ => None,
+    };
+    let bar = progress_bar(total);
     let summary = run_batch(
         &pipeline,
         &cache,
@@ -83,7 +95,7 @@ pub async fn run(args: BatchArgs) -> anyhow::Result<ExitCode> {
         |event| match event {
             Event::Done(summary) => {
                 if let Some(bar) = &bar {
-                    bar.set_position(summary.done);
+                    bar.set_position(summary.done + summary.bad_lines + summary.already_done);
                     bar.set_message(format!("{} found, {:.0}/s", summary.found, summary.rate()));
                 }
             }
@@ -112,16 +124,44 @@ pub async fn run(args: BatchArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn progress_bar() -> Option<ProgressBar> {
+/// A bar to `total` lines with an ETA when the total is known, else a spinner; none when
+/// standard error is not a terminal.
+fn progress_bar(total: Option<u64>) -> Option<ProgressBar> {
     if !std::io::stderr().is_terminal() {
         return None;
     }
-    let bar = ProgressBar::new_spinner();
-    let style = ProgressStyle::with_template("{spinner} {pos} jobs  {per_sec}  {elapsed}  {msg}")
-        .unwrap_or_else(|_| ProgressStyle::default_spinner());
+    let (bar, template) = match total {
+        Some(total) => (
+            ProgressBar::new(total),
+            "{bar:30} {pos}/{len} lines  {per_sec}  {elapsed} (ETA {eta})  {msg}",
+        ),
+        None => (
+            ProgressBar::new_spinner(),
+            "{spinner} {pos} lines  {per_sec}  {elapsed}  {msg}",
+        ),
+    };
+    let style =
+        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar());
     bar.set_style(style);
     bar.enable_steady_tick(Duration::from_millis(200));
     Some(bar)
+}
+
+/// The lines of the file at `path` (a last line without a newline counts).
+fn count_lines(path: &std::path::Path) -> std::io::Result<u64> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut buffer = vec![0u8; 64 * 1024];
+    let (mut lines, mut last) = (0u64, b'\n');
+    loop {
+        let read = file.read(&mut buffer)?;
+        if read == 0 {
+            break;
+        }
+        lines += buffer[..read].iter().filter(|b| **b == b'\n').count() as u64;
+        last = buffer[read - 1];
+    }
+    Ok(lines + u64::from(last != b'\n'))
 }
 
 /// The summary on standard error, so that standard output stays JSON lines.
@@ -155,3 +195,26 @@ async fn cancel_on_signal(cancel: CancellationToken) {
 pub const EXIT_INTERRUPTED: u8 = 3;
 const CACHE_CAPACITY: usize = 100_000;
 const CACHE_TTL: Duration = Duration::from_secs(3600);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_counted_with_or_without_a_final_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("input.txt");
+        for (text, lines) in [
+            ("", 0),
+            ("a@example.com\n", 1),
+            ("a@example.com\nb@example.com", 2),
+            ("a\n\nb\n", 3),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            assert_eq!(count_lines(&path).unwrap(), lines, "{text:?}");
+        }
+        let big: String = (0..100_000).map(|i| format!("user{i}@d.test\n")).collect();
+        std::fs::write(&path, big).unwrap();
+        assert_eq!(count_lines(&path).unwrap(), 100_000, "across read buffers");
+    }
+}
