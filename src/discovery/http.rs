@@ -201,27 +201,41 @@ impl Http {
             });
         }
         let _permit = self.limits.acquire_host(host).await;
-        let mut builder = self.client.request(request.method, self.wire_url(url));
-        match request.body {
-            Some(Body::Xml(xml)) => {
-                builder = builder
-                    .header(CONTENT_TYPE, "text/xml; charset=utf-8")
-                    .body(xml.to_owned());
+        let build = || {
+            let mut builder = self
+                .client
+                .request(request.method.clone(), self.wire_url(url));
+            match request.body {
+                Some(Body::Xml(xml)) => {
+                    builder = builder
+                        .header(CONTENT_TYPE, "text/xml; charset=utf-8")
+                        .body(xml.to_owned());
+                }
+                Some(Body::Form(form)) => {
+                    builder = builder
+                        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+                        .body(form.to_owned());
+                }
+                None => {}
             }
-            Some(Body::Form(form)) => {
-                builder = builder
-                    .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-                    .body(form.to_owned());
+            if let Some(credentials) = request.credentials {
+                builder = builder.basic_auth(
+                    &credentials.username,
+                    Some(credentials.password.expose_secret()),
+                );
             }
-            None => {}
+            builder
+        };
+        // A pooled connection the server closed as we reused it fails before any answer; an
+        // idempotent request is sent once more on a new connection (RFC 9110, 9.2.2), as
+        // browsers do. Nothing else is retried.
+        let mut response = match build().send().await {
+            Err(err) if request.method.is_idempotent() && closed_before_answer(&err) => {
+                build().send().await
+            }
+            sent => sent,
         }
-        if let Some(credentials) = request.credentials {
-            builder = builder.basic_auth(
-                &credentials.username,
-                Some(credentials.password.expose_secret()),
-            );
-        }
-        let mut response = builder.send().await.map_err(|e| classify(url, e))?;
+        .map_err(|e| classify(url, e))?;
         let status = response.status();
         let headers = response.headers().clone();
         let limit = self.config.max_body_bytes;
@@ -294,6 +308,37 @@ impl Http {
 }
 
 /// Maps a reqwest error to a step error by walking its source chain.
+/// Whether an established connection was closed before any byte of the answer came (a stale
+/// pooled connection), rather than a failed connect, a refusal, a timeout or a TLS failure.
+fn closed_before_answer(err: &reqwest::Error) -> bool {
+    use std::io::ErrorKind;
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(current) = source {
+        if let Some(client) = current.downcast_ref::<hyper_util::client::legacy::Error>()
+            && client.is_connect()
+        {
+            return false;
+        }
+        if let Some(hyper) = current.downcast_ref::<hyper::Error>() {
+            let closed = || {
+                std::error::Error::source(hyper)
+                    .and_then(|e| e.downcast_ref::<std::io::Error>())
+                    .is_some_and(|io| {
+                        matches!(
+                            io.kind(),
+                            ErrorKind::UnexpectedEof
+                                | ErrorKind::ConnectionReset
+                                | ErrorKind::BrokenPipe
+                        )
+                    })
+            };
+            return hyper.is_incomplete_message() || closed();
+        }
+        source = current.source();
+    }
+    false
+}
+
 fn classify(url: &Url, err: reqwest::Error) -> Error {
     let url_text = url.to_string();
     let mut source: Option<&(dyn StdError + 'static)> = Some(&err);

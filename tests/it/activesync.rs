@@ -6,6 +6,8 @@ use hickory_proto::rr::RecordType;
 use hickory_proto::rr::rdata::MX;
 use hickory_proto::rr::{Name, RData};
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::support::*;
 
@@ -330,5 +332,94 @@ async fn microsoft_online_settings_mean_office365() {
     assert_eq!(
         report.exchange_server_host.as_deref(),
         Some("outlook.office365.com")
+    );
+}
+
+#[derive(Debug)]
+struct OneCertificate(Arc<rustls::sign::CertifiedKey>);
+
+impl rustls::server::ResolvesServerCert for OneCertificate {
+    fn resolve(
+        &self,
+        _: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.0.clone())
+    }
+}
+
+/// A server that answers the first request of each connection and closes the connection,
+/// without a word, on the second: what a pooled connection looks like when the server has
+/// just closed it (SOGo does, now and then).
+async fn closes_on_second_request(
+    env: &TestEnv,
+    host: &str,
+) -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let key = env.ca.certified_key(host, CertKind::Valid);
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(OneCertificate(key)));
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counter = connections.clone();
+    let expected = basic("alice@example.test", PASSWORD);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let (acceptor, expected) = (acceptor.clone(), expected.clone());
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let mut buffer = vec![0u8; 8192];
+                let mut head = String::new();
+                while !head.contains("\r\n\r\n") {
+                    let Ok(n) = tls.read(&mut buffer).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    head.push_str(&String::from_utf8_lossy(&buffer[..n]));
+                }
+                let answer = if head.contains(&format!("authorization: {expected}"))
+                    || head.contains(&format!("Authorization: {expected}"))
+                {
+                    "HTTP/1.1 200 OK\r\nMS-ASProtocolVersions: 14.1,16.1\r\nMS-ASProtocolCommands: Sync,FolderSync\r\nContent-Length: 0\r\n\r\n"
+                } else {
+                    "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"x\"\r\nContent-Length: 0\r\n\r\n"
+                };
+                let _ = tls.write_all(answer.as_bytes()).await;
+                let _ = tls.flush().await;
+                // The second request on this connection: read it, then close without answering.
+                let _ = tls.read(&mut buffer).await;
+            });
+        }
+    });
+    (addr, connections)
+}
+
+#[tokio::test]
+async fn a_connection_closed_as_it_is_reused_costs_one_more_connection_not_the_probe() {
+    let env = TestEnv::start().await;
+    env.dns.a("eas.example.test", FLEET_IP);
+    let (addr, connections) = closes_on_second_request(&env, "eas.example.test").await;
+    let mut config = env.config();
+    config.http.ports.https = addr.port();
+    let pipeline = exdisco::discovery::Pipeline::builder(config)
+        .build()
+        .unwrap();
+    let url = url::Url::parse("https://eas.example.test/Microsoft-Server-ActiveSync").unwrap();
+    let (probe, _) = pipeline.probe(&url, Some(&creds())).await;
+    assert_eq!(probe.code, "activesync_confirmed", "{probe:?}");
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        2,
+        "the anonymous request, then the credentials again on a new connection"
     );
 }
