@@ -224,3 +224,103 @@ async fn cleanup(url: &str, prefix: &str) {
     let keys = ["jobs", "results", "result", "dead"].map(|k| format!("{prefix}:{k}"));
     let _: () = connection.del(&keys).await.unwrap();
 }
+
+/// `url` with another database number: the binaries use the default stream names, so this
+/// test keeps them in a database of its own.
+fn in_database(url: &str, db: u8) -> String {
+    let base = url.rsplit_once('/').map_or(url, |(base, tail)| {
+        if tail.chars().all(|c| c.is_ascii_digit()) {
+            base
+        } else {
+            url
+        }
+    });
+    format!("{}/{db}", base.trim_end_matches('/'))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_with_a_queue_works_what_enqueue_added() {
+    use std::process::{Command, Stdio};
+    let Some(url) = redis_url() else { return };
+    let url = in_database(&url, 9);
+    let mut connection = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: () = redis::cmd("FLUSHDB")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    let env = TestEnv::start().await;
+    bulk(&env);
+    let dir = tempfile::tempdir().unwrap();
+    let config = crate::support::app::app_config(&env, dir.path());
+    let input = dir.path().join("addresses.txt");
+    let addresses: String = (1..=40)
+        .map(|i| format!("user{i}@d{}.bulk.test\n", i % 8))
+        .collect();
+    std::fs::write(&input, addresses).unwrap();
+    let exe = assert_cmd::cargo::cargo_bin("exdisco");
+
+    let enqueued = Command::new(&exe)
+        .args(["enqueue", "--queue", &url])
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(enqueued.status.success(), "{enqueued:?}");
+
+    let state = |cmd: &mut Command| {
+        cmd.arg("--db")
+            .arg(&config.store.path)
+            .arg("--key-file")
+            .arg(&config.store.key_file);
+    };
+    let mut init = Command::new(&exe);
+    init.arg("init");
+    state(&mut init);
+    assert!(init.output().unwrap().status.success());
+    let port = env.fleet.addr.port().to_string();
+    let mut serve = Command::new(&exe);
+    serve.args(["serve", "--listen", "127.0.0.1:0", "--queue", &url]);
+    state(&mut serve);
+    let log = dir.path().join("serve.log");
+    let mut child = serve
+        .args(["--dns-server", &env.dns.addr.to_string()])
+        .args(["--allow-net", "127.0.0.0/8"])
+        .args(["--https-port", &port, "--http-port", &port])
+        .arg("--ca-file")
+        .arg(&config.discovery.ca_files[0])
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
+        .spawn()
+        .unwrap();
+
+    let results = "exdisco:results";
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let done = loop {
+        let done: u64 = connection.xlen(results).await.unwrap();
+        if done >= 40 || std::time::Instant::now() > deadline {
+            break done;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(done, 40, "every job worked by the daemon: {log}");
+    assert!(status.success(), "SIGTERM is a clean stop: {log}");
+    let found: u64 = connection.hlen("exdisco:result").await.unwrap();
+    assert_eq!(found, 40, "one stored result per job");
+    let dead: u64 = connection.xlen("exdisco:dead").await.unwrap();
+    assert_eq!(dead, 0);
+    let _: () = redis::cmd("FLUSHDB")
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+}
