@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
 
-use crate::support::app::{TestApp, app_config};
+use crate::support::app::{Binary, TestApp};
 use crate::support::*;
 
 const PASSWORD: &str = "Winter-2026-very-secret";
@@ -159,45 +159,24 @@ async fn a_full_flow_at_trace_level_logs_no_secret() {
         exchange(basic("alice@example.test", PASSWORD)),
     );
     let dir = tempfile::tempdir().unwrap();
-    let config = app_config(&env, dir.path());
-    let exe = assert_cmd::cargo::cargo_bin("exdisco");
-    let state = |cmd: &mut Command| {
-        cmd.arg("--db")
-            .arg(&config.store.path)
-            .arg("--key-file")
-            .arg(&config.store.key_file);
-    };
-    let mut init = Command::new(&exe);
-    init.arg("init");
-    state(&mut init);
-    assert!(init.output().unwrap().status.success());
-    let mut add = Command::new(&exe);
-    add.args([
-        "client",
-        "add",
-        "logcheck",
-        "--redirect-uri",
-        "https://app.example.test/cb",
-        "--json",
-    ]);
-    state(&mut add);
-    let client: Value = serde_json::from_slice(&add.output().unwrap().stdout).unwrap();
-
-    let port = env.fleet.addr.port().to_string();
-    let log_path = dir.path().join("serve.log");
-    let mut serve = Command::new(&exe);
-    serve.args(["serve", "--listen", "127.0.0.1:0", "--log-json"]);
-    state(&mut serve);
-    serve
-        .args([
-            "--dns-server",
-            &env.dns.addr.to_string(),
-            "--allow-net",
-            "127.0.0.0/8",
+    let binary = Binary::new(&env, dir.path());
+    assert!(binary.command(&["init"]).output().unwrap().status.success());
+    let added = binary
+        .command(&[
+            "client",
+            "add",
+            "logcheck",
+            "--redirect-uri",
+            "https://app.example.test/cb",
+            "--json",
         ])
-        .args(["--https-port", &port, "--http-port", &port])
-        .arg("--ca-file")
-        .arg(&config.discovery.ca_files[0])
+        .output()
+        .unwrap();
+    let client: Value = serde_json::from_slice(&added.stdout).unwrap();
+
+    let log_path = dir.path().join("serve.log");
+    let mut serve = binary.serve(&["--log-json"]);
+    serve
         .env("RUST_LOG", "trace")
         .stdout(Stdio::piped())
         // A file, not a pipe: nobody reads a pipe until the end, and a full one would block

@@ -226,7 +226,7 @@ async fn cleanup(url: &str, prefix: &str) {
 }
 
 /// `url` with another database number: the binaries use the default stream names, so this
-/// test keeps them in a database of its own.
+/// test keeps them in a database of their own (and deletes only those keys).
 fn in_database(url: &str, db: u8) -> String {
     let base = url.rsplit_once('/').map_or(url, |(base, tail)| {
         if tail.chars().all(|c| c.is_ascii_digit()) {
@@ -241,6 +241,8 @@ fn in_database(url: &str, db: u8) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_with_a_queue_works_what_enqueue_added() {
     use std::process::{Command, Stdio};
+
+    use crate::support::app::Binary;
     let Some(url) = redis_url() else { return };
     let url = in_database(&url, 9);
     let mut connection = redis::Client::open(url.as_str())
@@ -248,49 +250,26 @@ async fn serve_with_a_queue_works_what_enqueue_added() {
         .get_multiplexed_async_connection()
         .await
         .unwrap();
-    let _: () = redis::cmd("FLUSHDB")
-        .query_async(&mut connection)
-        .await
-        .unwrap();
+    // Only this test's keys: the default names, in a database of their own.
+    cleanup(&url, "exdisco").await;
     let env = TestEnv::start().await;
     bulk(&env);
     let dir = tempfile::tempdir().unwrap();
-    let config = crate::support::app::app_config(&env, dir.path());
+    let binary = Binary::new(&env, dir.path());
     let input = dir.path().join("addresses.txt");
     let addresses: String = (1..=40)
         .map(|i| format!("user{i}@d{}.bulk.test\n", i % 8))
         .collect();
     std::fs::write(&input, addresses).unwrap();
-    let exe = assert_cmd::cargo::cargo_bin("exdisco");
-
-    let enqueued = Command::new(&exe)
-        .args(["enqueue", "--queue", &url])
-        .arg(&input)
+    let enqueued = binary
+        .bare(&["enqueue", "--queue", &url, input.to_str().unwrap()])
         .output()
         .unwrap();
     assert!(enqueued.status.success(), "{enqueued:?}");
-
-    let state = |cmd: &mut Command| {
-        cmd.arg("--db")
-            .arg(&config.store.path)
-            .arg("--key-file")
-            .arg(&config.store.key_file);
-    };
-    let mut init = Command::new(&exe);
-    init.arg("init");
-    state(&mut init);
-    assert!(init.output().unwrap().status.success());
-    let port = env.fleet.addr.port().to_string();
-    let mut serve = Command::new(&exe);
-    serve.args(["serve", "--listen", "127.0.0.1:0", "--queue", &url]);
-    state(&mut serve);
+    assert!(binary.command(&["init"]).output().unwrap().status.success());
     let log = dir.path().join("serve.log");
-    let mut child = serve
-        .args(["--dns-server", &env.dns.addr.to_string()])
-        .args(["--allow-net", "127.0.0.0/8"])
-        .args(["--https-port", &port, "--http-port", &port])
-        .arg("--ca-file")
-        .arg(&config.discovery.ca_files[0])
+    let mut child = binary
+        .serve(&["--queue", &url])
         .stdout(Stdio::null())
         .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
         .spawn()
@@ -319,8 +298,5 @@ async fn serve_with_a_queue_works_what_enqueue_added() {
     assert_eq!(found, 40, "one stored result per job");
     let dead: u64 = connection.xlen("exdisco:dead").await.unwrap();
     assert_eq!(dead, 0);
-    let _: () = redis::cmd("FLUSHDB")
-        .query_async(&mut connection)
-        .await
-        .unwrap();
+    cleanup(&url, "exdisco").await;
 }

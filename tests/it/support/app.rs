@@ -29,6 +29,62 @@ pub struct TestApp {
     _dir: Option<tempfile::TempDir>,
 }
 
+/// The `exdisco` binary with the state of a daemon in a directory and the flags that point it
+/// at a test world's fakes.
+pub struct Binary {
+    exe: std::path::PathBuf,
+    pub config: Config,
+    dns: String,
+    fleet_port: String,
+}
+
+impl Binary {
+    /// The binary for `env`, with its state (and the CA file) in `dir`.
+    pub fn new(env: &TestEnv, dir: &std::path::Path) -> Self {
+        Self {
+            exe: assert_cmd::cargo::cargo_bin("exdisco"),
+            config: app_config(env, dir),
+            dns: env.dns.addr.to_string(),
+            fleet_port: env.fleet.addr.port().to_string(),
+        }
+    }
+
+    /// `exdisco ARGS`, nothing added.
+    pub fn bare(&self, args: &[&str]) -> std::process::Command {
+        let mut command = std::process::Command::new(&self.exe);
+        command.args(args);
+        command
+    }
+
+    /// `exdisco ARGS` on this state (`--db`, `--key-file`).
+    pub fn command(&self, args: &[&str]) -> std::process::Command {
+        let mut command = self.bare(args);
+        command
+            .arg("--db")
+            .arg(&self.config.store.path)
+            .arg("--key-file")
+            .arg(&self.config.store.key_file);
+        command
+    }
+
+    /// `exdisco serve --listen 127.0.0.1:0 ARGS`, pointed at the fakes.
+    pub fn serve(&self, args: &[&str]) -> std::process::Command {
+        let mut command = self.command(&["serve", "--listen", "127.0.0.1:0"]);
+        command
+            .args(args)
+            .args(["--dns-server", &self.dns, "--allow-net", "127.0.0.0/8"])
+            .args([
+                "--https-port",
+                &self.fleet_port,
+                "--http-port",
+                &self.fleet_port,
+            ])
+            .arg("--ca-file")
+            .arg(&self.config.discovery.ca_files[0]);
+        command
+    }
+}
+
 /// The daemon's configuration for `env`, with its state in `dir`.
 pub fn app_config(env: &TestEnv, dir: &std::path::Path) -> Config {
     let ca = dir.join("ca.pem");

@@ -6,7 +6,6 @@
 //! sets it, so there they run or fail).
 
 use std::net::SocketAddr;
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -19,6 +18,7 @@ use serde_json::json;
 pub struct Browser {
     pub client: Client,
     driver: Child,
+    port: u16,
     _profile: tempfile::TempDir,
 }
 
@@ -46,10 +46,7 @@ impl Browser {
         }
         let port = free_port();
         let log = std::env::temp_dir().join(format!("exdisco-chromedriver-{port}.log"));
-        // In a process group of its own, so that the browser it starts ends with it even when
-        // a test panics (see Drop).
         let driver = Command::new(&driver_path)
-            .process_group(0)
             .arg(format!("--port={port}"))
             .arg(format!("--log-path={}", log.display()))
             .stdin(Stdio::null())
@@ -103,6 +100,7 @@ impl Browser {
         Some(Self {
             client,
             driver,
+            port,
             _profile: profile,
         })
     }
@@ -191,12 +189,22 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        // The whole group: chromedriver and the browser it started.
-        let _ = Command::new("kill")
-            .arg("-KILL")
-            .arg(format!("-{}", self.driver.id()))
-            .stderr(Stdio::null())
-            .status();
+        // chromedriver's own way out ends the browsers it started, even when a test panicked
+        // before closing its session; then the process itself.
+        use std::io::Write;
+        if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
+            let _ = stream.set_write_timeout(Some(Duration::from_secs(2)));
+            let _ = stream.write_all(
+                b"GET /shutdown HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+            );
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.driver.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
