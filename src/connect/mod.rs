@@ -463,7 +463,7 @@ pub async fn add_client(
         secret_hash: secrets::hash_token(client_secret.expose_secret()),
         redirect_uris,
     };
-    store.add_client(record, name.to_owned()).await?;
+    store.add_client(record).await?;
     Ok(NewClient {
         client_id,
         client_secret,

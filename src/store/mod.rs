@@ -55,9 +55,8 @@ impl Store {
     }
 
     /// Registers a client with its hashed secret.
-    pub async fn add_client(&self, client: ClientRecord, name: String) -> Result<(), Error> {
-        self.with(move |c| sqlite::add_client(c, &client, &name))
-            .await
+    pub async fn add_client(&self, client: ClientRecord) -> Result<(), Error> {
+        self.with(move |c| sqlite::add_client(c, &client)).await
     }
 
     /// Every client (without secrets).

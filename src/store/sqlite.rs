@@ -138,12 +138,12 @@ pub struct CachedDiscovery {
     pub expires_at: i64,
 }
 
-pub fn add_client(c: &mut Connection, client: &ClientRecord, name: &str) -> Result<(), Error> {
+pub fn add_client(c: &mut Connection, client: &ClientRecord) -> Result<(), Error> {
     let uris = serde_json::to_string(&client.redirect_uris).map_err(|_| Error::Corrupt("uris"))?;
     c.execute(
         "INSERT INTO clients (client_id, name, secret_hash, redirect_uris, created_at)
          VALUES (?1, ?2, ?3, ?4, unixepoch())",
-        params![client.client_id, name, client.secret_hash, uris],
+        params![client.client_id, client.name, client.secret_hash, uris],
     )?;
     Ok(())
 }
