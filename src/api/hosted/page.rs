@@ -121,7 +121,7 @@ pub struct FieldErrors {
 }
 
 impl FieldErrors {
-    fn list(&self) -> Vec<(&'static str, &str)> {
+    pub(super) fn list(&self) -> Vec<(&'static str, &str)> {
         [
             ("email", &self.email),
             ("password", &self.password),

@@ -168,7 +168,7 @@ async fn submit(
     if step == Step::Server && host.is_empty() {
         missing.host = Some("Enter the name of your Exchange server.".into());
     }
-    let Some(password) = password.filter(|_| missing.list_is_empty()) else {
+    let Some(password) = password.filter(|_| missing.list().is_empty()) else {
         return reply.form(StatusCode::BAD_REQUEST, step, missing, None);
     };
     if let Err(wait) = state.limiters.check(&flow.client_id, peer.ip(), email) {
@@ -372,12 +372,6 @@ impl Reply<'_> {
                 internal(self.state)
             }
         }
-    }
-}
-
-impl FieldErrors {
-    fn list_is_empty(&self) -> bool {
-        self.email.is_none() && self.password.is_none() && self.host.is_none()
     }
 }
 
