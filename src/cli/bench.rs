@@ -213,12 +213,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
         for _ in 0..rounds {
             results.push(throughput_round(&world, addresses, domains, args.concurrency).await?);
         }
-        let mut shares: Vec<f64> = results.iter().map(Round::share).collect();
-        shares.sort_by(f64::total_cmp);
-        let middle = results
-            .iter()
-            .find(|r| r.share() == shares[shares.len() / 2])
-            .expect("the median is one of the rounds");
+        results.sort_by(|a, b| a.share().total_cmp(&b.share()));
+        let shares: Vec<f64> = results.iter().map(Round::share).collect();
+        let middle = &results[results.len() / 2];
         let Round {
             summary,
             seconds,
@@ -228,7 +225,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
             rate_after,
             per_discovery,
         } = middle;
-        let handshake_rate = (rate_before + rate_after) / 2.0;
+        let handshake_rate = middle.handshake_rate();
         let limit = middle.limit();
         let rate = summary.discoveries as f64 / seconds;
         writeln!(
@@ -316,8 +313,13 @@ struct Round {
 }
 
 impl Round {
+    /// Handshakes per second, the mean of the two measurements around the round.
+    fn handshake_rate(&self) -> f64 {
+        (self.rate_before + self.rate_after) / 2.0
+    }
+
     fn limit(&self) -> f64 {
-        (self.rate_before + self.rate_after) / 2.0 / self.per_discovery.max(1.0)
+        self.handshake_rate() / self.per_discovery.max(1.0)
     }
 
     fn share(&self) -> f64 {
