@@ -132,6 +132,16 @@ struct State {
 }
 
 impl State {
+    /// The certificate of `host`, made on first use.
+    fn certificate(&mut self, host: &str) -> Arc<CertifiedKey> {
+        if let Some(key) = self.certs.get(host) {
+            return key.clone();
+        }
+        let key = self.ca.certified_key(host, CertKind::Valid);
+        self.certs.insert(host.to_owned(), key.clone());
+        key
+    }
+
     fn spec(&self, host: &str) -> Option<HostSpec> {
         self.hosts.get(host).cloned().or_else(|| {
             self.suffixes
@@ -247,23 +257,9 @@ impl Fleet {
     /// Makes the certificates of `hosts` now rather than on their first handshake, as real
     /// servers have theirs before anyone connects (for benchmarks: minting is not serving).
     pub fn prepare_certificates(&self, hosts: impl IntoIterator<Item = String>) {
-        let ca = self.ca.clone();
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         for host in hosts {
-            let host = host.to_ascii_lowercase();
-            let known = self
-                .state
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .certs
-                .contains_key(&host);
-            if !known {
-                let key = ca.certified_key(&host, CertKind::Valid);
-                self.state
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .certs
-                    .insert(host, key);
-            }
+            state.certificate(&host.to_ascii_lowercase());
         }
     }
 
@@ -332,13 +328,10 @@ impl ResolvesServerCert for SniResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         let name = hello.server_name()?.to_ascii_lowercase();
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(key) = state.certs.get(&name) {
-            return Some(key.clone());
+        if !state.certs.contains_key(&name) {
+            state.spec(&name)?;
         }
-        state.spec(&name)?;
-        let key = state.ca.certified_key(&name, CertKind::Valid);
-        state.certs.insert(name, key.clone());
-        Some(key)
+        Some(state.certificate(&name))
     }
 }
 
