@@ -33,6 +33,14 @@ async fn world(forged_form: String) -> (TestEnv, TestApp, AppSite) {
     (env, app, site)
 }
 
+/// Submits the page's form and waits until the browser is back at the application.
+async fn submit_and_land(browser: &Browser, site: &AppSite) {
+    browser.click("button[type=submit]").await;
+    browser
+        .wait_for_url("the redirect uri", |u| u.starts_with(&site.callback()))
+        .await;
+}
+
 /// Redeems the code the browser brought back; returns the token answer.
 async fn redeem(app: &TestApp, site: &AppSite) -> serde_json::Value {
     let landings = site.landings();
@@ -100,10 +108,7 @@ async fn discovery_succeeds_and_the_browser_lands_with_a_code_without_javascript
     browser.fill("#name", "Alice Example").await;
     browser.fill("#password", PASSWORD).await;
     browser.screenshot("01-sign-in").await;
-    browser.click("button[type=submit]").await;
-    browser
-        .wait_for_url("the redirect uri", |u| u.starts_with(&site.callback()))
-        .await;
+    submit_and_land(&browser, &site).await;
     browser.screenshot("02-back-at-the-application").await;
     let token = redeem(&app, &site).await;
     assert_eq!(token["provider"], "exchange");
@@ -144,10 +149,7 @@ async fn discovery_fails_the_server_form_appears_then_succeeds() {
     browser.screenshot("03-server-needed").await;
     browser.fill("#password", PASSWORD).await;
     browser.fill("#host", "eas.nowhere.test").await;
-    browser.click("button[type=submit]").await;
-    browser
-        .wait_for_url("the redirect uri", |u| u.starts_with(&site.callback()))
-        .await;
+    submit_and_land(&browser, &site).await;
     let token = redeem(&app, &site).await;
     let (_, account) = app.account(token["access_token"].as_str().unwrap()).await;
     assert_eq!(account["exchange_server_host"], "eas.nowhere.test");
@@ -222,10 +224,7 @@ async fn a_wrong_password_is_said_and_another_try_works() {
         "no redirect on a wrong password"
     );
     browser.fill("#password", PASSWORD).await;
-    browser.click("button[type=submit]").await;
-    browser
-        .wait_for_url("the redirect uri", |u| u.starts_with(&site.callback()))
-        .await;
+    submit_and_land(&browser, &site).await;
     redeem(&app, &site).await;
     browser.close().await;
 }
@@ -387,10 +386,7 @@ async fn exchange_online_offers_microsoft_sign_in_and_completes_it() {
     let text = browser.text("main").await;
     assert!(text.contains("Microsoft 365"), "{text}");
     browser.screenshot("07-exchange-online").await;
-    browser.click("button[type=submit]").await;
-    browser
-        .wait_for_url("the redirect uri", |u| u.starts_with(&site.callback()))
-        .await;
+    submit_and_land(&browser, &site).await;
     let token = redeem(&app, &site).await;
     assert_eq!(token["provider"], "office365");
     assert_eq!(token["email_address"], "carol@example.test");
