@@ -15,15 +15,27 @@ pub struct Report {
     pub exchange_server_host: Option<String>,
     /// Which step produced the host.
     pub method: Option<Method>,
-    /// Whether the host comes from a trusted source and a real answer. `false` marks a
-    /// candidate that needs confirmation (for example an SRV target in a foreign domain).
+    /// Whether a trusted source says that this host serves the mailbox: an Autodiscover
+    /// settings answer (POX or v2) from a host in the trust set, the host's own ActiveSync
+    /// endpoint when the host is in the trust set, or the caller ([`Evidence::Explicit`]).
+    /// Only a confirmed host is given the password by `verify`. Never true for a host that
+    /// needs consent (see `needs_consent`).
     pub confirmed: bool,
     /// How strong the evidence for the host is.
     pub evidence: Option<Evidence>,
-    /// The ActiveSync URL (`ASUrl`, or the mobilesync `MobileSync` server URL).
+    /// The ActiveSync URL: the mobilesync schema's `MobileSync` URL, Autodiscover v2's, or
+    /// `https://HOST/Microsoft-Server-ActiveSync` once the host's ActiveSync endpoint answered.
     pub activesync_url: Option<String>,
-    /// The EWS URL (`EwsUrl`).
+    /// The EWS URL (`EwsUrl`, else `ASUrl`, the Availability service, which is EWS).
     pub ews_url: Option<String>,
+    /// The most preferred Autodiscover endpoint that answered without naming a host (a 401
+    /// challenge, anonymous or with credentials withheld): it proves that Autodiscover exists
+    /// there, not which server holds the mailbox.
+    pub autodiscover_endpoint: Option<AutodiscoverEndpoint>,
+    /// A host outside the domain that would need the user's consent to receive the
+    /// credentials (a redirect or SRV target in another registrable domain). Give consent with
+    /// `--trust-host HOST` (or the library's consent list) and discover again.
+    pub needs_consent: Option<ConsentNeeded>,
     /// Who runs the mailbox; `None` when nothing was found.
     pub provider: Option<Provider>,
     /// The anonymous ActiveSync probe that confirms the host (or the URL Autodiscover named).
@@ -56,6 +68,8 @@ impl Report {
             evidence: None,
             activesync_url: None,
             ews_url: None,
+            autodiscover_endpoint: None,
+            needs_consent: None,
             provider: None,
             activesync: None,
             verification: None,
@@ -155,13 +169,14 @@ impl Provider {
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Evidence {
-    /// An Autodiscover answer with settings named the host.
+    /// An Autodiscover answer with settings (POX or v2) named the host.
     Settings,
-    /// The Autodiscover endpoint answered 401: it exists and wants credentials. The host is
-    /// the endpoint's, not one the server named.
-    AuthRequired,
-    /// The host answered `OPTIONS /Microsoft-Server-ActiveSync` as ActiveSync.
+    /// The host answered `OPTIONS /Microsoft-Server-ActiveSync` with 200 and the ActiveSync
+    /// protocol headers.
     ActiveSync,
+    /// The host answered `OPTIONS /Microsoft-Server-ActiveSync` with a 401 challenge: an
+    /// ActiveSync endpoint is there (it serves mailboxes), though not proven for this one.
+    ActiveSyncEndpoint,
     /// The caller named the host.
     Explicit,
 }
@@ -255,8 +270,8 @@ impl Evidence {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Settings => "settings",
-            Self::AuthRequired => "auth_required",
             Self::ActiveSync => "activesync",
+            Self::ActiveSyncEndpoint => "activesync_endpoint",
             Self::Explicit => "explicit",
         }
     }
@@ -269,4 +284,29 @@ pub struct Failure {
     pub code: &'static str,
     /// A human sentence.
     pub message: String,
+}
+
+/// An Autodiscover endpoint that answered but named no host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AutodiscoverEndpoint {
+    /// The endpoint's URL.
+    pub url: String,
+    /// It answered 401: it wants credentials (none given, withheld, or a scheme we do not
+    /// speak, such as NTLM only).
+    pub requires_auth: bool,
+    /// Whether the endpoint is in the trust set (it may receive the credentials).
+    pub trusted: bool,
+}
+
+/// A host that would need the user's consent before it gets the credentials.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConsentNeeded {
+    /// The host outside the domain.
+    pub host: String,
+    /// Why: `redirect_outside_domain` (a 30x or `redirectUrl`), `http_redirect_outside_domain`
+    /// (the plain-HTTP method), `srv_target_outside_domain`, `activesync_move_outside_domain`
+    /// (an ActiveSync 451).
+    pub reason: &'static str,
+    /// Where the host came from: the URL that redirected, or the SRV name.
+    pub from: String,
 }

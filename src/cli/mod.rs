@@ -181,7 +181,8 @@ pub struct NetworkArgs {
     /// A network that may be reached although private or loopback (CIDR, repeatable).
     #[arg(long = "allow-net", value_name = "CIDR")]
     allow_nets: Vec<IpNet>,
-    /// A host trusted with credentials for every domain (repeatable).
+    /// A host outside the domain that may receive the credentials (repeatable): the consent
+    /// that a report's `needs_consent` asks for, or a host the operator trusts for every domain.
     #[arg(long = "trust-host", value_name = "HOST")]
     trust_hosts: Vec<String>,
     /// The Autodiscover request schema (default outlook).

@@ -45,6 +45,22 @@ pub fn write_human(out: &mut impl Write, report: &Report) -> std::io::Result<()>
         }
         (None, None) => writeln!(out, "not found")?,
     }
+    if let Some(endpoint) = &report.autodiscover_endpoint {
+        let auth = if endpoint.requires_auth {
+            "wants credentials"
+        } else {
+            "answered"
+        };
+        writeln!(out, "  autodiscover endpoint  {} ({auth})", endpoint.url)?;
+    }
+    if let Some(consent) = &report.needs_consent {
+        writeln!(
+            out,
+            "  needs consent  {} ({}, from {}): it gets the password only if you allow it; \
+             to allow it, run again with --trust-host {}",
+            consent.host, consent.reason, consent.from, consent.host
+        )?;
+    }
     writeln!(out)?;
     write_trail(out, &report.trail)?;
     writeln!(out, "{:.3}s", report.seconds)

@@ -19,8 +19,8 @@ pub enum Start {
     HttpRedirect(Url),
     /// Look up SRV records under this fully qualified name.
     Srv(String),
-    /// Look up the MX records of the domain; when they are Exchange Online's, ask
-    /// Autodiscover v2 there.
+    /// Autodiscover v2, anonymously: the domain's own `autodiscover.DOMAIN` first; then, when
+    /// the domain's MX records are Exchange Online's, Exchange Online.
     AutodiscoverV2,
     /// Probe `OPTIONS /Microsoft-Server-ActiveSync` on these hosts (and the MX hosts inside
     /// the domain).
@@ -41,11 +41,12 @@ pub struct Candidate {
 pub enum Wave {
     /// At once: the two POX URLs.
     First,
-    /// When every first-wave candidate has failed, or after `Config::second_wave_delay`: the
-    /// plain-HTTP redirect and the SRV lookup.
+    /// When every first-wave candidate has failed (or only proved an endpoint), or after
+    /// `Config::second_wave_delay`: the plain-HTTP redirect, the SRV lookup and Autodiscover
+    /// v2.
     Second,
-    /// When every Autodiscover candidate has failed, or after `Config::fallback_delay`:
-    /// Autodiscover v2 with its MX lookup, and the ActiveSync host probes.
+    /// When every Autodiscover candidate has failed, or after `Config::fallback_delay`: the
+    /// ActiveSync host probes.
     Fallback,
 }
 
@@ -54,8 +55,8 @@ impl Candidate {
     pub fn wave(&self) -> Wave {
         match self.start {
             Start::Pox(_) => Wave::First,
-            Start::HttpRedirect(_) | Start::Srv(_) => Wave::Second,
-            Start::AutodiscoverV2 | Start::ActiveSync(_) => Wave::Fallback,
+            Start::HttpRedirect(_) | Start::Srv(_) | Start::AutodiscoverV2 => Wave::Second,
+            Start::ActiveSync(_) => Wave::Fallback,
         }
     }
 
@@ -70,7 +71,10 @@ impl Candidate {
         match &self.start {
             Start::Pox(url) | Start::HttpRedirect(url) => url.to_string(),
             Start::Srv(name) => name.clone(),
-            Start::AutodiscoverV2 => "autodiscover v2 (if MX is Exchange Online)".to_owned(),
+            Start::AutodiscoverV2 => {
+                "autodiscover v2 (autodiscover.DOMAIN, then Exchange Online if the MX is)"
+                    .to_owned()
+            }
             Start::ActiveSync(hosts) => hosts.join(" "),
         }
     }
@@ -137,7 +141,7 @@ mod tests {
                 "https://autodiscover.sub.example.co.uk/autodiscover/autodiscover.xml",
                 "http://autodiscover.sub.example.co.uk/autodiscover/autodiscover.xml",
                 "_autodiscover._tcp.sub.example.co.uk.",
-                "autodiscover v2 (if MX is Exchange Online)",
+                "autodiscover v2 (autodiscover.DOMAIN, then Exchange Online if the MX is)",
                 "mail.sub.example.co.uk owa.sub.example.co.uk exchange.sub.example.co.uk \
                  webmail.sub.example.co.uk",
             ]

@@ -145,6 +145,22 @@ pub enum Error {
         /// The URL.
         url: String,
     },
+    /// Autodiscover v2 answered with an `ErrorCode` (`UserNotFound`, ...).
+    #[error("{url} answered ErrorCode {error_code}")]
+    V2Error {
+        /// The URL.
+        url: String,
+        /// The `ErrorCode`.
+        error_code: String,
+    },
+    /// The settings name only IMAP, POP or SMTP (a web hoster): not an Exchange host.
+    #[error("{url} answered settings for {protocols} only, not Exchange")]
+    PoxNotExchange {
+        /// The URL.
+        url: String,
+        /// The protocol types the answer named.
+        protocols: String,
+    },
     /// Credentials were withheld because the per-discovery or per-account budget is spent
     /// (rule 19).
     #[error("credential attempts for this account are spent; not sent to {url}")]
@@ -258,6 +274,8 @@ impl Error {
             Self::PoxDoctype { .. } => "pox_doctype",
             Self::PoxError { .. } => "pox_error",
             Self::PoxNoSettings { .. } => "pox_no_settings",
+            Self::PoxNotExchange { .. } => "pox_not_exchange",
+            Self::V2Error { .. } => "v2_error",
             Self::InsecureRedirect { .. } => "insecure_redirect",
             Self::RedirectRefused { .. } => "redirect_refused",
             Self::RedirectLoop { .. } => "redirect_loop",

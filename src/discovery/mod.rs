@@ -61,9 +61,9 @@ use self::activesync::{CredentialUse, Probe, ProbeOutcome};
 pub use self::race::PreferenceWait;
 use self::race::{RaceEnd, summarise_failure};
 use self::redirect::Hops;
-use self::steps::{Found, RunState, Steps};
-use crate::domain::{Credentials, Domain, EmailAddress};
-use crate::report::{Attempt, Evidence, Failure, Method, Provider, Report};
+use self::steps::{Findings, Found, RunState, Steps};
+use crate::domain::{Credentials, Domain, EmailAddress, registrable_domain};
+use crate::report::{Attempt, ConsentNeeded, Evidence, Failure, Method, Provider, Report};
 
 /// Settings of the discovery pipeline. Every field has a documented default.
 #[derive(Debug, Clone)]
@@ -206,9 +206,21 @@ impl Pipeline {
         address: &EmailAddress,
         credentials: Option<&Credentials>,
     ) -> Report {
+        self.discover_with_consent(address, credentials, &[]).await
+    }
+
+    /// [`Pipeline::discover`] with the caller's consent: the hosts in `consented` (outside the
+    /// domain, named by an earlier report's `needs_consent`) may receive the credentials in
+    /// this discovery, as the operator's trusted hosts do in every one.
+    pub async fn discover_with_consent(
+        &self,
+        address: &EmailAddress,
+        credentials: Option<&Credentials>,
+        consented: &[String],
+    ) -> Report {
         let confirm = self.shared.config.confirm_activesync;
         let span = tracing::info_span!("discover", domain = %address.domain());
-        self.discover_inner(address, credentials, confirm)
+        self.discover_inner(address, credentials, consented, confirm)
             .instrument(span)
             .await
     }
@@ -221,7 +233,7 @@ impl Pipeline {
     ) -> Report {
         let span = tracing::info_span!("discover", domain = %address.domain());
         let mut report = self
-            .discover_inner(address, Some(credentials), false)
+            .discover_inner(address, Some(credentials), &[], false)
             .instrument(span)
             .await;
         self.verify(&mut report, credentials).await;
@@ -246,7 +258,7 @@ impl Pipeline {
             .filter(|u| u.scheme() == "https" && u.host_str().is_some())
             .or_else(|| activesync::activesync_url(&host));
         let Some(url) = url else { return };
-        let context = RunContext::new(&self.shared.config);
+        let context = RunContext::new(&self.shared.config, &[]);
         let steps = self.steps(
             &context,
             &address,
@@ -256,19 +268,40 @@ impl Pipeline {
         let probe = if report.provider == Some(Provider::Office365) {
             Probe::not_sent(&url, ProbeOutcome::ModernAuthOnly, "modern_auth_only")
         } else {
+            // The confirmed host itself, and 451 moves only inside the trust set (rule 4).
+            let confirmed_host = url.host_str().unwrap_or_default().to_owned();
+            let confirmed = report.confirmed;
+            let run = steps.run.clone();
+            let trusted =
+                move |host: &str| confirmed && (host == confirmed_host || run.is_trusted(host));
             let usage = CredentialUse::Basic {
                 credentials,
-                trusted: report.confirmed,
+                trusted: &trusted,
             };
-            steps.probe_recorded(&url, usage).await
+            let probe = steps.probe_recorded(&url, usage).await;
+            if probe.outcome == ProbeOutcome::CredentialsWithheld
+                && let Some(moved_to) = probe.moves.last()
+            {
+                report.needs_consent = Url::parse(moved_to).ok().map(|u| ConsentNeeded {
+                    host: u.host_str().unwrap_or_default().to_owned(),
+                    reason: "activesync_move_outside_domain",
+                    from: url.to_string(),
+                });
+            }
+            probe
         };
         report.credentials_valid = match probe.outcome {
             ProbeOutcome::Confirmed => Some(true),
             ProbeOutcome::CredentialsRefused => Some(false),
             _ => None,
         };
-        if report.activesync.is_none() && probe.outcome.shows_endpoint() {
-            report.activesync = Some(probe.clone());
+        if probe.outcome.shows_endpoint() {
+            report
+                .activesync_url
+                .get_or_insert_with(|| probe.url.clone());
+            if report.activesync.is_none() {
+                report.activesync = Some(probe.clone());
+            }
         }
         report.verification = Some(probe);
         report.trail.extend(context.take_trail());
@@ -287,10 +320,17 @@ impl Pipeline {
         url: &Url,
         credentials: Option<&Credentials>,
     ) -> (Probe, Vec<Attempt>) {
+        // The operator named this host; a 451 keeps the credentials inside its registrable
+        // domain (rule 4).
+        let named = url.host_str().unwrap_or_default().to_owned();
+        let trusted = move |host: &str| {
+            host == named
+                || registrable_domain(host).is_some_and(|r| Some(r) == registrable_domain(&named))
+        };
         let usage = match credentials {
             Some(credentials) => CredentialUse::Basic {
                 credentials,
-                trusted: true,
+                trusted: &trusted,
             },
             None => CredentialUse::Anonymous,
         };
@@ -307,11 +347,13 @@ impl Pipeline {
         &self,
         address: &EmailAddress,
         credentials: Option<&Credentials>,
+        consented: &[String],
         confirm: bool,
     ) -> Report {
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + self.shared.config.deadline;
-        let context = RunContext::new(&self.shared.config);
+        let context = RunContext::new(&self.shared.config, consented);
+        let had_credentials = credentials.is_some();
         context.hops().visit_address(&address.to_string());
         let mut current = address.clone();
         let mut credentials = credentials.cloned();
@@ -336,8 +378,25 @@ impl Pipeline {
                     }
                     current = next;
                 }
-                Ok(RaceEnd::Found { rank_method, found }) => break Ok((rank_method, found, steps)),
-                Ok(RaceEnd::AllFailed { codes }) => break Err(summarise_failure(&codes)),
+                Ok(RaceEnd::Found { rank_method, found }) => {
+                    let refused = context.findings().credentials_refused;
+                    if had_credentials && refused && found.evidence != Evidence::Settings {
+                        // A trusted Autodiscover endpoint refused the password: a host found
+                        // anonymously does not make the password right.
+                        break Err(Failure {
+                            code: "auth_failed",
+                            message: format!(
+                                "the domain's Autodiscover server refused the credentials \
+                                 ({} answers as ActiveSync, but the password was not accepted)",
+                                found.host
+                            ),
+                        });
+                    }
+                    break Ok((rank_method, found, steps));
+                }
+                Ok(RaceEnd::AllFailed { codes }) => {
+                    break Err(context.failure(&codes, had_credentials));
+                }
                 Err(_elapsed) => {
                     break Err(Failure {
                         code: "deadline",
@@ -361,7 +420,7 @@ impl Pipeline {
                 }
                 report.exchange_server_host = Some(found.host);
                 report.method = Some(method);
-                report.confirmed = found.confirmed;
+                report.confirmed = found.confirmed && !self.needs_consent(&context, &report);
                 report.evidence = Some(found.evidence);
                 report.activesync_url = settings.activesync_url.or_else(|| {
                     let probe = found
@@ -375,9 +434,23 @@ impl Pipeline {
             }
             Err(failure) => report.error = Some(failure),
         }
+        {
+            let findings = context.findings();
+            report.autodiscover_endpoint = findings.endpoint.as_ref().map(|(_, e)| e.clone());
+            report.needs_consent = findings.consent.clone();
+        }
         report.trail = context.take_trail();
         report.seconds = started.elapsed().as_secs_f64();
         report
+    }
+
+    /// Whether the found host is the one that needs consent.
+    fn needs_consent(&self, context: &RunContext, report: &Report) -> bool {
+        let findings = context.findings();
+        findings
+            .consent
+            .as_ref()
+            .is_some_and(|c| Some(&c.host) == report.exchange_server_host.as_ref())
     }
 
     /// Probes the found host's ActiveSync endpoint anonymously, within the deadline.
@@ -408,7 +481,12 @@ impl Pipeline {
         let config = &self.shared.config;
         let run = Arc::new(RunState {
             body: pox::request_body(config.schema, &address.to_string()),
-            trust: Mutex::new(Trust::new(address.domain(), &config.trusted_hosts)),
+            mobilesync_body: std::sync::OnceLock::new(),
+            trust: Mutex::new(Trust::new(
+                address.domain(),
+                &config.trusted_hosts,
+                &context.consented,
+            )),
             address: address.clone(),
             credentials,
             hops: context.hops.clone(),
@@ -416,6 +494,7 @@ impl Pipeline {
             credential_attempts: context.credential_attempts.clone(),
             credential_gate: context.credential_gate.clone(),
             mx: OnceCell::new(),
+            findings: context.findings.clone(),
         });
         Steps {
             shared: self.shared.clone(),
@@ -425,23 +504,62 @@ impl Pipeline {
     }
 }
 
-/// What one discovery shares across its address redirects: the hop budget, the trail and the
-/// credential budget.
+/// What one discovery shares across its address redirects: the hop budget, the trail, the
+/// credential budget, the caller's consent and what was learned besides the answer.
 struct RunContext {
     hops: Arc<Mutex<Hops>>,
     trail: Arc<Mutex<Vec<Attempt>>>,
     credential_attempts: Arc<AtomicU32>,
     credential_gate: Arc<Semaphore>,
+    consented: Vec<String>,
+    findings: Arc<Mutex<Findings>>,
 }
 
 impl RunContext {
-    fn new(config: &Config) -> Self {
+    fn new(config: &Config, consented: &[String]) -> Self {
         Self {
             hops: Arc::new(Mutex::new(Hops::new(config.max_redirects))),
             trail: Arc::new(Mutex::new(Vec::new())),
             credential_attempts: Arc::new(AtomicU32::new(0)),
             credential_gate: Arc::new(Semaphore::new(1)),
+            consented: consented.to_vec(),
+            findings: Arc::new(Mutex::new(Findings::default())),
         }
+    }
+
+    fn findings(&self) -> std::sync::MutexGuard<'_, Findings> {
+        self.findings.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The failure of a discovery whose every candidate failed: a host that needs consent
+    /// first, then an Autodiscover endpoint that wants credentials none were given for, then
+    /// what the candidates' codes say.
+    fn failure(&self, codes: &[&'static str], had_credentials: bool) -> Failure {
+        let findings = self.findings();
+        if let Some(consent) = &findings.consent {
+            return Failure {
+                code: "needs_consent",
+                message: format!(
+                    "{} (outside the domain, from {}) asks for the password; it gets it only \
+                     with consent (--trust-host {})",
+                    consent.host, consent.from, consent.host
+                ),
+            };
+        }
+        if let Some((_, endpoint)) = &findings.endpoint
+            && !had_credentials
+            && !codes.contains(&"auth_rejected")
+        {
+            return Failure {
+                code: "auth_required",
+                message: format!(
+                    "Autodiscover answers at {} but names the server only to the account's \
+                     credentials",
+                    endpoint.url
+                ),
+            };
+        }
+        summarise_failure(codes)
     }
 
     fn hops(&self) -> std::sync::MutexGuard<'_, Hops> {

@@ -1,8 +1,13 @@
-//! Exchange Online (Microsoft 365): the Autodiscover v2 step and telling its mailboxes apart.
+//! Autodiscover v2 (JSON) and Exchange Online (Microsoft 365): the v2 step and telling
+//! Exchange Online's mailboxes apart.
 //!
-//! The v2 step runs only when the domain's MX hosts are Exchange Online's
+//! The v2 step asks, anonymously, the domain's own Autodiscover host first:
+//! `GET https://autodiscover.DOMAIN/autodiscover/autodiscover.json?Email=ADDRESS&Protocol=EWS`,
+//! which Exchange 2016 CU3 and later answer with `{"Protocol": "EWS", "Url": "..."}` (or an
+//! `ErrorCode` such as `UserNotFound`) before any password is sent, and which keeps the address
+//! on the domain's own servers. Then, only when the domain's MX hosts are Exchange Online's
 //! (`*.mail.protection.outlook.com`), so that no other domain's addresses are sent to
-//! Microsoft. It GETs `{v2_base}{address}?Protocol=ActiveSync` anonymously and reads
+//! Microsoft, it GETs `{v2_base}{address}?Protocol=ActiveSync` and reads
 //! `{"Protocol": "ActiveSync", "Url": "..."}`; a 404 means the user is unknown there. A
 //! mailbox is reported as `office365` when Autodiscover says `MicrosoftOnline`, when the host
 //! or the ActiveSync URL is one of Exchange Online's, or when v2 found it: basic
@@ -18,6 +23,7 @@ use super::error::Error;
 use super::http::Outgoing;
 use super::pox::Settings;
 use super::steps::{CandidateOutcome, Found, Steps, failed};
+use crate::domain::Domain;
 use crate::report::{Evidence, Outcome, Provider, Step};
 
 /// Where Autodiscover v2 lives. The address and `?Protocol=ActiveSync` are appended.
@@ -61,9 +67,117 @@ struct V2Answer {
     url: String,
 }
 
+/// The v2 error answer (`{"ErrorCode": "UserNotFound", "ErrorMessage": ...}`).
+#[derive(Debug, Deserialize)]
+struct V2Error {
+    #[serde(rename = "ErrorCode")]
+    error_code: String,
+}
+
 impl Steps {
     /// The Autodiscover v2 step (see the module docs).
     pub(super) async fn autodiscover_v2(&self) -> CandidateOutcome {
+        let own = self.own_v2().await;
+        if !own.is_failure() {
+            return own;
+        }
+        match self.exchange_online_v2().await {
+            CandidateOutcome::Failed {
+                code: "not_exchange_online",
+            } => own,
+            other => other,
+        }
+    }
+
+    /// Asks the domain's own `autodiscover.DOMAIN` for the EWS URL, anonymously.
+    async fn own_v2(&self) -> CandidateOutcome {
+        let address = self.run.address.to_string();
+        let host = format!("autodiscover.{}", self.run.address.domain());
+        let Ok(mut url) = Url::parse(&format!("https://{host}{V2_PATH}")) else {
+            return failed("redirect_refused");
+        };
+        url.query_pairs_mut()
+            .append_pair("Email", &address)
+            .append_pair("Protocol", "EWS");
+        let started = Instant::now();
+        let request = Outgoing {
+            method: HttpMethod::GET,
+            url: &url,
+            body: None,
+            credentials: None,
+        };
+        let fetched = match self.shared.http.fetch(request).await {
+            Ok(fetched) => fetched,
+            Err(err) => {
+                self.record_v2(&url, started, Outcome::Failed, Some(&err), None);
+                return failed(err.code());
+            }
+        };
+        let status = fetched.status.as_u16();
+        if status == 200
+            && let Ok(error) = serde_json::from_slice::<V2Error>(&fetched.body)
+        {
+            let err = Error::V2Error {
+                url: url.to_string(),
+                error_code: error.error_code,
+            };
+            self.record_v2(&url, started, Outcome::Failed, Some(&err), None);
+            return failed(err.code());
+        }
+        let ews_url = (status == 200)
+            .then(|| serde_json::from_slice::<V2Answer>(&fetched.body).ok())
+            .flatten()
+            .filter(|a| a.protocol.eq_ignore_ascii_case("EWS"))
+            .and_then(|a| Url::parse(&a.url).ok())
+            .filter(|u| u.scheme() == "https")
+            .and_then(|u| Some((Domain::parse(u.host_str()?).ok()?, u)));
+        let Some((ews_host, ews_url)) = ews_url else {
+            let err = Error::HttpStatus {
+                url: url.to_string(),
+                status,
+            };
+            self.record_v2(&url, started, Outcome::Failed, Some(&err), None);
+            return failed(if status == 200 {
+                "v2_invalid_json"
+            } else {
+                err.code()
+            });
+        };
+        let detail = format!("http {status}, EWS at {ews_url}");
+        self.record_v2(&url, started, Outcome::Answered, None, Some(detail));
+        CandidateOutcome::Found(Box::new(Found {
+            confirmed: self.run.is_trusted(&host),
+            host: ews_host.as_str().to_owned(),
+            evidence: Evidence::Settings,
+            settings: Some(Settings {
+                ews_url: Some(ews_url.to_string()),
+                ..Settings::default()
+            }),
+            probe: None,
+        }))
+    }
+
+    fn record_v2(
+        &self,
+        url: &Url,
+        started: Instant,
+        outcome: Outcome,
+        err: Option<&Error>,
+        detail: Option<String>,
+    ) {
+        self.record_attempt(
+            Step::AutodiscoverV2,
+            url.as_str(),
+            started,
+            outcome,
+            err,
+            detail,
+            false,
+        );
+    }
+
+    /// Asks Exchange Online, when the domain's MX records are Exchange Online's.
+    async fn exchange_online_v2(&self) -> CandidateOutcome {
         let mx = match self.mx_hosts().await {
             Ok(mx) => mx,
             Err(code) => return failed(code),
@@ -153,6 +267,9 @@ impl Steps {
         }))
     }
 }
+
+/// The path of Autodiscover v2 on a domain's own host, in the `?Email=` form.
+const V2_PATH: &str = "/autodiscover/autodiscover.json";
 
 const EXCHANGE_ONLINE_HOSTS: &[&str] = &[
     "outlook.office365.com",

@@ -103,7 +103,7 @@ impl Pipeline {
                     .iter()
                     .zip(&slots)
                     .filter(|(c, _)| c.wave() < wave)
-                    .all(|(_, slot)| matches!(slot, Some(CandidateOutcome::Failed { .. })))
+                    .all(|(_, slot)| slot.as_ref().is_some_and(CandidateOutcome::is_failure))
             };
             if failed_before(Wave::Second) {
                 second_wave.cancel();
@@ -132,6 +132,7 @@ impl Pipeline {
                         .iter()
                         .map(|slot| match slot {
                             Some(CandidateOutcome::Failed { code }) => *code,
+                            Some(CandidateOutcome::Endpoint(_)) => "auth_required",
                             _ => "cancelled",
                         })
                         .collect();
@@ -195,6 +196,7 @@ impl Pipeline {
                     return RaceEnd::RedirectAddr { address, trusted };
                 }
                 CandidateOutcome::Failed { code } => codes.push(code),
+                CandidateOutcome::Endpoint(_) => codes.push("auth_required"),
             }
         }
         RaceEnd::AllFailed { codes }
@@ -265,7 +267,7 @@ enum Decision {
 fn decide(slots: &[Option<CandidateOutcome>]) -> Decision {
     for (rank, slot) in slots.iter().enumerate() {
         match slot {
-            Some(CandidateOutcome::Failed { .. }) => continue,
+            Some(outcome) if outcome.is_failure() => continue,
             Some(_) => return Decision::Take(rank),
             None => {
                 let answered_below = slots[rank + 1..].iter().any(|s| {

@@ -13,7 +13,7 @@ use url::Url;
 use reqwest::Method as HttpMethod;
 
 use super::error::Error;
-use super::steps::{CandidateOutcome, Steps, failed, location};
+use super::steps::{CandidateOutcome, Origin, Steps, failed, location};
 use crate::report::{Outcome, Step};
 
 /// The hop budget and the visited sets of one discovery, shared by all its candidates.
@@ -124,7 +124,7 @@ pub fn check_target(base: &Url, location: &str, rules: TargetRules<'_>) -> Resul
 impl Steps {
     /// The plain-HTTP redirect step: GET without credentials or body; only an https
     /// `Location` to an Autodiscover path is used, then POSTed to (its host trusted only if it
-    /// belongs to the trust set, rule 3).
+    /// belongs to the trust set, rule 3; a host outside it needs consent, rule 4).
     pub(super) async fn http_redirect(&self, url: Url) -> CandidateOutcome {
         let fetched = match self
             .send(Step::HttpRedirect, HttpMethod::GET, &url, None)
@@ -144,7 +144,13 @@ impl Steps {
             }
         };
         match self.hop(&url, &location) {
-            Ok(target) => self.follow_pox(target).await,
+            Ok(target) => {
+                let origin = Origin::Redirect {
+                    from: url.to_string(),
+                    reason: "http_redirect_outside_domain",
+                };
+                self.follow_pox(target, origin).await
+            }
             Err(err) => {
                 self.record_refusal(Step::HttpRedirect, &location, &err);
                 failed(err.code())

@@ -11,7 +11,7 @@ use url::Url;
 
 use super::error::Error;
 use super::redirect;
-use super::steps::{CandidateOutcome, Steps, failed};
+use super::steps::{CandidateOutcome, Origin, Steps, failed};
 use crate::domain::Domain;
 use crate::report::{Outcome, Step};
 
@@ -132,8 +132,12 @@ impl Steps {
                 last = failed("duplicate_target");
                 continue;
             }
-            match self.follow_pox(url).await {
+            let origin = Origin::Srv {
+                from: name.trim_end_matches('.').to_owned(),
+            };
+            match self.follow_pox(url, origin).await {
                 CandidateOutcome::Failed { code } => last = failed(code),
+                CandidateOutcome::Endpoint(endpoint) => last = CandidateOutcome::Endpoint(endpoint),
                 done => return done,
             }
         }

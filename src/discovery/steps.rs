@@ -19,16 +19,18 @@ use tracing::{Instrument, debug};
 use url::Url;
 
 use super::Shared;
-use super::activesync::Probe;
+use super::activesync::{self, CredentialUse, Probe};
 use super::candidates::{Candidate, Start};
 use super::challenge::Challenge;
 use super::error::Error;
 use super::http::{Body, Fetched, Outgoing};
-use super::pox::{self, Answer, Settings};
+use super::pox::{self, Answer, Schema, Settings};
 use super::redirect::{self, Hops, TargetRules};
 use super::trust::Trust;
 use crate::domain::{Credentials, Domain, EmailAddress};
-use crate::report::{Attempt, Evidence, Method, Outcome, Step};
+use crate::report::{
+    Attempt, AutodiscoverEndpoint, ConsentNeeded, Evidence, Method, Outcome, Step,
+};
 
 /// What one candidate came to.
 #[derive(Debug)]
@@ -42,11 +44,67 @@ pub enum CandidateOutcome {
         /// Whether a trusted host sent the redirect (rule 4).
         trusted: bool,
     },
+    /// An Autodiscover endpoint answered without naming a host (a 401 it cannot pass): it
+    /// counts as a failure in the race, so that it cancels nothing, and is kept for the report.
+    Endpoint(AutodiscoverEndpoint),
     /// The candidate failed for good.
     Failed {
         /// The code of the last failure.
         code: &'static str,
     },
+}
+
+impl CandidateOutcome {
+    /// Whether the candidate is over without a host or a new address.
+    pub fn is_failure(&self) -> bool {
+        matches!(self, Self::Endpoint(_) | Self::Failed { .. })
+    }
+}
+
+/// How a POX URL was reached: where its trust comes from and what to say when it would need
+/// consent.
+#[derive(Debug, Clone)]
+pub(super) enum Origin {
+    /// One of the domain's own candidate URLs.
+    Start,
+    /// A redirect (`reason` names which kind) from the URL `from`.
+    Redirect {
+        /// The URL that redirected.
+        from: String,
+        /// The consent reason code.
+        reason: &'static str,
+    },
+    /// An SRV record of the name `from`.
+    Srv {
+        /// The SRV name.
+        from: String,
+    },
+}
+
+impl Origin {
+    fn consent(&self, host: &str) -> Option<ConsentNeeded> {
+        let (reason, from) = match self {
+            Self::Start => return None,
+            Self::Redirect { from, reason } => (*reason, from),
+            Self::Srv { from } => ("srv_target_outside_domain", from),
+        };
+        Some(ConsentNeeded {
+            host: host.to_owned(),
+            reason,
+            from: from.clone(),
+        })
+    }
+}
+
+/// What one discovery learned besides its answer, shared across address redirects.
+#[derive(Debug, Default)]
+pub struct Findings {
+    /// The most preferred Autodiscover endpoint that named no host, with its method.
+    pub endpoint: Option<(Method, AutodiscoverEndpoint)>,
+    /// The first host that would need consent.
+    pub consent: Option<ConsentNeeded>,
+    /// A trusted Autodiscover endpoint refused the credentials (401 to them).
+    pub credentials_refused: bool,
 }
 
 /// A host found by one candidate.
@@ -68,8 +126,11 @@ pub struct Found {
 pub struct RunState {
     /// The address being discovered.
     pub address: EmailAddress,
-    /// The request body for it.
+    /// The request bodies for it, in the configured schema and (made when first needed) in
+    /// the mobilesync schema.
     pub body: String,
+    /// The mobilesync body, made when an Outlook-schema answer asks for it.
+    pub mobilesync_body: std::sync::OnceLock<String>,
     /// Credentials, if any.
     pub credentials: Option<Credentials>,
     /// The trust set.
@@ -84,6 +145,8 @@ pub struct RunState {
     pub credential_gate: Arc<Semaphore>,
     /// The domain's MX hosts, looked up once per run by whichever step needs them first.
     pub mx: OnceCell<Result<Vec<String>, &'static str>>,
+    /// What the discovery learned besides its answer, shared across address redirects.
+    pub findings: Arc<Mutex<Findings>>,
 }
 
 impl RunState {
@@ -102,6 +165,17 @@ impl RunState {
             .push(attempt);
     }
 
+    /// The request body in `schema`.
+    pub(super) fn body(&self, schema: Schema) -> String {
+        if schema == Schema::MobileSync && !self.body.contains("mobilesync") {
+            return self
+                .mobilesync_body
+                .get_or_init(|| pox::request_body(Schema::MobileSync, &self.address.to_string()))
+                .clone();
+        }
+        self.body.clone()
+    }
+
     pub(super) fn is_trusted(&self, host: &str) -> bool {
         self.trust
             .lock()
@@ -111,6 +185,18 @@ impl RunState {
 
     pub(super) fn hops(&self) -> std::sync::MutexGuard<'_, Hops> {
         self.hops.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(super) fn findings(&self) -> std::sync::MutexGuard<'_, Findings> {
+        self.findings.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Notes a host that would need consent (the first one is reported).
+    pub(super) fn needs_consent(&self, consent: ConsentNeeded) {
+        let mut findings = self.findings();
+        if findings.consent.is_none() {
+            findings.consent = Some(consent);
+        }
     }
 }
 
@@ -168,13 +254,24 @@ pub async fn run_candidate(
         method: candidate.method,
     };
     async move {
-        match candidate.start {
-            Start::Pox(url) => steps.follow_pox(url).await,
+        let outcome = match candidate.start {
+            Start::Pox(url) => steps.follow_pox(url, Origin::Start).await,
             Start::HttpRedirect(url) => steps.http_redirect(url).await,
             Start::Srv(name) => steps.srv(&name).await,
             Start::AutodiscoverV2 => steps.autodiscover_v2().await,
             Start::ActiveSync(hosts) => steps.activesync_hosts(hosts).await,
+        };
+        if let CandidateOutcome::Endpoint(endpoint) = &outcome {
+            let mut findings = steps.run.findings();
+            if findings
+                .endpoint
+                .as_ref()
+                .is_none_or(|(method, _)| steps.method < *method)
+            {
+                findings.endpoint = Some((steps.method, endpoint.clone()));
+            }
         }
+        outcome
     }
     .instrument(span)
     .await
@@ -190,49 +287,90 @@ pub(super) struct Steps {
 
 /// What one POST came to.
 enum PostResult {
-    Answer(Answer),
+    /// A parsed answer; `authenticated` when it answered our credentials.
+    Answer {
+        answer: Answer,
+        authenticated: bool,
+    },
     Redirect(String),
     AuthRequired,
+    /// An HTTP status that is not an answer (already in the trail).
+    Status(u16),
     Failed(&'static str),
 }
 
 impl Steps {
-    pub(super) async fn follow_pox(&self, start: Url) -> CandidateOutcome {
+    /// POSTs to `start` and follows its redirects. Trust is never extended by a redirect: a
+    /// target outside the domain's registrable domain is asked anonymously and, when it wants
+    /// credentials, named as needing consent (rule 4). When the Outlook schema gets no usable
+    /// answer (Z-Push answers it with 500, mailcow with IMAP settings, some servers with 601),
+    /// the same URL is asked once in the mobilesync schema.
+    pub(super) async fn follow_pox(&self, start: Url, origin: Origin) -> CandidateOutcome {
         let mut url = start;
+        let mut origin = origin;
+        let mut schema = self.shared.config.schema;
         loop {
             let host = url.host_str().unwrap_or_default().to_owned();
             let trusted = self.run.is_trusted(&host);
-            let next = match self.post(&url, trusted).await {
-                PostResult::Answer(Answer::Settings(settings)) => {
-                    return self.settings_found(&url, settings, trusted);
+            let result = self.post(&url, trusted, schema).await;
+            if schema == Schema::Outlook && wants_mobilesync(&result) {
+                if let PostResult::Answer {
+                    answer: Answer::NotExchange { protocols },
+                    ..
+                } = result
+                {
+                    let err = Error::PoxNotExchange {
+                        url: url.to_string(),
+                        protocols,
+                    };
+                    self.amend_last(&url, Outcome::Failed, Some(&err));
                 }
-                PostResult::Answer(Answer::RedirectAddr(address)) => {
-                    return self.redirect_addr(&url, &address, trusted);
+                schema = Schema::MobileSync;
+                continue;
+            }
+            let next = match result {
+                PostResult::Answer {
+                    answer: Answer::Settings(settings),
+                    ..
+                } => return self.settings_found(&url, settings, trusted, &origin),
+                PostResult::Answer {
+                    answer: Answer::RedirectAddr(address),
+                    authenticated,
+                } => return self.redirect_addr(&url, &address, trusted && authenticated),
+                PostResult::Answer {
+                    answer: Answer::RedirectUrl(location),
+                    ..
                 }
-                PostResult::Answer(Answer::RedirectUrl(location))
                 | PostResult::Redirect(location) => location,
-                PostResult::Answer(Answer::Error { .. }) => return failed("pox_error"),
-                PostResult::AuthRequired => {
-                    return CandidateOutcome::Found(Box::new(Found {
-                        host,
-                        evidence: Evidence::AuthRequired,
-                        confirmed: trusted,
-                        settings: None,
-                        probe: None,
-                    }));
+                PostResult::Answer {
+                    answer: Answer::NotExchange { protocols },
+                    ..
+                } => {
+                    let err = Error::PoxNotExchange {
+                        url: url.to_string(),
+                        protocols,
+                    };
+                    self.amend_last(&url, Outcome::Failed, Some(&err));
+                    return failed(err.code());
                 }
+                PostResult::Answer {
+                    answer: Answer::Error { .. },
+                    ..
+                } => return failed("pox_error"),
+                PostResult::AuthRequired => {
+                    return self.auth_required(&url, &host, trusted, &origin).await;
+                }
+                PostResult::Status(_) => return failed("http_status"),
                 PostResult::Failed(code) => return failed(code),
             };
             match self.hop(&url, &next) {
                 Ok(target) => {
-                    if trusted {
-                        // Rule 4: a trusted https answer extends trust to its https target.
-                        let target_host = target.host_str().unwrap_or_default();
-                        self.run
-                            .trust
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .extend(target_host);
+                    let target_host = target.host_str().unwrap_or_default();
+                    if !self.run.is_trusted(target_host) {
+                        origin = Origin::Redirect {
+                            from: url.to_string(),
+                            reason: "redirect_outside_domain",
+                        };
                     }
                     url = target;
                 }
@@ -242,6 +380,54 @@ impl Steps {
                 }
             }
         }
+    }
+
+    /// A 401 the candidate cannot pass. An endpoint outside the domain that asks for a
+    /// password is named as needing consent. A host reached through SRV or a redirect is a
+    /// named server, so its ActiveSync endpoint is asked (anonymously) whether it serves
+    /// mailboxes; the domain's own Autodiscover URLs are only endpoints.
+    async fn auth_required(
+        &self,
+        url: &Url,
+        host: &str,
+        trusted: bool,
+        origin: &Origin,
+    ) -> CandidateOutcome {
+        if !trusted && let Some(consent) = origin.consent(host) {
+            self.run.needs_consent(consent);
+        }
+        let endpoint = AutodiscoverEndpoint {
+            url: url.to_string(),
+            requires_auth: true,
+            trusted,
+        };
+        // The domain's own URLs are only endpoints; so is a redirect target outside the
+        // domain, which must not outrank a trusted answer. An SRV target, or a redirect target
+        // inside the domain, is a named server: ask whether it serves mailboxes.
+        let named_server = match origin {
+            Origin::Start => false,
+            Origin::Redirect { .. } => trusted,
+            Origin::Srv { .. } => true,
+        };
+        if !named_server {
+            return CandidateOutcome::Endpoint(endpoint);
+        }
+        let Some(activesync) = activesync::activesync_url(host) else {
+            return CandidateOutcome::Endpoint(endpoint);
+        };
+        let probe = self
+            .probe_recorded(&activesync, CredentialUse::Anonymous)
+            .await;
+        if !probe.outcome.shows_endpoint() {
+            return CandidateOutcome::Endpoint(endpoint);
+        }
+        CandidateOutcome::Found(Box::new(Found {
+            host: host.to_owned(),
+            evidence: probe.evidence(),
+            confirmed: trusted,
+            settings: None,
+            probe: Some(probe),
+        }))
     }
 
     pub(super) fn hop(&self, from: &Url, location: &str) -> Result<Url, Error> {
@@ -254,13 +440,14 @@ impl Steps {
         Ok(target)
     }
 
-    async fn post(&self, url: &Url, trusted: bool) -> PostResult {
-        let fetched = match self.send(Step::Pox, HttpMethod::POST, url, None).await {
+    async fn post(&self, url: &Url, trusted: bool, schema: Schema) -> PostResult {
+        let body = self.run.body(schema);
+        let fetched = match self.send_pox(url, &body, None).await {
             Ok(fetched) => fetched,
             Err(code) => return PostResult::Failed(code),
         };
         if fetched.status != StatusCode::UNAUTHORIZED {
-            return self.read_post_answer(url, fetched);
+            return self.read_post_answer(url, fetched, false);
         }
         let Some(credentials) = self.run.credentials.as_ref() else {
             return PostResult::AuthRequired;
@@ -293,19 +480,29 @@ impl Steps {
             self.record_refusal(Step::Pox, url.as_str(), &err);
             return PostResult::Failed(err.code());
         }
-        match self
-            .send(Step::Pox, HttpMethod::POST, url, Some(credentials))
-            .await
-        {
-            Ok(fetched) if fetched.status == StatusCode::UNAUTHORIZED => PostResult::Failed(
-                Error::AuthRejected {
-                    url: url.to_string(),
-                }
-                .code(),
-            ),
-            Ok(fetched) => self.read_post_answer(url, fetched),
+        match self.send_pox(url, &body, Some(credentials)).await {
+            Ok(fetched) if fetched.status == StatusCode::UNAUTHORIZED => {
+                self.run.findings().credentials_refused = true;
+                PostResult::Failed(
+                    Error::AuthRejected {
+                        url: url.to_string(),
+                    }
+                    .code(),
+                )
+            }
+            Ok(fetched) => self.read_post_answer(url, fetched, true),
             Err(code) => PostResult::Failed(code),
         }
+    }
+
+    async fn send_pox(
+        &self,
+        url: &Url,
+        body: &str,
+        credentials: Option<&Credentials>,
+    ) -> Result<Fetched, &'static str> {
+        self.send_body(Step::Pox, HttpMethod::POST, url, Some(body), credentials)
+            .await
     }
 
     fn take_credential_attempt(&self, url: &Url, credentials: &Credentials) -> Result<(), Error> {
@@ -328,7 +525,7 @@ impl Steps {
         Ok(())
     }
 
-    fn read_post_answer(&self, url: &Url, fetched: Fetched) -> PostResult {
+    fn read_post_answer(&self, url: &Url, fetched: Fetched, authenticated: bool) -> PostResult {
         match fetched.status.as_u16() {
             200 => match pox::parse_answer(&fetched.body) {
                 Ok(answer) => {
@@ -339,7 +536,10 @@ impl Steps {
                         };
                         self.amend_last(url, Outcome::Failed, Some(&err));
                     }
-                    PostResult::Answer(answer)
+                    PostResult::Answer {
+                        answer,
+                        authenticated,
+                    }
                 }
                 Err(parse) => {
                     let err = match parse {
@@ -366,12 +566,21 @@ impl Steps {
                     status,
                 };
                 self.amend_last(url, Outcome::Failed, Some(&err));
-                PostResult::Failed(err.code())
+                PostResult::Status(status)
             }
         }
     }
 
-    fn settings_found(&self, url: &Url, settings: Settings, trusted: bool) -> CandidateOutcome {
+    fn settings_found(
+        &self,
+        url: &Url,
+        settings: Settings,
+        trusted: bool,
+        origin: &Origin,
+    ) -> CandidateOutcome {
+        if !trusted && let Some(consent) = origin.consent(url.host_str().unwrap_or_default()) {
+            self.run.needs_consent(consent);
+        }
         let host = pick_host(&settings);
         match host {
             Some(host) => CandidateOutcome::Found(Box::new(Found {
@@ -408,7 +617,8 @@ impl Steps {
         }
     }
 
-    /// Sends one request and records it; returns the answer or the failure code.
+    /// Sends one request without a body and records it; returns the answer or the failure
+    /// code.
     pub(super) async fn send(
         &self,
         step: Step,
@@ -416,8 +626,20 @@ impl Steps {
         url: &Url,
         credentials: Option<&Credentials>,
     ) -> Result<Fetched, &'static str> {
+        self.send_body(step, method, url, None, credentials).await
+    }
+
+    /// Sends one request with an optional XML body and records it.
+    async fn send_body(
+        &self,
+        step: Step,
+        method: HttpMethod,
+        url: &Url,
+        xml: Option<&str>,
+        credentials: Option<&Credentials>,
+    ) -> Result<Fetched, &'static str> {
         let started = Instant::now();
-        let body = (method == HttpMethod::POST).then_some(Body::Xml(self.run.body.as_str()));
+        let body = xml.map(Body::Xml);
         let request = Outgoing {
             method,
             url,
@@ -520,9 +742,9 @@ impl Steps {
     }
 }
 
-/// The host a settings answer names: the external `EXPR` server first, then the ActiveSync
-/// and EWS URL hosts, then an `EXCH` server that is a host name (modern Exchange puts a
-/// mailbox GUID there).
+/// The host a settings answer names: the external `EXPR` server first, then `EXHTTP`'s
+/// (Exchange 2013+), then the hosts of the EWS and ActiveSync URLs, then an `EXCH` server that
+/// is a host name (modern Exchange puts a mailbox GUID there).
 fn pick_host(settings: &Settings) -> Option<String> {
     let url_host = |url: &Option<String>| {
         url.as_deref()
@@ -531,8 +753,9 @@ fn pick_host(settings: &Settings) -> Option<String> {
     };
     [
         settings.expr_server.clone(),
-        url_host(&settings.activesync_url),
+        settings.exhttp_server.clone(),
         url_host(&settings.ews_url),
+        url_host(&settings.activesync_url),
         settings.exch_server.clone(),
     ]
     .into_iter()
@@ -542,6 +765,24 @@ fn pick_host(settings: &Settings) -> Option<String> {
             .ok()
             .map(|d| d.as_str().to_owned())
     })
+}
+
+/// Whether an Outlook-schema answer says "ask me in the mobilesync schema": Z-Push answers the
+/// Outlook schema with 500, mailcow with IMAP settings, others with error 601 (schema not
+/// available).
+fn wants_mobilesync(result: &PostResult) -> bool {
+    match result {
+        PostResult::Status(status) => *status >= 500,
+        PostResult::Answer {
+            answer: Answer::NotExchange { .. },
+            ..
+        } => true,
+        PostResult::Answer {
+            answer: Answer::Error { code, .. },
+            ..
+        } => code == "601",
+        _ => false,
+    }
 }
 
 pub(super) fn location(headers: &HeaderMap) -> Option<String> {
@@ -566,9 +807,9 @@ mod tests {
         assert_eq!(pick_host(&settings).as_deref(), Some("mail.example.test"));
         let settings = Settings {
             exch_server: Some("3a1c0f4e@example.test".into()),
-            activesync_url: Some("https://eas.example.test/Microsoft-Server-ActiveSync".into()),
+            ews_url: Some("https://ews.example.test/EWS/Exchange.asmx".into()),
             ..Settings::default()
         };
-        assert_eq!(pick_host(&settings).as_deref(), Some("eas.example.test"));
+        assert_eq!(pick_host(&settings).as_deref(), Some("ews.example.test"));
     }
 }

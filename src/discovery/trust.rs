@@ -2,10 +2,11 @@
 //!
 //! The trust set for a mail domain D holds D, `autodiscover.D` and every host that shares D's
 //! registrable domain (public suffix list), the hosts the operator allows (built in: Exchange
-//! Online's own), and hosts that a trusted HTTPS answer redirected to. A host learned from an
-//! unauthenticated source (the plain-HTTP redirect, SRV, DNS) whose registrable domain differs
-//! from D's is untrusted: it may be probed anonymously and reported as a candidate that needs
-//! confirmation, but it never receives credentials and is never a confirmed host.
+//! Online's own), and the hosts the caller consented to for this discovery. A redirect never
+//! adds to it, whoever sent it: a redirect target outside D's registrable domain is untrusted
+//! (rule 4), and so is a host learned from DNS (SRV) in another registrable domain (rule 3).
+//! An untrusted host may be probed anonymously and reported as needing consent, but it never
+//! receives credentials and is never a confirmed host.
 
 use std::collections::HashSet;
 
@@ -27,13 +28,19 @@ pub struct Trust {
 }
 
 impl Trust {
-    /// The trust set for `domain` plus the operator's `allowed_hosts`.
-    pub fn new(domain: &Domain, allowed_hosts: &[String]) -> Self {
+    /// The trust set for `domain` plus the operator's `allowed_hosts` and the hosts the
+    /// caller `consented` to for this discovery.
+    pub fn new(domain: &Domain, allowed_hosts: &[String], consented: &[String]) -> Self {
         let registrable = domain.registrable().unwrap_or(domain.as_str()).to_owned();
         let allowed = BUILT_IN_TRUSTED_HOSTS
             .iter()
             .map(|h| (*h).to_owned())
-            .chain(allowed_hosts.iter().map(|h| h.to_ascii_lowercase()))
+            .chain(
+                allowed_hosts
+                    .iter()
+                    .chain(consented)
+                    .map(|h| h.trim_end_matches('.').to_ascii_lowercase()),
+            )
             .collect();
         Self {
             registrable,
@@ -46,12 +53,6 @@ impl Trust {
         let host = host.trim_end_matches('.').to_ascii_lowercase();
         self.allowed.contains(&host) || registrable_domain(&host) == Some(self.registrable.as_str())
     }
-
-    /// Adds `host` because a trusted HTTPS answer redirected to it (rule 4).
-    pub fn extend(&mut self, host: &str) {
-        self.allowed
-            .insert(host.trim_end_matches('.').to_ascii_lowercase());
-    }
 }
 
 #[cfg(test)]
@@ -63,6 +64,7 @@ mod tests {
         let trust = Trust::new(
             &Domain::parse("example.test").unwrap(),
             &["mx.partner.test".into()],
+            &[],
         );
         assert!(trust.is_trusted("example.test"));
         assert!(trust.is_trusted("autodiscover.example.test"));
@@ -76,17 +78,17 @@ mod tests {
 
     #[test]
     fn subdomain_mail_domains_share_their_registrable_domain() {
-        let trust = Trust::new(&Domain::parse("eu.example.co.uk").unwrap(), &[]);
+        let trust = Trust::new(&Domain::parse("eu.example.co.uk").unwrap(), &[], &[]);
         assert!(trust.is_trusted("mail.example.co.uk"));
         assert!(!trust.is_trusted("other.co.uk"));
         assert!(!trust.is_trusted("co.uk"));
     }
 
     #[test]
-    fn redirects_extend_trust() {
-        let mut trust = Trust::new(&Domain::parse("example.test").unwrap(), &[]);
-        assert!(!trust.is_trusted("hosted.partner.test"));
-        trust.extend("hosted.partner.test");
+    fn consent_adds_a_host_for_one_discovery() {
+        let domain = Domain::parse("example.test").unwrap();
+        assert!(!Trust::new(&domain, &[], &[]).is_trusted("hosted.partner.test"));
+        let trust = Trust::new(&domain, &[], &["Hosted.Partner.Test.".into()]);
         assert!(trust.is_trusted("hosted.partner.test"));
     }
 }

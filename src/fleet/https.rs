@@ -82,6 +82,37 @@ impl Reply {
         .header("Content-Type", "text/xml; charset=utf-8")
     }
 
+    /// A whole recorded answer (`HTTP/1.1 STATUS ...`, headers, a blank line, the body), as
+    /// the `.http` files in `fixtures/` hold them. `Content-Length`, `Connection` and
+    /// `Transfer-Encoding` are left to the server.
+    pub fn recorded(raw: &[u8]) -> Self {
+        let text = String::from_utf8_lossy(raw);
+        let (head, body) = text
+            .split_once("\r\n\r\n")
+            .or_else(|| text.split_once("\n\n"))
+            .unwrap_or((&text, ""));
+        let mut lines = head.lines();
+        let status = lines
+            .next()
+            .and_then(|line| line.split_whitespace().nth(1))
+            .and_then(|code| code.parse().ok())
+            .expect("a recorded answer starts with a status line");
+        let mut reply = Self {
+            body: body.as_bytes().to_vec(),
+            ..Self::status(status)
+        };
+        for line in lines {
+            let Some((name, value)) = line.split_once(':') else {
+                continue;
+            };
+            let skip = ["content-length", "connection", "transfer-encoding"];
+            if !skip.contains(&name.trim().to_ascii_lowercase().as_str()) {
+                reply = reply.header(name.trim(), value.trim());
+            }
+        }
+        reply
+    }
+
     pub fn redirect(status: u16, location: &str) -> Self {
         Self::status(status).header("Location", location)
     }

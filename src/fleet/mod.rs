@@ -23,10 +23,10 @@ pub const FLEET_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 1);
 /// A loopback address where nothing listens: connections are refused.
 pub const REFUSED_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 254);
 
-/// An Outlook-schema Autodiscover answer naming `host` (as `EXPR` server and ActiveSync URL host).
+/// A real Outlook-schema Autodiscover answer (Exchange 2013, `fixtures/pox/ex2013-outlook.xml`)
+/// whose `EXPR` server and EWS URLs name `host`.
 pub fn settings_answer(host: &str) -> Vec<u8> {
-    format!(
-        r#"<?xml version="1.0" encoding="utf-8"?><Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006"><Response xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a"><Account><Action>settings</Action><Protocol><Type>EXPR</Type><Server>{host}</Server><ASUrl>https://{host}/Microsoft-Server-ActiveSync</ASUrl></Protocol></Account></Response></Autodiscover>"#
-    )
-    .into_bytes()
+    include_str!("../../fixtures/pox/ex2013-outlook.xml")
+        .replace("mail.rs2013.example", host)
+        .into_bytes()
 }

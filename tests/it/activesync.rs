@@ -12,7 +12,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use crate::support::*;
 
 const PASSWORD: &str = "hunter2-but-longer";
-const SETTINGS: &str = "pox/outlook-settings.xml";
 
 fn creds() -> Credentials {
     Credentials::new("alice@example.test", PASSWORD)
@@ -73,7 +72,7 @@ async fn an_mx_host_inside_the_domain_is_probed() {
     );
     assert_eq!(
         report.evidence,
-        Some(Evidence::AuthRequired),
+        Some(Evidence::ActiveSyncEndpoint),
         "401 to an anonymous probe"
     );
     assert!(
@@ -101,7 +100,9 @@ async fn a_web_page_at_the_activesync_path_is_not_activesync() {
 #[tokio::test]
 async fn the_activesync_url_from_autodiscover_is_probed_to_confirm_it() {
     let env = TestEnv::start().await;
-    env.host("example.test", |_| Reply::fixture(SETTINGS));
+    env.host("example.test", |_| {
+        Reply::xml(settings_answer("mail.example.test"))
+    });
     env.host(
         "mail.example.test",
         exchange(basic("alice@example.test", PASSWORD)),
@@ -120,7 +121,9 @@ async fn the_activesync_url_from_autodiscover_is_probed_to_confirm_it() {
 #[tokio::test]
 async fn verify_accepts_the_right_password_with_one_credentialed_request() {
     let env = TestEnv::start().await;
-    env.host("example.test", |_| Reply::fixture(SETTINGS));
+    env.host("example.test", |_| {
+        Reply::xml(settings_answer("mail.example.test"))
+    });
     env.host(
         "mail.example.test",
         exchange(basic("alice@example.test", PASSWORD)),
@@ -147,7 +150,9 @@ async fn verify_accepts_the_right_password_with_one_credentialed_request() {
 #[tokio::test]
 async fn verify_reports_a_wrong_password() {
     let env = TestEnv::start().await;
-    env.host("example.test", |_| Reply::fixture(SETTINGS));
+    env.host("example.test", |_| {
+        Reply::xml(settings_answer("mail.example.test"))
+    });
     env.host(
         "mail.example.test",
         exchange(basic("alice@example.test", PASSWORD)),
@@ -324,14 +329,12 @@ async fn v2_is_not_asked_when_the_mx_is_not_exchange_online() {
 #[tokio::test]
 async fn microsoft_online_settings_mean_office365() {
     let env = TestEnv::start().await;
-    env.host("example.test", |_| {
-        Reply::fixture("pox/office365-settings.xml")
-    });
+    env.host("example.test", |_| Reply::fixture("pox/o365-full.xml"));
     let report = env.discover("carol@example.test").await;
     assert_eq!(report.provider, Some(Provider::Office365));
     assert_eq!(
         report.exchange_server_host.as_deref(),
-        Some("outlook.office365.com")
+        Some("outlook.office365.example")
     );
 }
 

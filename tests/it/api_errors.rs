@@ -152,7 +152,7 @@ async fn malformed_inputs_get_4xx() {
 async fn a_full_flow_at_trace_level_logs_no_secret() {
     let env = TestEnv::start().await;
     env.host("example.test", |_| {
-        Reply::fixture("pox/outlook-settings.xml")
+        Reply::xml(settings_answer("mail.example.test"))
     });
     env.host(
         "mail.example.test",

@@ -12,7 +12,7 @@ const PASSWORD: &str = "Summer-2026-not-really";
 
 fn exchange_world(env: &TestEnv) {
     env.host("example.test", |_| {
-        Reply::fixture("pox/outlook-settings.xml")
+        Reply::xml(settings_answer("mail.example.test"))
     });
     env.host(
         "mail.example.test",
@@ -110,7 +110,7 @@ async fn a_cached_host_that_stops_working_is_forgotten() {
         .await;
     // The cached host goes away; Autodiscover now names another one.
     env.host("example.test", |_| {
-        Reply::fixture("pox/outlook-settings-no-expr.xml")
+        Reply::xml(settings_answer("exch01.example.test"))
     });
     env.fleet.host("mail.example.test", |_| Reply::status(503));
     env.host(
@@ -157,9 +157,7 @@ async fn wrong_password_is_401() {
 #[tokio::test]
 async fn exchange_online_mailboxes_are_sent_to_oauth() {
     let env = TestEnv::start().await;
-    env.host("example.test", |_| {
-        Reply::fixture("pox/office365-settings.xml")
-    });
+    env.host("example.test", |_| Reply::fixture("pox/o365-full.xml"));
     let app = TestApp::spawn(&env, |_| {}).await;
     let (status, _, body) = app
         .post(

@@ -64,7 +64,7 @@ async fn discovery_succeeds_and_the_browser_lands_with_a_code_without_javascript
     };
     let (env, app, site) = world(String::new()).await;
     env.host("example.test", |_| {
-        Reply::fixture("pox/outlook-settings.xml")
+        Reply::xml(settings_answer("mail.example.test"))
     });
     env.host(
         "mail.example.test",
@@ -164,7 +164,7 @@ async fn a_wrong_password_is_said_and_another_try_works() {
     };
     let (env, app, site) = world(String::new()).await;
     env.host("example.test", |_| {
-        Reply::fixture("pox/outlook-settings.xml")
+        Reply::xml(settings_answer("mail.example.test"))
     });
     env.host(
         "mail.example.test",
@@ -255,7 +255,7 @@ async fn forged_forms_without_the_csrf_token_are_refused() {
     };
     let env = TestEnv::start().await;
     env.host("example.test", |_| {
-        Reply::fixture("pox/outlook-settings.xml")
+        Reply::xml(settings_answer("mail.example.test"))
     });
     env.host(
         "mail.example.test",
@@ -328,9 +328,7 @@ async fn exchange_online_offers_microsoft_sign_in_and_completes_it() {
         return;
     };
     let env = TestEnv::start().await;
-    env.host("example.test", |_| {
-        Reply::fixture("pox/office365-settings.xml")
-    });
+    env.host("example.test", |_| Reply::fixture("pox/o365-full.xml"));
     let microsoft = FakeMicrosoft::start().await;
     let challenge = microsoft.challenge.clone();
     env.host("login.example.test", move |s| {

@@ -67,7 +67,10 @@ fn args(list: &[&str]) -> Vec<String> {
 async fn discover_json_finds_the_host() {
     let env = TestEnv::start().await;
     env.host("example.test", |_| {
-        Reply::fixture("pox/outlook-settings.xml")
+        Reply::xml(settings_answer("mail.example.test"))
+    });
+    env.host("mail.example.test", |_| {
+        Reply::fixture("activesync/sogo-options-anonymous.http")
     });
     let run = exdisco(
         &env,
@@ -115,7 +118,7 @@ async fn not_found_exits_1_with_the_trail() {
 async fn human_output_shows_host_and_trail() {
     let env = TestEnv::start().await;
     env.host("example.test", |_| {
-        Reply::fixture("pox/outlook-settings.xml")
+        Reply::xml(settings_answer("mail.example.test"))
     });
     let run = exdisco(&env, args(&["discover", "alice@example.test"]), None).await;
     assert_eq!(run.code, 0);
@@ -179,7 +182,7 @@ async fn passwords_from_stdin_are_used_and_never_printed() {
     let expected = basic("alice", PASSWORD);
     env.host("autodiscover.example.test", move |s| {
         match &s.authorization {
-            Some(auth) if *auth == expected => Reply::fixture("pox/outlook-settings.xml"),
+            Some(auth) if *auth == expected => Reply::xml(settings_answer("mail.example.test")),
             _ => Reply::status(401).header("WWW-Authenticate", "Basic realm=\"x\""),
         }
     });
@@ -274,7 +277,7 @@ async fn probe_prints_the_classified_outcome() {
 async fn discover_verify_checks_the_password() {
     let env = TestEnv::start().await;
     env.host("example.test", |_| {
-        Reply::fixture("pox/outlook-settings.xml")
+        Reply::xml(settings_answer("mail.example.test"))
     });
     let expected = basic("alice", PASSWORD);
     env.host("mail.example.test", move |s| match &s.authorization {

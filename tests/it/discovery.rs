@@ -7,13 +7,17 @@ use hickory_proto::rr::RecordType;
 
 use crate::support::*;
 
-const SETTINGS: &str = "pox/outlook-settings.xml";
-const NO_EXPR: &str = "pox/outlook-settings-no-expr.xml";
-
 #[tokio::test]
 async fn the_domain_itself_answers() {
     let env = TestEnv::start().await;
-    env.host("example.test", |_| Reply::fixture(SETTINGS));
+    env.host("example.test", |_| {
+        Reply::xml(settings_answer("mail.example.test"))
+    });
+    // The Outlook schema names no ActiveSync URL (ASUrl is the Availability service): the
+    // URL is the EXPR host's, once its endpoint answers.
+    env.host("mail.example.test", |_| {
+        Reply::fixture("activesync/sogo-options-anonymous.http")
+    });
     let report = env.discover("alice@example.test").await;
     assert_eq!(
         report.exchange_server_host.as_deref(),
@@ -30,7 +34,7 @@ async fn the_domain_itself_answers() {
         report.ews_url.as_deref(),
         Some("https://mail.example.test/EWS/Exchange.asmx")
     );
-    assert_eq!(report.ttl_seconds, Some(7200));
+    assert_eq!(report.ttl_seconds, Some(3600), "no TTL: one hour");
     let post = &env.fleet.seen_by("example.test")[0];
     assert_eq!(post.method, "POST");
     assert!(post.tls);
@@ -46,7 +50,7 @@ async fn autodiscover_host_answers_alone() {
     env.dns.set("example.test", RecordType::A, Answer::NxDomain);
     env.host(
         "autodiscover.example.test",
-        https_only(Reply::fixture(NO_EXPR)),
+        https_only(Reply::xml(settings_answer("exch01.example.test"))),
     );
     let report = env.discover("bob@example.test").await;
     assert_eq!(
@@ -69,7 +73,9 @@ async fn plain_http_redirect_alone() {
         "autodiscover.example.test",
         plain_http_redirect("https://mail.example.test/Autodiscover/Autodiscover.xml"),
     );
-    env.host("mail.example.test", |_| Reply::fixture(SETTINGS));
+    env.host("mail.example.test", |_| {
+        Reply::xml(settings_answer("mail.example.test"))
+    });
     let report = env.discover("alice@example.test").await;
     assert_eq!(report.method, Some(Method::HttpRedirect));
     assert_eq!(
@@ -102,7 +108,9 @@ async fn srv_alone() {
         443,
         "exch.example.test",
     );
-    env.host("exch.example.test", |_| Reply::fixture(NO_EXPR));
+    env.host("exch.example.test", |_| {
+        Reply::xml(settings_answer("exch01.example.test"))
+    });
     let report = env.discover("alice@example.test").await;
     assert_eq!(report.method, Some(Method::Srv));
     assert_eq!(
@@ -116,9 +124,11 @@ async fn srv_alone() {
 async fn preference_order_beats_speed() {
     let env = TestEnv::start().await;
     env.host("example.test", |_| {
-        Reply::fixture(SETTINGS).delayed(Duration::from_millis(300))
+        Reply::xml(settings_answer("mail.example.test")).delayed(Duration::from_millis(300))
     });
-    env.host("autodiscover.example.test", |_| Reply::fixture(NO_EXPR));
+    env.host("autodiscover.example.test", |_| {
+        Reply::xml(settings_answer("exch01.example.test"))
+    });
     let mut config = env.config();
     config.preference_wait.min = Duration::from_secs(2);
     let report = env.discover_with(config, "alice@example.test", None).await;
@@ -132,8 +142,12 @@ async fn preference_order_beats_speed() {
 #[tokio::test]
 async fn both_answer_and_the_preferred_one_wins() {
     let env = TestEnv::start().await;
-    env.host("example.test", |_| Reply::fixture(SETTINGS));
-    env.host("autodiscover.example.test", |_| Reply::fixture(NO_EXPR));
+    env.host("example.test", |_| {
+        Reply::xml(settings_answer("mail.example.test"))
+    });
+    env.host("autodiscover.example.test", |_| {
+        Reply::xml(settings_answer("exch01.example.test"))
+    });
     env.dns.srv(
         "_autodiscover._tcp.example.test",
         0,
@@ -141,7 +155,9 @@ async fn both_answer_and_the_preferred_one_wins() {
         443,
         "exch.example.test",
     );
-    env.host("exch.example.test", |_| Reply::fixture(NO_EXPR));
+    env.host("exch.example.test", |_| {
+        Reply::xml(settings_answer("exch01.example.test"))
+    });
     let report = env.discover("alice@example.test").await;
     assert_eq!(report.method, Some(Method::PoxDomain));
 }
@@ -152,7 +168,7 @@ async fn a_black_hole_is_superseded_not_waited_for() {
     env.black_hole("example.test");
     env.host("autodiscover.example.test", |s| {
         if s.tls {
-            Reply::fixture(NO_EXPR)
+            Reply::xml(settings_answer("exch01.example.test"))
         } else {
             Reply::hang()
         }
@@ -172,9 +188,11 @@ async fn a_black_hole_is_superseded_not_waited_for() {
 async fn a_slow_preferred_answer_past_its_patience_is_superseded() {
     let env = TestEnv::start().await;
     env.host("example.test", |_| {
-        Reply::fixture(SETTINGS).delayed(Duration::from_secs(2))
+        Reply::xml(settings_answer("mail.example.test")).delayed(Duration::from_secs(2))
     });
-    env.host("autodiscover.example.test", |_| Reply::fixture(NO_EXPR));
+    env.host("autodiscover.example.test", |_| {
+        Reply::xml(settings_answer("exch01.example.test"))
+    });
     let report = env.discover("alice@example.test").await;
     assert_eq!(report.method, Some(Method::PoxAutodiscover));
     assert!(has_attempt(&report, "https://example.test/", "superseded"));
@@ -187,7 +205,7 @@ async fn mobilesync_schema() {
         if s.body.contains("mobilesync/requestschema/2006") {
             Reply::fixture("activesync/mobilesync-settings.xml")
         } else {
-            Reply::fixture("pox/generic-error-600.xml")
+            Reply::fixture("pox/ex2010-error-600.xml")
         }
     });
     let mut config = env.config();
@@ -206,11 +224,9 @@ async fn mobilesync_schema() {
 #[tokio::test]
 async fn autodiscover_error_answers_are_failures_with_codes() {
     let env = TestEnv::start().await;
-    env.host("example.test", |_| {
-        Reply::fixture("pox/outlook-error-500.xml")
-    });
+    env.host("example.test", |_| Reply::fixture("pox/ex-error-500.xml"));
     env.host("autodiscover.example.test", |_| {
-        Reply::fixture("pox/generic-error-600.xml")
+        Reply::fixture("pox/ex2010-error-600.xml")
     });
     let report = env.discover("nobody@example.test").await;
     assert!(!report.is_found());
@@ -240,8 +256,12 @@ async fn srv_order_follows_priority() {
         443,
         "primary.example.test",
     );
-    env.host("primary.example.test", |_| Reply::fixture(NO_EXPR));
-    env.host("backup.example.test", |_| Reply::fixture(SETTINGS));
+    env.host("primary.example.test", |_| {
+        Reply::xml(settings_answer("exch01.example.test"))
+    });
+    env.host("backup.example.test", |_| {
+        Reply::xml(settings_answer("mail.example.test"))
+    });
     let report = env.discover("alice@example.test").await;
     assert_eq!(report.method, Some(Method::Srv));
     assert_eq!(
@@ -269,7 +289,9 @@ async fn srv_falls_back_to_the_next_target() {
         "backup.example.test",
     );
     env.refused("primary.example.test");
-    env.host("backup.example.test", |_| Reply::fixture(SETTINGS));
+    env.host("backup.example.test", |_| {
+        Reply::xml(settings_answer("mail.example.test"))
+    });
     let report = env.discover("alice@example.test").await;
     assert_eq!(report.method, Some(Method::Srv));
     assert!(has_attempt(
@@ -319,7 +341,9 @@ async fn srv_ports_other_than_443_are_dropped() {
         8443,
         "odd.example.test",
     );
-    env.host("odd.example.test", |_| Reply::fixture(SETTINGS));
+    env.host("odd.example.test", |_| {
+        Reply::xml(settings_answer("mail.example.test"))
+    });
     let report = env.discover("alice@example.test").await;
     assert!(!report.is_found());
     assert!(has_attempt(
@@ -334,10 +358,10 @@ async fn srv_ports_other_than_443_are_dropped() {
 async fn bad_certificates_are_refused() {
     let env = TestEnv::start().await;
     env.host_with_cert("example.test", CertKind::Expired, |_| {
-        Reply::fixture(SETTINGS)
+        Reply::xml(settings_answer("mail.example.test"))
     });
     env.host_with_cert("autodiscover.example.test", CertKind::WrongName, |_| {
-        Reply::fixture(SETTINGS)
+        Reply::xml(settings_answer("mail.example.test"))
     });
     env.dns.srv(
         "_autodiscover._tcp.example.test",
@@ -347,7 +371,7 @@ async fn bad_certificates_are_refused() {
         "self.example.test",
     );
     env.host_with_cert("self.example.test", CertKind::SelfSigned, |_| {
-        Reply::fixture(SETTINGS)
+        Reply::xml(settings_answer("mail.example.test"))
     });
     let report = env.discover("alice@example.test").await;
     assert!(!report.is_found(), "{:?}", report.trail);
@@ -395,22 +419,62 @@ async fn every_candidate_failing_returns_the_whole_trail() {
 }
 
 #[tokio::test]
-async fn anonymous_401_is_weaker_evidence() {
+async fn an_autodiscover_endpoint_is_not_the_mailbox_host() {
+    // Issue 11.2: without credentials, Exchange's autodiscover.DOMAIN answers 401 (Z-Push's
+    // recorded answer); its ActiveSync path is not there. That proves Autodiscover, not where
+    // the mailbox is.
     let env = TestEnv::start().await;
     env.refused("example.test");
-    env.host("autodiscover.example.test", |_| {
-        Reply::status(401).header(
-            "WWW-Authenticate",
-            "Basic realm=\"autodiscover.example.test\"",
-        )
+    env.host("autodiscover.example.test", |s| {
+        if s.is_autodiscover() && s.method == "POST" {
+            Reply::fixture("pox/zpush-401.http")
+        } else {
+            Reply::status(404)
+        }
+    });
+    let report = env.discover("alice@example.test").await;
+    assert_eq!(report.exchange_server_host, None, "{:#?}", report.trail);
+    assert_eq!(report.error.as_ref().unwrap().code, "auth_required");
+    let endpoint = report.autodiscover_endpoint.as_ref().expect("the endpoint");
+    assert_eq!(
+        endpoint.url,
+        "https://autodiscover.example.test/autodiscover/autodiscover.xml"
+    );
+    assert!(endpoint.requires_auth && endpoint.trusted);
+}
+
+#[tokio::test]
+async fn an_autodiscover_endpoint_does_not_cancel_the_activesync_probes() {
+    let env = TestEnv::start().await;
+    env.refused("example.test");
+    env.host("autodiscover.example.test", |s| {
+        if s.is_autodiscover() {
+            Reply::fixture("pox/zpush-401.http")
+        } else {
+            Reply::status(404)
+        }
+    });
+    env.host("mail.example.test", |s| {
+        if s.is_autodiscover() {
+            Reply::status(404)
+        } else {
+            Reply::fixture("activesync/sogo-options-anonymous.http")
+        }
     });
     let report = env.discover("alice@example.test").await;
     assert_eq!(
         report.exchange_server_host.as_deref(),
-        Some("autodiscover.example.test")
+        Some("mail.example.test"),
+        "{:#?}",
+        report.trail
     );
-    assert_eq!(report.evidence, Some(Evidence::AuthRequired));
-    assert!(report.confirmed);
+    assert_eq!(report.method, Some(Method::ActiveSync));
+    assert_eq!(report.evidence, Some(Evidence::ActiveSyncEndpoint));
+    assert!(
+        report.confirmed,
+        "inside the domain, answering as ActiveSync"
+    );
+    assert!(report.autodiscover_endpoint.is_some());
 }
 
 #[tokio::test]

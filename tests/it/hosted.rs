@@ -266,9 +266,7 @@ async fn the_password_is_never_written_back_and_limits_apply() {
 #[tokio::test]
 async fn exchange_online_without_a_microsoft_app_explains_and_offers_no_button() {
     let env = TestEnv::start().await;
-    env.host("example.test", |_| {
-        Reply::fixture("pox/office365-settings.xml")
-    });
+    env.host("example.test", |_| Reply::fixture("pox/o365-full.xml"));
     let app = hosted_app(&env).await;
     let (_, cookie, token) = open_page(&app).await;
     let (status, _, html) = submit(
@@ -353,9 +351,7 @@ pub fn id_token(account: &str) -> String {
 /// answer.
 async fn microsoft_round_trip(signed_in_as: &'static str) -> (u16, HeaderMap, String) {
     let env = TestEnv::start().await;
-    env.host("example.test", |_| {
-        Reply::fixture("pox/office365-settings.xml")
-    });
+    env.host("example.test", |_| Reply::fixture("pox/o365-full.xml"));
     env.host("login.example.test", move |s| {
         if s.body.contains("grant_type=authorization_code") && s.body.contains("code=ms-code") {
             let body = format!(

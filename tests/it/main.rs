@@ -10,6 +10,7 @@ mod browser;
 mod cli;
 mod discovery;
 mod hosted;
+mod real_servers;
 mod redirects;
 mod redis_queue;
 mod security;

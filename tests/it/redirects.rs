@@ -4,8 +4,6 @@ use exdisco::report::Method;
 
 use crate::support::*;
 
-const SETTINGS: &str = "pox/outlook-settings.xml";
-
 fn redirect_url_xml(url: &str) -> Vec<u8> {
     format!(
         r#"<?xml version="1.0" encoding="utf-8"?>
@@ -23,11 +21,11 @@ async fn redirect_addr_restarts_with_the_new_address() {
     let env = TestEnv::start().await;
     env.host("example.test", |s| {
         assert!(s.body.contains("alice@example.test"));
-        Reply::fixture("pox/outlook-redirect-addr.xml")
+        redirect_addr_answer("alice@subdomain.example.test")
     });
     env.host("autodiscover.subdomain.example.test", |s| {
         if s.body.contains("alice@subdomain.example.test") {
-            Reply::fixture(SETTINGS)
+            Reply::xml(settings_answer("mail.example.test"))
         } else {
             Reply::status(400)
         }
@@ -50,13 +48,13 @@ async fn redirect_url_is_reposted() {
     let env = TestEnv::start().await;
     env.refused("example.test");
     env.host("autodiscover.example.test", |_| {
-        Reply::fixture("pox/outlook-redirect-url.xml")
+        redirect_url_answer("mail.example.test")
     });
     env.host("mail.example.test", |s| {
         if s.is_autodiscover() {
             assert_eq!(s.method, "POST");
         }
-        Reply::fixture(SETTINGS)
+        Reply::xml(settings_answer("mail.example.test"))
     });
     let report = env.discover("alice@example.test").await;
     assert_eq!(report.method, Some(Method::PoxAutodiscover));
@@ -90,7 +88,7 @@ async fn a_302_chain_is_followed_by_hand() {
             "the POST is re-sent, not turned into a GET"
         );
         assert_eq!(s.path, "/Autodiscover/Autodiscover.xml");
-        Reply::fixture(SETTINGS)
+        Reply::xml(settings_answer("mail.example.test"))
     });
     let report = env.discover("alice@example.test").await;
     assert_eq!(
@@ -128,7 +126,7 @@ async fn loops_end_with_a_loop_code() {
 async fn address_redirect_loops_end() {
     let env = TestEnv::start().await;
     env.host("example.test", |_| {
-        Reply::fixture("pox/outlook-redirect-addr.xml")
+        redirect_addr_answer("alice@subdomain.example.test")
     });
     env.host("subdomain.example.test", |_| {
         Reply::xml(

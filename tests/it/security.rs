@@ -3,13 +3,14 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
+use exdisco::discovery::Pipeline;
 use exdisco::domain::Credentials;
+use exdisco::domain::EmailAddress;
 use exdisco::report::{Evidence, Method};
 use hickory_proto::rr::RecordType;
 
 use crate::support::*;
 
-const SETTINGS: &str = "pox/outlook-settings.xml";
 const PASSWORD: &str = "correct horse battery staple";
 
 fn creds() -> Credentials {
@@ -23,7 +24,7 @@ fn basic_challenge(realm: &str) -> Reply {
 /// A host that answers settings only to the right Basic credentials.
 fn guarded(expected: String) -> impl Fn(&Seen) -> Reply + Send + Sync + 'static {
     move |s: &Seen| match &s.authorization {
-        Some(auth) if *auth == expected => Reply::fixture(SETTINGS),
+        Some(auth) if *auth == expected => Reply::xml(settings_answer("mail.example.test")),
         _ => basic_challenge("exchange"),
     }
 }
@@ -113,7 +114,10 @@ async fn rule_3_foreign_srv_target_gets_no_credentials_and_is_not_confirmed() {
         !report.confirmed,
         "a foreign SRV target is only a candidate"
     );
-    assert_eq!(report.evidence, Some(Evidence::AuthRequired));
+    assert_eq!(report.evidence, Some(Evidence::ActiveSyncEndpoint));
+    let consent = report.needs_consent.as_ref().expect("needs consent");
+    assert_eq!(consent.host, "autodiscover.attacker.test");
+    assert_eq!(consent.reason, "srv_target_outside_domain");
 }
 
 #[tokio::test]
@@ -124,7 +128,9 @@ async fn rule_3_foreign_settings_over_http_redirect_are_unconfirmed() {
         "autodiscover.example.test",
         plain_http_redirect("https://autodiscover.attacker.test/autodiscover/autodiscover.xml"),
     );
-    env.host("autodiscover.attacker.test", |_| Reply::fixture(SETTINGS));
+    env.host("autodiscover.attacker.test", |_| {
+        Reply::xml(settings_answer("mail.example.test"))
+    });
     let report = env
         .discover_with(env.config(), "alice@example.test", Some(&creds()))
         .await;
@@ -134,28 +140,56 @@ async fn rule_3_foreign_settings_over_http_redirect_are_unconfirmed() {
 }
 
 #[tokio::test]
-async fn rule_4_trusted_https_redirect_extends_trust() {
+async fn rule_4_a_redirect_outside_the_domain_needs_consent() {
+    // Issue 11.5: the domain's own autodiscover host 302s the POST to a foreign host. That
+    // never extends trust, whoever sent it: the foreign host is asked anonymously, and the
+    // report names it as needing consent.
     let env = TestEnv::start().await;
     env.refused("example.test");
     env.host(
         "autodiscover.example.test",
         https_only(Reply::redirect(
             302,
-            "https://hosted.partner.test/autodiscover/autodiscover.xml",
+            "https://autodiscover.evil.test/autodiscover/autodiscover.xml",
         )),
     );
-    env.host(
-        "hosted.partner.test",
-        guarded(basic("alice@example.test", PASSWORD)),
-    );
+    let evil = guarded(basic("alice@example.test", PASSWORD));
+    env.host("autodiscover.evil.test", move |s| {
+        if s.is_autodiscover() {
+            evil(s)
+        } else {
+            Reply::status(404)
+        }
+    });
     let report = env
         .discover_with(env.config(), "alice@example.test", Some(&creds()))
         .await;
-    assert!(report.confirmed);
+    assert!(
+        env.fleet.seen().iter().all(|s| s.authorization.is_none()),
+        "no password leaves the domain"
+    );
+    assert!(!report.confirmed);
+    let consent = report.needs_consent.as_ref().expect("needs consent");
+    assert_eq!(consent.host, "autodiscover.evil.test");
+    assert_eq!(consent.reason, "redirect_outside_domain");
+    assert_eq!(
+        consent.from,
+        "https://autodiscover.example.test/autodiscover/autodiscover.xml"
+    );
+    assert_eq!(report.error.as_ref().unwrap().code, "needs_consent");
+
+    // With the caller's consent for this discovery, the host gets the password.
+    let pipeline = Pipeline::builder(env.config()).build().unwrap();
+    let address = EmailAddress::parse("alice@example.test").unwrap();
+    let report = pipeline
+        .discover_with_consent(&address, Some(&creds()), &["autodiscover.evil.test".into()])
+        .await;
+    assert!(report.confirmed, "{:#?}", report.trail);
     assert_eq!(report.evidence, Some(Evidence::Settings));
+    assert_eq!(report.needs_consent, None);
     assert!(
         env.fleet
-            .seen_by("hosted.partner.test")
+            .seen_by("autodiscover.evil.test")
             .iter()
             .any(|s| s.authorization.is_some())
     );
@@ -199,7 +233,7 @@ async fn rule_6_never_walks_up_the_domain_tree() {
         "autodiscover.example.test",
         "autodiscover.test",
     ] {
-        env.host(parent, |_| Reply::fixture(SETTINGS));
+        env.host(parent, |_| Reply::xml(settings_answer("mail.example.test")));
     }
     let report = env.discover("alice@mail.sub.example.test").await;
     assert!(!report.is_found());
@@ -217,7 +251,9 @@ async fn rule_7_a_redirect_to_http_is_refused() {
             "http://mail.example.test/autodiscover/autodiscover.xml",
         )),
     );
-    env.host("mail.example.test", |_| Reply::fixture(SETTINGS));
+    env.host("mail.example.test", |_| {
+        Reply::xml(settings_answer("mail.example.test"))
+    });
     let report = env
         .discover_with(env.config(), "alice@example.test", Some(&creds()))
         .await;
@@ -255,7 +291,9 @@ async fn rule_8_hostile_redirect_urls_are_refused() {
             "autodiscover.example.test",
             https_only(Reply::xml(body.clone())),
         );
-        env.host("mail.example.test", |_| Reply::fixture(SETTINGS));
+        env.host("mail.example.test", |_| {
+            Reply::xml(settings_answer("mail.example.test"))
+        });
         let report = env.discover("alice@example.test").await;
         assert!(!report.is_found(), "{location}");
         assert!(
@@ -275,7 +313,9 @@ async fn rule_8_hostile_redirect_urls_are_refused() {
 #[tokio::test]
 async fn rule_12_private_and_loopback_targets_are_refused_by_default() {
     let env = TestEnv::start().await;
-    env.host("example.test", |_| Reply::fixture(SETTINGS));
+    env.host("example.test", |_| {
+        Reply::xml(settings_answer("mail.example.test"))
+    });
     env.dns
         .a("autodiscover.example.test", Ipv4Addr::new(10, 0, 0, 1));
     let mut config = env.config();
@@ -298,7 +338,9 @@ async fn rule_12_private_and_loopback_targets_are_refused_by_default() {
 #[tokio::test]
 async fn rule_12_one_forbidden_address_refuses_the_name() {
     let env = TestEnv::start().await;
-    env.host("example.test", |_| Reply::fixture(SETTINGS));
+    env.host("example.test", |_| {
+        Reply::xml(settings_answer("mail.example.test"))
+    });
     env.dns.a("example.test", Ipv4Addr::new(169, 254, 169, 254));
     let report = env.discover("alice@example.test").await;
     assert!(has_attempt(

@@ -7,7 +7,10 @@
 //! 2. With credentials, and only for a trusted https host whose challenge offers Basic, OPTIONS
 //!    once more with Basic credentials: that answer is the definitive one.
 //! 3. A 451 with `X-MS-Location` (the mailbox moved) is followed to its https target, at most
-//!    [`MAX_MOVES`] times.
+//!    [`MAX_MOVES`] times. The credentials follow only to a target the caller's trust check
+//!    accepts; elsewhere the target is asked anonymously (rule 4). Real Exchange sends 451
+//!    only after authentication ([MS-ASHTTP] 3.1.5.2.2), so an anonymous probe proves an
+//!    endpoint, never a mailbox.
 //!
 //! A 200 counts as ActiveSync only with both `MS-ASProtocolVersions` and
 //! `MS-ASProtocolCommands`; a 200 without them (a web page) is `not_activesync`.
@@ -112,6 +115,16 @@ pub struct Probe {
 }
 
 impl Probe {
+    /// The evidence this probe gives for its host: a 200 with the protocol headers is
+    /// ActiveSync itself; a challenge at the ActiveSync path is an endpoint.
+    pub fn evidence(&self) -> crate::report::Evidence {
+        if self.outcome == ProbeOutcome::Confirmed {
+            crate::report::Evidence::ActiveSync
+        } else {
+            crate::report::Evidence::ActiveSyncEndpoint
+        }
+    }
+
     /// A probe that sent nothing: the answer is known without asking (Exchange Online) or the
     /// credential budget is spent.
     pub fn not_sent(url: &Url, outcome: ProbeOutcome, code: &'static str) -> Self {
@@ -131,17 +144,30 @@ impl Probe {
 }
 
 /// What a probe may do with credentials.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub enum CredentialUse<'a> {
     /// Never send credentials.
     Anonymous,
+    /// Credentials exist but this host may not have them: a challenge is answered with
+    /// `credentials_withheld`.
+    Withheld,
     /// Send these after a Basic challenge, if the host is trusted.
     Basic {
         /// The credentials.
         credentials: &'a Credentials,
-        /// Whether the host may receive them.
-        trusted: bool,
+        /// Whether a host may receive them (asked for the first URL and every 451 target).
+        trusted: &'a (dyn Fn(&str) -> bool + Sync),
     },
+}
+
+impl std::fmt::Debug for CredentialUse<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Anonymous => "Anonymous",
+            Self::Withheld => "Withheld",
+            Self::Basic { .. } => "Basic",
+        })
+    }
 }
 
 /// The trail entry for one probe request.
@@ -204,7 +230,15 @@ pub async fn probe_activesync(
     let mut url = url.clone();
     let mut moves = Vec::new();
     loop {
-        let mut probe = probe_once(http, &url, credentials, &mut record).await;
+        let usage = match credentials {
+            CredentialUse::Basic { trusted, .. }
+                if !trusted(url.host_str().unwrap_or_default()) =>
+            {
+                CredentialUse::Withheld
+            }
+            other => other,
+        };
+        let mut probe = probe_once(http, &url, usage, &mut record).await;
         probe.report.ms = started.elapsed().as_millis() as u64;
         let Some(location) = probe.moved_to.take() else {
             probe.report.moves = moves;
@@ -256,12 +290,10 @@ async fn probe_once(
         Err(classified) => return classified,
     };
     let anonymous = classify(url, status, &headers, false);
-    let CredentialUse::Basic {
-        credentials,
-        trusted,
-    } = credentials
-    else {
-        return anonymous;
+    let credentials = match credentials {
+        CredentialUse::Anonymous => return anonymous,
+        CredentialUse::Withheld => None,
+        CredentialUse::Basic { credentials, .. } => Some(credentials),
     };
     let challenge = Challenge::parse(&headers);
     if status != StatusCode::UNAUTHORIZED
@@ -273,9 +305,9 @@ async fn probe_once(
     if !challenge.basic {
         return anonymous;
     }
-    if !trusted || url.scheme() != "https" {
+    let Some(credentials) = credentials.filter(|_| url.scheme() == "https") else {
         return anonymous.withheld(ProbeOutcome::CredentialsWithheld.code());
-    }
+    };
     if !http.limits().try_account_attempt(&credentials.username) {
         return anonymous.withheld("credential_budget");
     }

@@ -7,10 +7,9 @@
 use tokio::task::JoinSet;
 use url::Url;
 
-use super::{CredentialUse, Probe, ProbeOutcome, activesync_url, attempt_for, probe_activesync};
+use super::{CredentialUse, Probe, activesync_url, attempt_for, probe_activesync};
 use crate::discovery::steps::{CandidateOutcome, Found, Steps, failed};
 use crate::domain::{Domain, registrable_domain};
-use crate::report::Evidence;
 
 impl Steps {
     /// Probes `hosts` and the MX hosts inside the domain.
@@ -54,11 +53,7 @@ impl Steps {
             let host = url.host_str().unwrap_or_default().to_owned();
             return CandidateOutcome::Found(Box::new(Found {
                 confirmed: self.run.is_trusted(&host),
-                evidence: if probe.outcome == ProbeOutcome::Confirmed {
-                    Evidence::ActiveSync
-                } else {
-                    Evidence::AuthRequired
-                },
+                evidence: probe.evidence(),
                 host,
                 settings: None,
                 probe: Some(probe),

@@ -6,7 +6,11 @@
 //! entity is ever expanded (rule 15). It then reads the answer by namespace:
 //! - Outlook (`.../outlook/responseschema/2006a`): `Account/Action` is `settings`,
 //!   `redirectAddr` or `redirectUrl`; `Protocol` elements give `Server`, `EwsUrl`, `ASUrl`,
-//!   `TTL`; `Error` gives `ErrorCode`.
+//!   `TTL`; `Error` gives `ErrorCode`. `ASUrl` is the Availability service, an EWS endpoint
+//!   (learn.microsoft.com "ASUrl (POX)"; Exchange 2010's documentation: "To bind to Exchange
+//!   Web Services, use the URL identified by the ASUrl element"), never the ActiveSync URL:
+//!   the Outlook schema carries none. An answer whose protocols are only IMAP, POP3, SMTP,
+//!   CalDAV or CardDAV (web hosters, mailcow) is [`Answer::NotExchange`].
 //! - ActiveSync (`.../mobilesync/responseschema/2006`): `Action/Redirect`,
 //!   `Action/Settings/Server[Type=MobileSync]/Url`, or `Action/Error/Status`.
 //! - Either schema may answer with the generic `Response/Error/ErrorCode` (600, 601).
@@ -36,6 +40,12 @@ pub enum Answer {
     RedirectAddr(String),
     /// `Action` = `redirectUrl`: a new Autodiscover URL to POST to.
     RedirectUrl(String),
+    /// Outlook-schema settings that name no Exchange protocol (`EXCH`, `EXPR`, `EXHTTP`,
+    /// `WEB`) and no EWS URL: IMAP/POP/SMTP only, as web hosters and mailcow answer.
+    NotExchange {
+        /// The protocol types the answer did name, space-separated.
+        protocols: String,
+    },
     /// An `Error` element: `ErrorCode` (Outlook, generic) or `Status` (mobilesync).
     Error {
         /// `ErrorCode` or `Status`.
@@ -55,9 +65,14 @@ pub struct Settings {
     pub expr_server: Option<String>,
     /// `Protocol[Type=EXCH]/Server`: often a mailbox GUID in modern Exchange.
     pub exch_server: Option<String>,
-    /// `EwsUrl` (EXPR first, then EXCH).
+    /// `Protocol[Type=EXHTTP]/Server`: the Outlook Anywhere host of Exchange 2013 and later
+    /// (the only server an Outlook-2016-style `mapiHttp` answer names).
+    pub exhttp_server: Option<String>,
+    /// The EWS URL: `EwsUrl` (EXPR, then EXHTTP, then EXCH), else `ASUrl`, the Availability
+    /// service, which is an EWS endpoint (Exchange 2010 answers carry no `EwsUrl`).
     pub ews_url: Option<String>,
-    /// `ASUrl` (Outlook) or the `MobileSync` server `Url` (mobilesync).
+    /// The ActiveSync URL: only the mobilesync schema's `MobileSync` server `Url` (or
+    /// Autodiscover v2 with `Protocol=ActiveSync`). The Outlook schema carries none.
     pub activesync_url: Option<String>,
     /// `TTL` in hours.
     pub ttl_hours: Option<u32>,
@@ -139,13 +154,28 @@ fn outlook_answer(response: &Element) -> Option<Answer> {
                 ..Settings::default()
             };
             let protocols: Vec<&Element> = account.children_named("Protocol").collect();
-            for kind in ["EXPR", "EXCH", "WEB", "EXHTTP"] {
+            let mut availability_url = None;
+            for kind in EXCHANGE_PROTOCOLS {
                 for protocol in protocols
                     .iter()
                     .filter(|p| p.child_text("Type") == Some(kind))
                 {
-                    read_protocol(kind, protocol, &mut settings);
+                    read_protocol(kind, protocol, &mut settings, &mut availability_url);
                 }
+            }
+            settings.ews_url = settings.ews_url.take().or(availability_url);
+            let exchange = settings.expr_server.is_some()
+                || settings.exch_server.is_some()
+                || settings.exhttp_server.is_some()
+                || settings.ews_url.is_some();
+            if !exchange {
+                let named: Vec<&str> = protocols
+                    .iter()
+                    .filter_map(|p| p.child_text("Type"))
+                    .collect();
+                return Some(Answer::NotExchange {
+                    protocols: named.join(" "),
+                });
             }
             Some(Answer::Settings(settings))
         }
@@ -153,37 +183,32 @@ fn outlook_answer(response: &Element) -> Option<Answer> {
     }
 }
 
-fn read_protocol(kind: &str, protocol: &Element, settings: &mut Settings) {
-    match kind {
-        "EXPR" => {
-            settings.expr_server = settings
-                .expr_server
-                .take()
-                .or(protocol.owned_text("Server"))
-        }
-        "EXCH" => {
-            settings.exch_server = settings
-                .exch_server
-                .take()
-                .or(protocol.owned_text("Server"))
-        }
-        _ => {}
-    }
+/// The Outlook-schema protocol types that belong to Exchange, in the order their values are
+/// preferred: the external one (`EXPR`) first.
+const EXCHANGE_PROTOCOLS: [&str; 4] = ["EXPR", "EXHTTP", "EXCH", "WEB"];
+
+fn read_protocol(
+    kind: &str,
+    protocol: &Element,
+    settings: &mut Settings,
+    availability_url: &mut Option<String>,
+) {
+    let server = match kind {
+        "EXPR" => &mut settings.expr_server,
+        "EXHTTP" => &mut settings.exhttp_server,
+        "EXCH" => &mut settings.exch_server,
+        _ => &mut None,
+    };
+    *server = server.take().or(protocol.owned_text("Server"));
     settings.ews_url = settings.ews_url.take().or(protocol.owned_text("EwsUrl"));
-    settings.activesync_url = settings
-        .activesync_url
-        .take()
-        .or(protocol.owned_text("ASUrl"));
+    *availability_url = availability_url.take().or(protocol.owned_text("ASUrl"));
     if settings.ttl_hours.is_none() {
         settings.ttl_hours = protocol.child_text("TTL").and_then(|t| t.parse().ok());
     }
-    // WEB nests its ActiveSync URL: WEB/External/Protocol/ASUrl.
+    // WEB nests the Availability URL: WEB/External/Protocol/ASUrl.
     for side in ["External", "Internal"] {
         if let Some(nested) = protocol.child(side).and_then(|s| s.child("Protocol")) {
-            settings.activesync_url = settings
-                .activesync_url
-                .take()
-                .or(nested.owned_text("ASUrl"));
+            *availability_url = availability_url.take().or(nested.owned_text("ASUrl"));
         }
     }
 }

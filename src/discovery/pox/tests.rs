@@ -5,80 +5,171 @@ fn fixture(path: &str) -> Vec<u8> {
     std::fs::read(&full).unwrap_or_else(|err| panic!("{full}: {err}"))
 }
 
+/// The body of a fixture: a whole `.http` answer loses its head; `{{...}}` placeholders are
+/// filled for `sven@rs2013.example`.
+fn body(path: &str) -> Vec<u8> {
+    let raw = fixture(path);
+    let body = match raw.windows(2).position(|w| w == b"\n\n") {
+        Some(split) if path.ends_with(".http") => raw[split + 2..].to_vec(),
+        _ => raw,
+    };
+    String::from_utf8(body)
+        .unwrap()
+        .replace("{{email}}", "sven@rs2013.example")
+        .replace("{{local}}", "sven")
+        .replace("{{domain}}", "rs2013.example")
+        .replace("{{redirect_host}}", "ad.eu.rs2013.example")
+        .into_bytes()
+}
+
 fn settings(path: &str) -> Settings {
-    match parse_answer(&fixture(path)).unwrap() {
+    match parse_answer(&body(path)).unwrap() {
         Answer::Settings(settings) => settings,
         other => panic!("{path}: {other:?}"),
     }
 }
 
 #[test]
-fn outlook_settings_prefer_expr_and_read_urls() {
-    let s = settings("pox/outlook-settings.xml");
-    assert_eq!(s.expr_server.as_deref(), Some("mail.example.test"));
-    assert!(s.exch_server.unwrap().contains('@'));
+fn asurl_is_the_availability_service_not_activesync() {
+    // Exchange 2010: no EwsUrl at all; ASUrl is the EWS endpoint to bind to.
+    let s = settings("pox/ex2010-outlook.xml");
+    assert_eq!(s.expr_server.as_deref(), Some("mail.rs2010.example"));
     assert_eq!(
-        s.activesync_url.as_deref(),
-        Some("https://mail.example.test/Microsoft-Server-ActiveSync")
+        s.exch_server.as_deref(),
+        Some("MBX-SERVER.mail.internal.rs2010.example")
     );
     assert_eq!(
         s.ews_url.as_deref(),
-        Some("https://mail.example.test/EWS/Exchange.asmx")
+        Some("https://mail.rs2010.example/ews/exchange.asmx")
     );
-    assert_eq!(s.ttl_hours, Some(2));
-    assert_eq!(s.display_name.as_deref(), Some("Alice Example"));
+    assert_eq!(
+        s.activesync_url, None,
+        "the Outlook schema has no ActiveSync URL"
+    );
     assert!(!s.microsoft_online);
 }
 
 #[test]
-fn exch_only_settings() {
-    let s = settings("pox/outlook-settings-no-expr.xml");
-    assert_eq!(s.expr_server, None);
-    assert_eq!(s.exch_server.as_deref(), Some("exch01.example.test"));
+fn exchange_2013_guid_exch_and_expr_host() {
+    let s = settings("pox/ex2013-outlook.xml");
+    assert_eq!(s.expr_server.as_deref(), Some("mail.rs2013.example"));
+    assert!(s.exch_server.unwrap().contains('@'));
+    assert_eq!(
+        s.ews_url.as_deref(),
+        Some("https://mail.rs2013.example/EWS/Exchange.asmx")
+    );
+    assert_eq!(s.activesync_url, None);
 }
 
 #[test]
-fn office365_settings_flag_microsoft_online() {
-    let s = settings("pox/office365-settings.xml");
+fn exchange_2016_mapihttp_answer_names_exhttp() {
+    let s = settings("pox/ex2016-mapihttp.xml");
+    assert_eq!(s.expr_server, None);
+    assert_eq!(s.exch_server, None);
+    assert_eq!(s.exhttp_server.as_deref(), Some("mail.rs2013.example"));
+    assert_eq!(
+        s.ews_url.as_deref(),
+        Some("https://mail.rs2013.example/ews/exchange.asmx")
+    );
+}
+
+#[test]
+fn exchange_online_answers_flag_microsoft_online() {
+    let s = settings("pox/o365-full.xml");
     assert!(s.microsoft_online);
-    assert_eq!(s.expr_server.as_deref(), Some("outlook.office365.com"));
+    assert_eq!(s.expr_server.as_deref(), Some("outlook.office365.example"));
+    let s = settings("pox/o365-exch-only.xml");
+    assert!(s.microsoft_online);
+    assert_eq!(s.expr_server, None);
+    assert_eq!(
+        s.ews_url.as_deref(),
+        Some("https://outlook.office365.example/EWS/Exchange.asmx")
+    );
+}
+
+#[test]
+fn zimbra_exch_block_with_only_urls() {
+    let s = settings("pox/zimbra-ews.http");
+    assert_eq!(s.exch_server, None);
+    assert_eq!(
+        s.ews_url.as_deref(),
+        Some("https://webmail.rszimbra.example/ews/Exchange.asmx")
+    );
+}
+
+#[test]
+fn imap_only_answers_are_not_exchange() {
+    for path in ["pox/cpanel-imap.xml", "pox/mailcow-imap.http"] {
+        match parse_answer(&body(path)).unwrap() {
+            Answer::NotExchange { protocols } => assert!(protocols.contains("IMAP"), "{path}"),
+            other => panic!("{path}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn mobilesync_answers_of_every_server() {
+    for (path, url) in [
+        (
+            "pox/ex-mobilesync-settings.xml",
+            "https://mail.rs2013.example/Microsoft-Server-ActiveSync",
+        ),
+        (
+            "pox/zpush-mobilesync.http",
+            "https://push.rszpush.example/Microsoft-Server-ActiveSync",
+        ),
+        (
+            "pox/mailcow-mobilesync.http",
+            "https://mail.rsmcow.example/Microsoft-Server-ActiveSync",
+        ),
+        (
+            "pox/zimbra-mobilesync.http",
+            "https://webmail.rszimbra.example/Microsoft-Server-ActiveSync",
+        ),
+        (
+            "activesync/mobilesync-settings.xml",
+            "https://eas.example.test/Microsoft-Server-ActiveSync",
+        ),
+    ] {
+        assert_eq!(
+            settings(path).activesync_url.as_deref(),
+            Some(url),
+            "{path}"
+        );
+    }
 }
 
 #[test]
 fn redirects_and_errors() {
     assert_eq!(
-        parse_answer(&fixture("pox/outlook-redirect-addr.xml")).unwrap(),
-        Answer::RedirectAddr("alice@subdomain.example.test".into())
+        parse_answer(&body("pox/redirectaddr-msdoc.xml")).unwrap(),
+        Answer::RedirectAddr("una@rsmig-new.example".into())
     );
     assert_eq!(
-        parse_answer(&fixture("pox/outlook-redirect-url.xml")).unwrap(),
-        Answer::RedirectUrl("https://mail.example.test/autodiscover/autodiscover.xml".into())
+        parse_answer(&body("pox/redirectaddr-mobilesync.xml")).unwrap(),
+        Answer::RedirectAddr("una@rsmig-new.example".into())
+    );
+    assert_eq!(
+        parse_answer(&body("pox/redirecturl-reconstructed.xml")).unwrap(),
+        Answer::RedirectUrl("https://ad.eu.rs2013.example/autodiscover/autodiscover.xml".into())
     );
     assert!(matches!(
-        parse_answer(&fixture("pox/outlook-error-500.xml")).unwrap(),
+        parse_answer(&body("pox/ex-error-500.xml")).unwrap(),
         Answer::Error { code, .. } if code == "500"
     ));
-    assert!(matches!(
-        parse_answer(&fixture("pox/generic-error-600.xml")).unwrap(),
-        Answer::Error { code, .. } if code == "600"
-    ));
-}
-
-#[test]
-fn mobilesync_answers() {
-    let s = settings("activesync/mobilesync-settings.xml");
-    assert_eq!(
-        s.activesync_url.as_deref(),
-        Some("https://eas.example.test/Microsoft-Server-ActiveSync")
-    );
-    assert_eq!(
-        parse_answer(&fixture("activesync/mobilesync-redirect.xml")).unwrap(),
-        Answer::RedirectAddr("dave@subdomain.example.test".into())
-    );
+    for path in ["pox/ex2010-error-600.xml", "pox/mailcow-600.http"] {
+        assert!(matches!(
+            parse_answer(&body(path)).unwrap(),
+            Answer::Error { code, .. } if code == "600"
+        ));
+    }
     assert!(matches!(
         parse_answer(&fixture("activesync/mobilesync-error.xml")).unwrap(),
         Answer::Error { code, .. } if code == "2"
     ));
+    // Z-Push's Outlook-schema answer and mailcow's wrong-password answer have no body.
+    assert!(parse_answer(&body("pox/zpush-500.http")).is_err());
+    assert!(parse_answer(&body("pox/mailcow-badauth-200.http")).is_err());
 }
 
 #[test]
@@ -99,7 +190,7 @@ fn unknown_entities_are_not_expanded() {
 
 #[test]
 fn predefined_entities_and_char_refs_are_read() {
-    let body = br#"<Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006"><Response xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a"><User><DisplayName>A &amp; B&#33;</DisplayName></User><Account><Action>settings</Action></Account></Response></Autodiscover>"#;
+    let body = br#"<Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006"><Response xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a"><User><DisplayName>A &amp; B&#33;</DisplayName></User><Account><Action>settings</Action><Protocol><Type>EXPR</Type><Server>mail.example.test</Server></Protocol></Account></Response></Autodiscover>"#;
     let Answer::Settings(s) = parse_answer(body).unwrap() else {
         panic!()
     };

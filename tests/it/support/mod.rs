@@ -16,15 +16,45 @@ pub use exdisco::fleet::{
     Answer, CertKind, FLEET_IP, FakeDns, Fleet, REFUSED_IP, Reply, Seen, TestCa,
 };
 
-/// Fixture replies for the tests (the fixtures live beside the sources).
+/// Fixture replies for the tests (the fixtures live beside the sources, taken from real
+/// servers' answers: `fixtures/README.md`).
 pub trait ReplyFixture {
-    /// A 200 XML answer with the content of `fixtures/{path}`.
+    /// The answer in `fixtures/{path}`: a whole recorded answer for `.http` files, else a 200
+    /// XML answer with the file as its body.
     fn fixture(path: &str) -> Reply;
+    /// The same with the templates' `{{email}}`, `{{local}}` and `{{domain}}` filled from the
+    /// address the request asked for, as the real server fills them.
+    fn shape(path: &str, seen: &Seen) -> Reply;
 }
 
 impl ReplyFixture for Reply {
     fn fixture(path: &str) -> Reply {
-        Reply::xml(fixture(path))
+        if path.ends_with(".http") {
+            Reply::recorded(&fixture(path))
+        } else {
+            Reply::xml(fixture(path))
+        }
+    }
+
+    fn shape(path: &str, seen: &Seen) -> Reply {
+        let email = seen
+            .body
+            .split("<EMailAddress>")
+            .nth(1)
+            .and_then(|rest| rest.split('<').next())
+            .unwrap_or("user@example.test")
+            .to_owned();
+        let (local, domain) = email.split_once('@').unwrap_or(("user", "example.test"));
+        let text = String::from_utf8(fixture(path))
+            .expect("fixtures are text")
+            .replace("{{email}}", &email)
+            .replace("{{local}}", local)
+            .replace("{{domain}}", domain);
+        if path.ends_with(".http") {
+            Reply::recorded(text.as_bytes())
+        } else {
+            Reply::xml(text)
+        }
     }
 }
 
@@ -157,6 +187,22 @@ pub fn has_attempt(report: &Report, target: &str, code: &str) -> bool {
         .trail
         .iter()
         .any(|a| a.target.contains(target) && a.code == Some(code))
+}
+
+/// A real Exchange 2013 settings answer (`fixtures/pox/ex2013-outlook.xml`) naming `host`.
+pub use exdisco::fleet::settings_answer;
+
+/// The documented `redirectAddr` answer (`fixtures/pox/redirectaddr-msdoc.xml`) to `address`.
+pub fn redirect_addr_answer(address: &str) -> Reply {
+    let text = String::from_utf8(fixture("pox/redirectaddr-msdoc.xml")).expect("text");
+    Reply::xml(text.replace("una@rsmig-new.example", address))
+}
+
+/// A `redirectUrl` answer (`fixtures/pox/redirecturl-reconstructed.xml`) to `host`'s
+/// Autodiscover URL.
+pub fn redirect_url_answer(host: &str) -> Reply {
+    let text = String::from_utf8(fixture("pox/redirecturl-reconstructed.xml")).expect("text");
+    Reply::xml(text.replace("{{redirect_host}}", host))
 }
 
 pub fn fixture(path: &str) -> Vec<u8> {
