@@ -521,6 +521,10 @@ async fn check_reauth(
 fn check_verification(report: &Report) -> Result<(), Error> {
     if !report.is_found() {
         let code = report.error.as_ref().map(|f| f.code).unwrap_or("not_found");
+        if code == "auth_failed" {
+            // The domain's own Autodiscover refused the password: it is the password.
+            return Err(Error::CredentialsRefused);
+        }
         return Err(Error::DiscoveryFailed(code));
     }
     if report.provider == Some(Provider::Office365) {

@@ -20,7 +20,7 @@ use serde::Deserialize;
 use url::Url;
 
 use super::error::Error;
-use super::http::Outgoing;
+use super::http::{Fetched, Outgoing};
 use super::pox::Settings;
 use super::steps::{CandidateOutcome, Found, Steps, failed};
 use crate::domain::Domain;
@@ -100,18 +100,9 @@ impl Steps {
             .append_pair("Email", &address)
             .append_pair("Protocol", "EWS");
         let started = Instant::now();
-        let request = Outgoing {
-            method: HttpMethod::GET,
-            url: &url,
-            body: None,
-            credentials: None,
-        };
-        let fetched = match self.shared.http.fetch(request).await {
+        let fetched = match self.get_v2(&url, started).await {
             Ok(fetched) => fetched,
-            Err(err) => {
-                self.record_v2(&url, started, Outcome::Failed, Some(&err), None);
-                return failed(err.code());
-            }
+            Err(code) => return failed(code),
         };
         let status = fetched.status.as_u16();
         if status == 200
@@ -157,6 +148,20 @@ impl Steps {
         }))
     }
 
+    /// One anonymous v2 GET; a failure to fetch is recorded here.
+    async fn get_v2(&self, url: &Url, started: Instant) -> Result<Fetched, &'static str> {
+        let request = Outgoing {
+            method: HttpMethod::GET,
+            url,
+            body: None,
+            credentials: None,
+        };
+        self.shared.http.fetch(request).await.map_err(|err| {
+            self.record_v2(url, started, Outcome::Failed, Some(&err), None);
+            err.code()
+        })
+    }
+
     fn record_v2(
         &self,
         url: &Url,
@@ -194,26 +199,9 @@ impl Steps {
         };
         url.query_pairs_mut().append_pair("Protocol", "ActiveSync");
         let started = Instant::now();
-        let request = Outgoing {
-            method: HttpMethod::GET,
-            url: &url,
-            body: None,
-            credentials: None,
-        };
-        let fetched = match self.shared.http.fetch(request).await {
+        let fetched = match self.get_v2(&url, started).await {
             Ok(fetched) => fetched,
-            Err(err) => {
-                self.record_attempt(
-                    Step::AutodiscoverV2,
-                    url.as_str(),
-                    started,
-                    Outcome::Failed,
-                    Some(&err),
-                    None,
-                    false,
-                );
-                return failed(err.code());
-            }
+            Err(code) => return failed(code),
         };
         let status = fetched.status.as_u16();
         let answer = (status == 200)
@@ -232,27 +220,11 @@ impl Steps {
             } else {
                 err.code()
             };
-            self.record_attempt(
-                Step::AutodiscoverV2,
-                url.as_str(),
-                started,
-                Outcome::Failed,
-                Some(&err),
-                None,
-                false,
-            );
+            self.record_v2(&url, started, Outcome::Failed, Some(&err), None);
             return failed(code);
         };
         let detail = Some(format!("http {status}, ActiveSync at {activesync_url}"));
-        self.record_attempt(
-            Step::AutodiscoverV2,
-            url.as_str(),
-            started,
-            Outcome::Answered,
-            None,
-            detail,
-            false,
-        );
+        self.record_v2(&url, started, Outcome::Answered, None, detail);
         let host = activesync_url.host_str().unwrap_or_default().to_owned();
         CandidateOutcome::Found(Box::new(Found {
             confirmed: self.run.is_trusted(&host),
