@@ -385,18 +385,7 @@ async fn a_password_refused_by_autodiscover_is_401() {
     // Issue 11.4 through the daemon: the domain's Autodiscover refuses the password; the
     // anonymous ActiveSync host found beside it does not turn that into a "not found".
     let env = TestEnv::start().await;
-    env.refused("example.test");
-    env.host("autodiscover.example.test", |s| {
-        if s.is_autodiscover() {
-            Reply::fixture("pox/mailcow-401.http")
-        } else {
-            Reply::status(404)
-        }
-    });
-    env.host(
-        "mail.example.test",
-        exchange(basic("alice@example.test", PASSWORD)),
-    );
+    autodiscover_refusing_passwords(&env, PASSWORD);
     let app = TestApp::spawn(&env, |_| {}).await;
     let (status, _, body) = app
         .post(

@@ -96,18 +96,7 @@ async fn a_wrong_password_is_an_authentication_failure() {
     // Issue 11.4: the domain's own Autodiscover refuses the password; an anonymous ActiveSync
     // guess must not turn that into a found host.
     let env = TestEnv::start().await;
-    env.refused("example.test");
-    env.host("autodiscover.example.test", |s| {
-        if s.is_autodiscover() {
-            Reply::fixture("pox/mailcow-401.http")
-        } else {
-            Reply::status(404)
-        }
-    });
-    env.host(
-        "mail.example.test",
-        exchange(basic("alice@example.test", PASSWORD)),
-    );
+    autodiscover_refusing_passwords(&env, PASSWORD);
     let wrong = Credentials::new("alice@example.test", "not-the-password");
     let report = discover(&env, "alice@example.test", Some(&wrong)).await;
     assert_eq!(report.exchange_server_host, None, "{:#?}", report.trail);

@@ -234,6 +234,23 @@ pub fn exchange(expected: String) -> impl Fn(&Seen) -> Reply + Send + Sync + 'st
     }
 }
 
+/// A domain whose own Autodiscover (mailcow's recorded 401) refuses every password, beside an
+/// ActiveSync server `mail.example.test` that takes `alice@example.test` / `password`.
+pub fn autodiscover_refusing_passwords(env: &TestEnv, password: &str) {
+    env.refused("example.test");
+    env.host("autodiscover.example.test", |s| {
+        if s.is_autodiscover() {
+            Reply::fixture("pox/mailcow-401.http")
+        } else {
+            Reply::status(404)
+        }
+    });
+    env.host(
+        "mail.example.test",
+        exchange(basic("alice@example.test", password)),
+    );
+}
+
 pub fn activesync_ok() -> Reply {
     Reply::status(200)
         .header("MS-Server-ActiveSync", "15.1")
