@@ -420,7 +420,7 @@ impl Pipeline {
                 }
                 report.exchange_server_host = Some(found.host);
                 report.method = Some(method);
-                report.confirmed = found.confirmed && !self.needs_consent(&context, &report);
+                report.confirmed = found.confirmed;
                 report.evidence = Some(found.evidence);
                 report.activesync_url = settings.activesync_url.or_else(|| {
                     let probe = found
@@ -439,18 +439,13 @@ impl Pipeline {
             report.autodiscover_endpoint = findings.endpoint.as_ref().map(|(_, e)| e.clone());
             report.needs_consent = findings.consent.clone();
         }
+        if report.needs_consent.as_ref().map(|c| &c.host) == report.exchange_server_host.as_ref() {
+            // A host that needs consent is never confirmed.
+            report.confirmed = false;
+        }
         report.trail = context.take_trail();
         report.seconds = started.elapsed().as_secs_f64();
         report
-    }
-
-    /// Whether the found host is the one that needs consent.
-    fn needs_consent(&self, context: &RunContext, report: &Report) -> bool {
-        let findings = context.findings();
-        findings
-            .consent
-            .as_ref()
-            .is_some_and(|c| Some(&c.host) == report.exchange_server_host.as_ref())
     }
 
     /// Probes the found host's ActiveSync endpoint anonymously, within the deadline.
@@ -480,13 +475,10 @@ impl Pipeline {
     ) -> Steps {
         let config = &self.shared.config;
         let run = Arc::new(RunState {
+            schema: config.schema,
             body: pox::request_body(config.schema, &address.to_string()),
-            mobilesync_body: std::sync::OnceLock::new(),
-            trust: Mutex::new(Trust::new(
-                address.domain(),
-                &config.trusted_hosts,
-                &context.consented,
-            )),
+            other_body: std::sync::OnceLock::new(),
+            trust: Trust::new(address.domain(), &config.trusted_hosts, &context.consented),
             address: address.clone(),
             credentials,
             hops: context.hops.clone(),

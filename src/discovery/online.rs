@@ -67,6 +67,20 @@ struct V2Answer {
     url: String,
 }
 
+/// The https URL of a 200 v2 answer for `protocol`.
+fn v2_url(fetched: &Fetched, protocol: &str) -> Option<Url> {
+    if fetched.status.as_u16() != 200 {
+        return None;
+    }
+    let answer = serde_json::from_slice::<V2Answer>(&fetched.body).ok()?;
+    if !answer.protocol.eq_ignore_ascii_case(protocol) {
+        return None;
+    }
+    Url::parse(&answer.url)
+        .ok()
+        .filter(|u| u.scheme() == "https" && u.host_str().is_some())
+}
+
 /// The v2 error answer (`{"ErrorCode": "UserNotFound", "ErrorMessage": ...}`).
 #[derive(Debug, Deserialize)]
 struct V2Error {
@@ -115,13 +129,8 @@ impl Steps {
             self.record_v2(&url, started, Outcome::Failed, Some(&err), None);
             return failed(err.code());
         }
-        let ews_url = (status == 200)
-            .then(|| serde_json::from_slice::<V2Answer>(&fetched.body).ok())
-            .flatten()
-            .filter(|a| a.protocol.eq_ignore_ascii_case("EWS"))
-            .and_then(|a| Url::parse(&a.url).ok())
-            .filter(|u| u.scheme() == "https")
-            .and_then(|u| Some((Domain::parse(u.host_str()?).ok()?, u)));
+        let ews_url =
+            v2_url(&fetched, "EWS").and_then(|u| Some((Domain::parse(u.host_str()?).ok()?, u)));
         let Some((ews_host, ews_url)) = ews_url else {
             let err = Error::HttpStatus {
                 url: url.to_string(),
@@ -204,12 +213,7 @@ impl Steps {
             Err(code) => return failed(code),
         };
         let status = fetched.status.as_u16();
-        let answer = (status == 200)
-            .then(|| serde_json::from_slice::<V2Answer>(&fetched.body).ok())
-            .flatten()
-            .filter(|a| a.protocol.eq_ignore_ascii_case("ActiveSync"))
-            .and_then(|a| Url::parse(&a.url).ok())
-            .filter(|u| u.scheme() == "https" && u.host_str().is_some());
+        let answer = v2_url(&fetched, "ActiveSync");
         let Some(activesync_url) = answer else {
             let err = Error::HttpStatus {
                 url: url.to_string(),

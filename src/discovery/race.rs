@@ -130,10 +130,10 @@ impl Pipeline {
                 Decision::AllFailed => {
                     let codes = slots
                         .iter()
-                        .map(|slot| match slot {
-                            Some(CandidateOutcome::Failed { code }) => *code,
-                            Some(CandidateOutcome::Endpoint(_)) => "auth_required",
-                            _ => "cancelled",
+                        .map(|slot| {
+                            slot.as_ref()
+                                .and_then(CandidateOutcome::failure_code)
+                                .unwrap_or("cancelled")
                         })
                         .collect();
                     return RaceEnd::AllFailed { codes };
@@ -195,8 +195,7 @@ impl Pipeline {
                 CandidateOutcome::RedirectAddr { address, trusted } => {
                     return RaceEnd::RedirectAddr { address, trusted };
                 }
-                CandidateOutcome::Failed { code } => codes.push(code),
-                CandidateOutcome::Endpoint(_) => codes.push("auth_required"),
+                failure => codes.extend(failure.failure_code()),
             }
         }
         RaceEnd::AllFailed { codes }

@@ -136,8 +136,7 @@ impl Steps {
                 from: name.trim_end_matches('.').to_owned(),
             };
             match self.follow_pox(url, origin).await {
-                CandidateOutcome::Failed { code } => last = failed(code),
-                CandidateOutcome::Endpoint(endpoint) => last = CandidateOutcome::Endpoint(endpoint),
+                outcome if outcome.is_failure() => last = outcome,
                 done => return done,
             }
         }

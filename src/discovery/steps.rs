@@ -57,7 +57,17 @@ pub enum CandidateOutcome {
 impl CandidateOutcome {
     /// Whether the candidate is over without a host or a new address.
     pub fn is_failure(&self) -> bool {
-        matches!(self, Self::Endpoint(_) | Self::Failed { .. })
+        self.failure_code().is_some()
+    }
+
+    /// The code of a failed candidate: its last failure's, or `auth_required` for an
+    /// endpoint that named no host.
+    pub fn failure_code(&self) -> Option<&'static str> {
+        match self {
+            Self::Failed { code } => Some(code),
+            Self::Endpoint(_) => Some("auth_required"),
+            Self::Found(_) | Self::RedirectAddr { .. } => None,
+        }
     }
 }
 
@@ -126,15 +136,16 @@ pub struct Found {
 pub struct RunState {
     /// The address being discovered.
     pub address: EmailAddress,
-    /// The request bodies for it, in the configured schema and (made when first needed) in
-    /// the mobilesync schema.
+    /// The configured request schema.
+    pub schema: Schema,
+    /// The request body in the configured schema.
     pub body: String,
-    /// The mobilesync body, made when an Outlook-schema answer asks for it.
-    pub mobilesync_body: std::sync::OnceLock<String>,
+    /// The body in the other schema, made when an answer asks for it (see `follow_pox`).
+    pub other_body: std::sync::OnceLock<String>,
     /// Credentials, if any.
     pub credentials: Option<Credentials>,
-    /// The trust set.
-    pub trust: Mutex<Trust>,
+    /// The trust set (fixed for the run: no redirect extends it).
+    pub trust: Trust,
     /// Hops and visited sets, shared across address redirects.
     pub hops: Arc<Mutex<Hops>>,
     /// The trail, shared across address redirects.
@@ -166,21 +177,16 @@ impl RunState {
     }
 
     /// The request body in `schema`.
-    pub(super) fn body(&self, schema: Schema) -> String {
-        if schema == Schema::MobileSync && !self.body.contains("mobilesync") {
-            return self
-                .mobilesync_body
-                .get_or_init(|| pox::request_body(Schema::MobileSync, &self.address.to_string()))
-                .clone();
+    pub(super) fn body(&self, schema: Schema) -> &str {
+        if schema == self.schema {
+            return &self.body;
         }
-        self.body.clone()
+        self.other_body
+            .get_or_init(|| pox::request_body(schema, &self.address.to_string()))
     }
 
     pub(super) fn is_trusted(&self, host: &str) -> bool {
-        self.trust
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_trusted(host)
+        self.trust.is_trusted(host)
     }
 
     pub(super) fn hops(&self) -> std::sync::MutexGuard<'_, Hops> {
@@ -305,26 +311,14 @@ impl Steps {
     /// credentials, named as needing consent (rule 4). When the Outlook schema gets no usable
     /// answer (Z-Push answers it with 500, mailcow with IMAP settings, some servers with 601),
     /// the same URL is asked once in the mobilesync schema.
-    pub(super) async fn follow_pox(&self, start: Url, origin: Origin) -> CandidateOutcome {
+    pub(super) async fn follow_pox(&self, start: Url, mut origin: Origin) -> CandidateOutcome {
         let mut url = start;
-        let mut origin = origin;
         let mut schema = self.shared.config.schema;
         loop {
             let host = url.host_str().unwrap_or_default().to_owned();
             let trusted = self.run.is_trusted(&host);
             let result = self.post(&url, trusted, schema).await;
             if schema == Schema::Outlook && wants_mobilesync(&result) {
-                if let PostResult::Answer {
-                    answer: Answer::NotExchange { protocols },
-                    ..
-                } = result
-                {
-                    let err = Error::PoxNotExchange {
-                        url: url.to_string(),
-                        protocols,
-                    };
-                    self.amend_last(&url, Outcome::Failed, Some(&err));
-                }
                 schema = Schema::MobileSync;
                 continue;
             }
@@ -343,16 +337,9 @@ impl Steps {
                 }
                 | PostResult::Redirect(location) => location,
                 PostResult::Answer {
-                    answer: Answer::NotExchange { protocols },
+                    answer: Answer::NotExchange { .. },
                     ..
-                } => {
-                    let err = Error::PoxNotExchange {
-                        url: url.to_string(),
-                        protocols,
-                    };
-                    self.amend_last(&url, Outcome::Failed, Some(&err));
-                    return failed(err.code());
-                }
+                } => return failed("pox_not_exchange"),
                 PostResult::Answer {
                     answer: Answer::Error { .. },
                     ..
@@ -442,7 +429,7 @@ impl Steps {
 
     async fn post(&self, url: &Url, trusted: bool, schema: Schema) -> PostResult {
         let body = self.run.body(schema);
-        let fetched = match self.send_pox(url, &body, None).await {
+        let fetched = match self.send_pox(url, body, None).await {
             Ok(fetched) => fetched,
             Err(code) => return PostResult::Failed(code),
         };
@@ -480,7 +467,7 @@ impl Steps {
             self.record_refusal(Step::Pox, url.as_str(), &err);
             return PostResult::Failed(err.code());
         }
-        match self.send_pox(url, &body, Some(credentials)).await {
+        match self.send_pox(url, body, Some(credentials)).await {
             Ok(fetched) if fetched.status == StatusCode::UNAUTHORIZED => {
                 self.run.findings().credentials_refused = true;
                 PostResult::Failed(
@@ -529,12 +516,19 @@ impl Steps {
         match fetched.status.as_u16() {
             200 => match pox::parse_answer(&fetched.body) {
                 Ok(answer) => {
-                    if let Answer::Error { code, .. } = &answer {
-                        let err = Error::PoxError {
+                    let err = match &answer {
+                        Answer::Error { code, .. } => Some(Error::PoxError {
                             url: url.to_string(),
                             error_code: code.clone(),
-                        };
-                        self.amend_last(url, Outcome::Failed, Some(&err));
+                        }),
+                        Answer::NotExchange { protocols } => Some(Error::PoxNotExchange {
+                            url: url.to_string(),
+                            protocols: protocols.clone(),
+                        }),
+                        _ => None,
+                    };
+                    if let Some(err) = &err {
+                        self.amend_last(url, Outcome::Failed, Some(err));
                     }
                     PostResult::Answer {
                         answer,

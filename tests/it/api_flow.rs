@@ -144,14 +144,7 @@ async fn wrong_password_is_401() {
     let env = TestEnv::start().await;
     exchange_world(&env);
     let app = TestApp::spawn(&env, |_| {}).await;
-    let (status, _, body) = app
-        .post(
-            "/connect/authorize",
-            &app.exchange_request("alice@example.test", "nope", None),
-        )
-        .await;
-    assert_eq!(status, 401, "{body}");
-    assert_eq!(body["type"], "auth_error");
+    assert_a_wrong_password_is_401(&app).await;
 }
 
 #[tokio::test]
@@ -387,6 +380,10 @@ async fn a_password_refused_by_autodiscover_is_401() {
     let env = TestEnv::start().await;
     autodiscover_refusing_passwords(&env, PASSWORD);
     let app = TestApp::spawn(&env, |_| {}).await;
+    assert_a_wrong_password_is_401(&app).await;
+}
+
+async fn assert_a_wrong_password_is_401(app: &TestApp) {
     let (status, _, body) = app
         .post(
             "/connect/authorize",

@@ -425,13 +425,10 @@ async fn an_autodiscover_endpoint_is_not_the_mailbox_host() {
     // the mailbox is.
     let env = TestEnv::start().await;
     env.refused("example.test");
-    env.host("autodiscover.example.test", |s| {
-        if s.is_autodiscover() && s.method == "POST" {
-            Reply::fixture("pox/zpush-401.http")
-        } else {
-            Reply::status(404)
-        }
-    });
+    env.host(
+        "autodiscover.example.test",
+        autodiscover_only("pox/zpush-401.http"),
+    );
     let report = env.discover("alice@example.test").await;
     assert_eq!(report.exchange_server_host, None, "{:#?}", report.trail);
     assert_eq!(report.error.as_ref().unwrap().code, "auth_required");
@@ -447,20 +444,14 @@ async fn an_autodiscover_endpoint_is_not_the_mailbox_host() {
 async fn an_autodiscover_endpoint_does_not_cancel_the_activesync_probes() {
     let env = TestEnv::start().await;
     env.refused("example.test");
-    env.host("autodiscover.example.test", |s| {
-        if s.is_autodiscover() {
-            Reply::fixture("pox/zpush-401.http")
-        } else {
-            Reply::status(404)
-        }
-    });
-    env.host("mail.example.test", |s| {
-        if s.is_autodiscover() {
-            Reply::status(404)
-        } else {
-            Reply::fixture("activesync/sogo-options-anonymous.http")
-        }
-    });
+    env.host(
+        "autodiscover.example.test",
+        autodiscover_only("pox/zpush-401.http"),
+    );
+    env.host(
+        "mail.example.test",
+        activesync_only("activesync/sogo-options-anonymous.http"),
+    );
     let report = env.discover("alice@example.test").await;
     assert_eq!(
         report.exchange_server_host.as_deref(),

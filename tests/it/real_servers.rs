@@ -37,14 +37,6 @@ fn autodiscover_server(
     }
 }
 
-async fn discover(
-    env: &TestEnv,
-    address: &str,
-    credentials: Option<&Credentials>,
-) -> exdisco::report::Report {
-    env.discover_with(env.config(), address, credentials).await
-}
-
 #[tokio::test]
 async fn asurl_is_the_availability_service_so_verify_probes_the_activesync_path() {
     // Issue 11.1: Exchange 2010's answer carries ASUrl = /ews/exchange.asmx and no ActiveSync
@@ -98,7 +90,9 @@ async fn a_wrong_password_is_an_authentication_failure() {
     let env = TestEnv::start().await;
     autodiscover_refusing_passwords(&env, PASSWORD);
     let wrong = Credentials::new("alice@example.test", "not-the-password");
-    let report = discover(&env, "alice@example.test", Some(&wrong)).await;
+    let report = env
+        .discover_with(env.config(), "alice@example.test", Some(&wrong))
+        .await;
     assert_eq!(report.exchange_server_host, None, "{:#?}", report.trail);
     assert_eq!(report.error.as_ref().unwrap().code, "auth_failed");
     assert!(
@@ -128,12 +122,13 @@ async fn zpush_answers_only_the_mobilesync_schema() {
     env.host("push.rszpush.example", |_| {
         Reply::fixture("activesync/zpush-eas-options-200.http")
     });
-    let report = discover(
-        &env,
-        "zack@rszpush.example",
-        Some(&creds("zack@rszpush.example")),
-    )
-    .await;
+    let report = env
+        .discover_with(
+            env.config(),
+            "zack@rszpush.example",
+            Some(&creds("zack@rszpush.example")),
+        )
+        .await;
     assert_eq!(
         report.exchange_server_host.as_deref(),
         Some("push.rszpush.example"),
@@ -160,12 +155,13 @@ async fn mailcow_imap_settings_are_not_exchange_and_mobilesync_names_activesync(
             "max@rsmcow.example",
         ),
     );
-    let report = discover(
-        &env,
-        "max@rsmcow.example",
-        Some(&creds("max@rsmcow.example")),
-    )
-    .await;
+    let report = env
+        .discover_with(
+            env.config(),
+            "max@rsmcow.example",
+            Some(&creds("max@rsmcow.example")),
+        )
+        .await;
     assert_eq!(
         report.exchange_server_host.as_deref(),
         Some("mail.rsmcow.example"),
@@ -178,14 +174,10 @@ async fn mailcow_imap_settings_are_not_exchange_and_mobilesync_names_activesync(
 #[tokio::test]
 async fn a_web_hosters_imap_only_answer_is_not_an_exchange_host() {
     let env = TestEnv::start().await;
-    env.host("example.test", |s| {
-        if s.is_autodiscover() {
-            Reply::fixture("pox/cpanel-imap.xml")
-        } else {
-            Reply::status(404)
-        }
-    });
-    let report = discover(&env, "alice@example.test", None).await;
+    env.host("example.test", autodiscover_only("pox/cpanel-imap.xml"));
+    let report = env
+        .discover_with(env.config(), "alice@example.test", None)
+        .await;
     assert_ne!(
         report.exchange_server_host.as_deref(),
         Some("s28.cpanelhost.example")
@@ -206,12 +198,13 @@ async fn zimbra_upper_case_basic_and_an_ews_only_block() {
             "zora@rszimbra.example",
         ),
     );
-    let report = discover(
-        &env,
-        "zora@rszimbra.example",
-        Some(&creds("zora@rszimbra.example")),
-    )
-    .await;
+    let report = env
+        .discover_with(
+            env.config(),
+            "zora@rszimbra.example",
+            Some(&creds("zora@rszimbra.example")),
+        )
+        .await;
     assert_eq!(
         report.exchange_server_host.as_deref(),
         Some("webmail.rszimbra.example")
@@ -239,7 +232,9 @@ async fn anonymous_v2_on_the_domains_own_host_names_the_mailbox_server() {
             Reply::status(404)
         }
     });
-    let report = discover(&env, "alice@example.test", None).await;
+    let report = env
+        .discover_with(env.config(), "alice@example.test", None)
+        .await;
     assert_eq!(
         report.exchange_server_host.as_deref(),
         Some("owa.example.test"),
@@ -281,7 +276,9 @@ async fn v2_user_not_found_is_no_answer() {
             Reply::status(404)
         }
     });
-    let report = discover(&env, "nobody@example.test", None).await;
+    let report = env
+        .discover_with(env.config(), "nobody@example.test", None)
+        .await;
     assert_eq!(report.exchange_server_host, None);
     assert!(codes(&report).contains(&"v2_error"), "{:?}", codes(&report));
 }
@@ -342,12 +339,13 @@ async fn an_anonymous_redirect_url_to_a_foreign_host_gets_no_password() {
             _ => Reply::fixture("pox/zpush-401.http"),
         }
     });
-    let report = discover(
-        &env,
-        "alice@example.test",
-        Some(&creds("alice@example.test")),
-    )
-    .await;
+    let report = env
+        .discover_with(
+            env.config(),
+            "alice@example.test",
+            Some(&creds("alice@example.test")),
+        )
+        .await;
     assert!(
         env.fleet
             .seen_by("autodiscover.evil.test")

@@ -40,8 +40,9 @@ pub enum Answer {
     RedirectAddr(String),
     /// `Action` = `redirectUrl`: a new Autodiscover URL to POST to.
     RedirectUrl(String),
-    /// Outlook-schema settings that name no Exchange protocol (`EXCH`, `EXPR`, `EXHTTP`,
-    /// `WEB`) and no EWS URL: IMAP/POP/SMTP only, as web hosters and mailcow answer.
+    /// Outlook-schema settings that name no Exchange server (`EXPR`, `EXHTTP` or `EXCH`
+    /// `Server`) and no EWS or Availability URL: IMAP/POP/SMTP only, as web hosters and mailcow
+    /// answer.
     NotExchange {
         /// The protocol types the answer did name, space-separated.
         protocols: String,

@@ -234,17 +234,37 @@ pub fn exchange(expected: String) -> impl Fn(&Seen) -> Reply + Send + Sync + 'st
     }
 }
 
+/// A handler that answers every Autodiscover request with the recorded answer `path` and
+/// anything else (the ActiveSync path) with 404.
+pub fn autodiscover_only(path: &'static str) -> impl Fn(&Seen) -> Reply + Send + Sync + 'static {
+    move |s: &Seen| {
+        if s.is_autodiscover() {
+            Reply::fixture(path)
+        } else {
+            Reply::status(404)
+        }
+    }
+}
+
+/// The reverse of [`autodiscover_only`]: `path` everywhere but the Autodiscover paths.
+pub fn activesync_only(path: &'static str) -> impl Fn(&Seen) -> Reply + Send + Sync + 'static {
+    move |s: &Seen| {
+        if s.is_autodiscover() {
+            Reply::status(404)
+        } else {
+            Reply::fixture(path)
+        }
+    }
+}
+
 /// A domain whose own Autodiscover (mailcow's recorded 401) refuses every password, beside an
 /// ActiveSync server `mail.example.test` that takes `alice@example.test` / `password`.
 pub fn autodiscover_refusing_passwords(env: &TestEnv, password: &str) {
     env.refused("example.test");
-    env.host("autodiscover.example.test", |s| {
-        if s.is_autodiscover() {
-            Reply::fixture("pox/mailcow-401.http")
-        } else {
-            Reply::status(404)
-        }
-    });
+    env.host(
+        "autodiscover.example.test",
+        autodiscover_only("pox/mailcow-401.http"),
+    );
     env.host(
         "mail.example.test",
         exchange(basic("alice@example.test", password)),
