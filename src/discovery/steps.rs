@@ -352,13 +352,12 @@ impl Steps {
             };
             match self.hop(&url, &next) {
                 Ok(target) => {
-                    let target_host = target.host_str().unwrap_or_default();
-                    if !self.run.is_trusted(target_host) {
-                        origin = Origin::Redirect {
-                            from: url.to_string(),
-                            reason: "redirect_outside_domain",
-                        };
-                    }
+                    // The target is reached by a redirect, whatever reached this URL; the
+                    // reason counts only if the target is outside the trust set.
+                    origin = Origin::Redirect {
+                        from: url.to_string(),
+                        reason: "redirect_outside_domain",
+                    };
                     url = target;
                 }
                 Err(err) => {

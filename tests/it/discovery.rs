@@ -478,3 +478,29 @@ async fn the_overall_deadline_ends_a_discovery_of_black_holes() {
     let report = env.discover_with(config, "alice@example.test", None).await;
     assert_eq!(report.error.as_ref().unwrap().code, "deadline");
 }
+
+#[tokio::test]
+async fn a_server_reached_by_a_redirect_inside_the_domain_is_asked_as_activesync() {
+    // autodiscover.DOMAIN sends the POST on to the CAS that serves the mailboxes (a load
+    // balancer's 302, as in the lab's same-domain-302); without credentials that server is a
+    // named server, not just an endpoint.
+    let env = TestEnv::start().await;
+    env.refused("example.test");
+    env.host(
+        "autodiscover.example.test",
+        https_only(Reply::redirect(
+            302,
+            "https://cas.example.test/autodiscover/autodiscover.xml",
+        )),
+    );
+    env.host("cas.example.test", |_| Reply::fixture("pox/zpush-401.http"));
+    let report = env.discover("alice@example.test").await;
+    assert_eq!(
+        report.exchange_server_host.as_deref(),
+        Some("cas.example.test"),
+        "{:#?}",
+        report.trail
+    );
+    assert_eq!(report.evidence, Some(Evidence::ActiveSyncEndpoint));
+    assert!(report.confirmed, "inside the domain");
+}
