@@ -7,8 +7,10 @@
 //! - [`discovery`]: the pipeline (`Pipeline`, `Config`, the address-redirect loop).
 //!   - `candidates`: address to candidates in the protocol's preference order (pure).
 //!   - `race`: runs the candidates at once; the preference order picks the answer.
-//!   - `steps`: one candidate's requests: POX POSTs, the plain-HTTP redirect, SRV targets.
-//!   - `pox`: the request body and the bounded answer parser (pure).
+//!   - `steps`: what the steps of one candidate share: outcomes, origins, findings, and
+//!     sending and recording one request.
+//!   - `pox`: the request body and the bounded answer parser (pure); `pox/step.rs`, the POX
+//!     POST step (credentials, redirects, the mobilesync fallback).
 //!   - `srv`: RFC 2782 ordering (pure). `redirect`: hop budget and target checks.
 //!   - `trust`: which hosts may receive credentials. `challenge`: `WWW-Authenticate`.
 //!   - `address_policy`: which IP addresses may be reached. `dns`: the one resolver.

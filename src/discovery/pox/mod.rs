@@ -1,5 +1,6 @@
 //! Autodiscover "plain old XML" (POX): the request body for both schemas and a strict, bounded
-//! parser of the answers ([MS-OXDSCLI] 2.2.4, [MS-ASCMD] 2.2.2.1).
+//! parser of the answers ([MS-OXDSCLI] 2.2.4, [MS-ASCMD] 2.2.2.1). Both are pure; the step that
+//! POSTs them lives in `step.rs`.
 //!
 //! The parser builds a small tree under hard caps (depth, element count) and refuses a
 //! `DOCTYPE` and any entity other than the five predefined ones and character references, so no
@@ -394,6 +395,8 @@ const MOBILESYNC_RESPONSE_NS: &str =
 const MAX_DEPTH: usize = 16;
 const MAX_ELEMENTS: usize = 4096;
 const MAX_TEXT: usize = 8 * 1024;
+
+mod step;
 
 #[cfg(test)]
 mod tests;
