@@ -144,6 +144,12 @@ pub struct StoreSettings {
     /// The key that seals account secrets (32 bytes, base64). Default: `./exdisco.key`;
     /// `EXDISCO_KEY` holds the key itself instead.
     pub key_file: PathBuf,
+    /// How long finished jobs (done or dead) are kept. Default: 7 days.
+    #[serde(with = "humantime_serde")]
+    pub job_retention: Duration,
+    /// How often ended codes and tokens and old jobs are deleted. Default: 10 min.
+    #[serde(with = "humantime_serde")]
+    pub sweep_every: Duration,
 }
 
 impl Default for StoreSettings {
@@ -151,6 +157,8 @@ impl Default for StoreSettings {
         Self {
             path: PathBuf::from("exdisco.db"),
             key_file: PathBuf::from("exdisco.key"),
+            job_retention: Duration::from_secs(7 * 24 * 3600),
+            sweep_every: Duration::from_secs(600),
         }
     }
 }
@@ -168,6 +176,9 @@ pub struct ConnectSettings {
     pub cache_ttl: Duration,
     /// The Microsoft identity platform token endpoint.
     pub office365_token_url: String,
+    /// How long an access token lives. Default: 90 days.
+    #[serde(with = "humantime_serde")]
+    pub token_ttl: Duration,
 }
 
 impl Default for ConnectSettings {
@@ -177,6 +188,7 @@ impl Default for ConnectSettings {
             code_ttl: defaults.code_ttl,
             cache_ttl: defaults.cache_ttl,
             office365_token_url: DEFAULT_OFFICE365_TOKEN_URL.to_owned(),
+            token_ttl: defaults.token_ttl,
         }
     }
 }
@@ -191,10 +203,16 @@ impl ConnectSettings {
                 "connect.office365_token_url must be https".into(),
             ));
         }
+        positive(&[
+            ("connect.code_ttl", self.code_ttl),
+            ("connect.cache_ttl", self.cache_ttl),
+            ("connect.token_ttl", self.token_ttl),
+        ])?;
         Ok(ConnectConfig {
             code_ttl: self.code_ttl,
             cache_ttl: self.cache_ttl,
             office365_token_url: self.office365_token_url.clone(),
+            token_ttl: self.token_ttl,
         })
     }
 }
@@ -213,6 +231,9 @@ pub struct QueueSettings {
     pub max_attempts: u32,
     /// A Redis Streams queue to work from as well (redis://HOST:PORT/DB). Default: none.
     pub redis_url: Option<String>,
+    /// Unfinished jobs the embedded queue holds at most; `POST /v1/discoveries` answers 503
+    /// beyond. Default: 100,000.
+    pub max_queued: u64,
 }
 
 impl Default for QueueSettings {
@@ -222,6 +243,7 @@ impl Default for QueueSettings {
             lease: Duration::from_secs(120),
             max_attempts: 3,
             redis_url: None,
+            max_queued: 100_000,
         }
     }
 }
@@ -279,12 +301,24 @@ impl Config {
         self.discovery.pipeline_config()?;
         self.connect.connect_config()?;
         crate::api::hosted::Hosted::load(&self.hosted, self.api.listen)?;
-        if self.api.body_limit == 0 || self.api.max_in_flight == 0 {
-            return Err(Error::Invalid(
-                "api.body_limit and api.max_in_flight must be positive".into(),
-            ));
+        self.api.validate()?;
+        positive(&[
+            ("store.job_retention", self.store.job_retention),
+            ("store.sweep_every", self.store.sweep_every),
+            ("queue.lease", self.queue.lease),
+        ])?;
+        if self.queue.max_queued == 0 {
+            return Err(Error::Invalid("queue.max_queued must be positive".into()));
         }
         Ok(())
+    }
+}
+
+/// Refuses a zero duration: a zero timeout or lifetime is a mistake, never "off".
+pub fn positive(durations: &[(&str, Duration)]) -> Result<(), Error> {
+    match durations.iter().find(|(_, d)| d.is_zero()) {
+        Some((name, _)) => Err(Error::Invalid(format!("{name} must be longer than 0s"))),
+        None => Ok(()),
     }
 }
 
@@ -355,6 +389,7 @@ const SECTIONS: &[&str] = &[
     "store",
     "connect",
     "log",
+    "queue",
     "shutdown_grace",
 ];
 
@@ -403,6 +438,27 @@ mod tests {
         assert_eq!(config.shutdown_grace, Duration::from_secs(3));
         assert_eq!(config.connect.code_ttl, Duration::from_secs(120));
         assert_eq!(config.discovery.allow_nets.len(), 1);
+    }
+
+    #[test]
+    fn zero_durations_are_refused() {
+        for (name, value) in [
+            ("EXDISCO_API__REQUEST_TIMEOUT", "0s"),
+            ("EXDISCO_API__BODY_READ_TIMEOUT", "0s"),
+            ("EXDISCO_CONNECT__CODE_TTL", "0s"),
+            ("EXDISCO_CONNECT__TOKEN_TTL", "0s"),
+            ("EXDISCO_STORE__SWEEP_EVERY", "0s"),
+            ("EXDISCO_QUEUE__LEASE", "0s"),
+        ] {
+            let config = Config::load(None, env(&[(name, value)])).unwrap();
+            let err = config.validate().unwrap_err().to_string();
+            assert!(err.contains("longer than 0s"), "{name}: {err}");
+        }
+        let queue = Config::load(None, env(&[("EXDISCO_QUEUE__WORKERS", "2")])).unwrap();
+        assert_eq!(
+            queue.queue.workers, 2,
+            "queue settings come from the environment too"
+        );
     }
 
     #[test]

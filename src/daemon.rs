@@ -42,6 +42,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let tracker = TaskTracker::new();
     tracker.spawn(shutdown_signal(shutdown.clone()));
     spawn_workers(&tracker, &app, &config, &shutdown).await?;
+    tracker.spawn(app.store.clone().sweep_until(
+        config.store.sweep_every,
+        config.store.job_retention,
+        shutdown.clone(),
+    ));
     let grace = config.shutdown_grace;
     exdisco::api::serve(listener, app.router, &config.api, shutdown.clone(), grace).await?;
     shutdown.cancel();

@@ -163,6 +163,10 @@ pub struct Credentials {
     pub username: String,
     /// The password.
     pub password: SecretString,
+    /// Who is trying them, when that is known (the daemon's caller): the per-account budget of
+    /// password attempts is kept per source, so that one source's failures do not block the
+    /// account for the others (rule 25). `None`: this process is the only source.
+    pub source: Option<std::net::IpAddr>,
 }
 
 impl Credentials {
@@ -171,6 +175,16 @@ impl Credentials {
         Self {
             username: username.into(),
             password: SecretString::from(password.into()),
+            source: None,
+        }
+    }
+
+    /// The key of the per-account attempt budget: the username, case-folded, per source.
+    pub fn budget_key(&self) -> String {
+        let username = self.username.trim().to_lowercase();
+        match self.source {
+            Some(source) => format!("{source}|{username}"),
+            None => username,
         }
     }
 }

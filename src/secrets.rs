@@ -35,6 +35,11 @@ pub fn random_token(prefix: &str) -> Result<SecretString, Error> {
 }
 
 /// The stored form of a token: its SHA-256.
+///
+/// Unsalted on purpose. Codes, access tokens and client secrets are 256 random bits made here
+/// ([`random_token`]), not chosen by people: a salt and a slow hash defend low-entropy inputs
+/// against dictionaries and precomputed tables, and there is neither for a 2^256 space. The
+/// hash is also the lookup key, which a per-row salt would prevent.
 pub fn hash_token(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
@@ -68,7 +73,17 @@ impl MasterKey {
     }
 
     /// Reads the key from `path`.
+    /// Refuses a file that others than its owner may read (as ssh does with private keys).
     pub fn from_file(path: &Path) -> Result<Self, Error> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let meta = std::fs::metadata(path).map_err(|_| Error::KeyMissing)?;
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(Error::KeyExposed(mode));
+            }
+        }
         let text = std::fs::read_to_string(path).map_err(|_| Error::KeyMissing)?;
         Self::from_base64(&text)
     }
@@ -170,6 +185,9 @@ pub enum Error {
     /// No key file or variable.
     #[error("no key: run `exdisco init` or set EXDISCO_KEY")]
     KeyMissing,
+    /// Others than its owner may read the key file.
+    #[error("the key file is readable by others (mode {0:o}); run chmod 600 on it")]
+    KeyExposed(u32),
     /// The key file could not be created (it may exist already).
     #[error("cannot create the key file (does it exist already?)")]
     KeyCreate,
@@ -188,6 +206,7 @@ impl Error {
             Self::Random => "random",
             Self::KeyFormat => "key_format",
             Self::KeyMissing => "key_missing",
+            Self::KeyExposed(_) => "key_exposed",
             Self::KeyCreate => "key_create",
             Self::Seal => "seal",
             Self::Open => "open",
@@ -241,5 +260,19 @@ mod tests {
         assert!(MasterKey::from_base64("short").is_err());
         assert!(MasterKey::from_base64(&STANDARD.encode([1u8; 16])).is_err());
         assert!(format!("{:?}", key()).contains("***"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_key_file_others_can_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("exdisco.key");
+        MasterKey::create_file(&path).unwrap();
+        assert!(MasterKey::from_file(&path).is_ok(), "created 0600");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = MasterKey::from_file(&path).err().unwrap();
+        assert_eq!(err.code(), "key_exposed");
+        assert!(err.to_string().contains("644"), "{err}");
     }
 }

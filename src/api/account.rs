@@ -1,15 +1,18 @@
 //! `GET /account` with `Authorization: Bearer TOKEN`: the account the token opens.
 
+use std::net::SocketAddr;
+
 use axum::Router;
-use axum::extract::State;
-use axum::http::{HeaderMap, header};
+use axum::extract::{ConnectInfo, State};
+use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use serde_json::json;
 
+use super::auth::bearer;
 use super::error::ApiError;
 use super::no_store;
-use super::state::AppState;
+use super::state::{AppState, SourceLimit};
 
 /// The route.
 pub fn routes() -> Router<AppState> {
@@ -18,18 +21,14 @@ pub fn routes() -> Router<AppState> {
 
 async fn account(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .ok_or(ApiError::MissingToken)?;
+    state
+        .limiters
+        .check_source(SourceLimit::Resource, peer.ip())
+        .map_err(ApiError::RateLimited)?;
+    let token = bearer(&headers).ok_or(ApiError::MissingToken)?;
     let account = state.connect.account(token).await?;
     let split = |text: &str| {
         text.split(',')

@@ -1,4 +1,5 @@
-//! `POST /connect/authorize`: rate limits, then the flow; answers `{"code": ...}`.
+//! `POST /connect/authorize`: the source's rate limit, the client check, the client's and the
+//! account's limits (rule 25), then the flow; answers `{"code": ...}`.
 
 use std::net::SocketAddr;
 
@@ -11,8 +12,9 @@ use serde_json::json;
 
 use super::error::{ApiError, ApiJson};
 use super::no_store;
-use super::state::AppState;
+use super::state::{AppState, SourceLimit};
 use crate::connect::AuthorizeRequest;
+use crate::domain::EmailAddress;
 
 /// The route.
 pub fn routes() -> Router<AppState> {
@@ -23,12 +25,21 @@ pub fn routes() -> Router<AppState> {
 async fn authorize(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    ApiJson(request): ApiJson<AuthorizeRequest>,
+    ApiJson(mut request): ApiJson<AuthorizeRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    state
-        .limiters
-        .check(&request.client_id, peer.ip(), &request.email_address)
+    let limits = &state.limiters;
+    limits
+        .check_source(SourceLimit::Authorize, peer.ip())
         .map_err(ApiError::RateLimited)?;
+    state.connect.check_client(&request.client_id).await?;
+    // A malformed address is refused by the flow, before any traffic, without a charge.
+    if let Ok(address) = EmailAddress::parse(&request.email_address) {
+        limits
+            .check_account(&request.client_id, &address, peer.ip())
+            .map_err(ApiError::RateLimited)?;
+    }
+    request.source = Some(peer.ip());
+    request.through_browser = false;
     let result = state.connect.authorize(request).await;
     state.metrics.authorization(match &result {
         Ok(_) => "ok",

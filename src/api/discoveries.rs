@@ -1,19 +1,25 @@
-//! The embedded queue over HTTP: `POST /v1/discoveries` (one job or a list) answers the job
-//! ids; `GET /v1/discoveries/{id}` answers the state and, once done, the report. Workers inside
-//! `serve` drain the queue.
+//! The embedded queue over HTTP, for registered clients only (`Authorization: Basic
+//! client_id:client_secret`): `POST /v1/discoveries` (one job or a list) answers the job ids;
+//! `GET /v1/discoveries/{id}` answers the state and, once done, the report, to the client that
+//! queued the job only (anyone else gets 404). Intake is rate-limited per client and the queue
+//! is bounded (`503` when full); finished jobs are deleted after `store.job_retention`. Workers
+//! inside `serve` drain the queue.
+
+use std::net::SocketAddr;
 
 use axum::Router;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
+use super::auth::basic_client;
 use super::error::{ApiError, ApiJson};
-use super::state::AppState;
+use super::state::{AppState, SourceLimit};
 use crate::batch::parse_line;
 use crate::connect;
-use crate::store::unix_now;
+use crate::store::{ClientRecord, Intake, unix_now};
 
 /// The routes.
 pub fn routes() -> Router<AppState> {
@@ -22,10 +28,26 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/discoveries/{id}", get(status))
 }
 
+/// The client the request authenticates as.
+async fn client(state: &AppState, headers: &HeaderMap) -> Result<ClientRecord, ApiError> {
+    let (client_id, secret) = basic_client(headers).ok_or(ApiError::MissingClient)?;
+    Ok(state
+        .connect
+        .authenticate_client(&client_id, &secret)
+        .await?)
+}
+
 async fn enqueue(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<impl IntoResponse, ApiError> {
+    state
+        .limiters
+        .check_source(SourceLimit::Token, peer.ip())
+        .map_err(ApiError::RateLimited)?;
+    let client = client(&state, &headers).await?;
     let items = match body {
         Value::Array(items) => items,
         item @ Value::Object(_) => vec![item],
@@ -43,24 +65,38 @@ async fn enqueue(
             Err(err) => return Err(invalid_at(index, &format!("{err} ({})", err.code()))),
         }
     }
-    let ids: Vec<String> = jobs.iter().map(|(id, _)| id.clone()).collect();
     state
+        .limiters
+        .check_intake(&client.client_id, jobs.len())
+        .map_err(ApiError::RateLimited)?;
+    let ids: Vec<String> = jobs.iter().map(|(id, _)| id.clone()).collect();
+    let intake = state
         .connect
         .store()
-        .enqueue_jobs(jobs, unix_now())
+        .enqueue_jobs(client.client_id, jobs, state.max_queued, unix_now())
         .await
         .map_err(connect::Error::from)?;
+    if intake == Intake::Full {
+        return Err(ApiError::QueueFull);
+    }
     Ok((StatusCode::ACCEPTED, axum::Json(json!({ "ids": ids }))))
 }
 
 async fn status(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
+    state
+        .limiters
+        .check_source(SourceLimit::Resource, peer.ip())
+        .map_err(ApiError::RateLimited)?;
+    let client = client(&state, &headers).await?;
     let status = state
         .connect
         .store()
-        .job_status(id)
+        .job_status(client.client_id, id)
         .await
         .map_err(connect::Error::from)?;
     status.map(axum::Json).ok_or(ApiError::NotFound)

@@ -30,6 +30,12 @@ pub enum ApiError {
     RateLimited(Duration),
     /// No `Authorization: Bearer`.
     MissingToken,
+    /// No client credentials (`Authorization: Basic`).
+    MissingClient,
+    /// The body did not arrive within `api.body_read_timeout`.
+    SlowBody,
+    /// The queue holds `queue.max_queued` unfinished jobs.
+    QueueFull,
     /// No such route.
     NotFound,
 }
@@ -81,6 +87,22 @@ impl IntoResponse for ApiError {
                 "auth_error",
                 "an Authorization: Bearer token is required".to_owned(),
             ),
+            Self::MissingClient => (
+                StatusCode::UNAUTHORIZED,
+                "auth_error",
+                "client credentials are required (Authorization: Basic client_id:client_secret)"
+                    .to_owned(),
+            ),
+            Self::SlowBody => (
+                StatusCode::REQUEST_TIMEOUT,
+                "timeout_error",
+                "the request body did not arrive in time".to_owned(),
+            ),
+            Self::QueueFull => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "capacity_error",
+                "the queue is full; retry later".to_owned(),
+            ),
             Self::NotFound => (
                 StatusCode::NOT_FOUND,
                 "not_found_error",
@@ -97,7 +119,7 @@ impl IntoResponse for ApiError {
                 }
                 E::InvalidGrant(_) => (StatusCode::BAD_REQUEST, "invalid_grant", err.to_string()),
                 E::AccountNotFound => (StatusCode::NOT_FOUND, "not_found_error", err.to_string()),
-                E::ScopeChange | E::MicrosoftAccountMismatch { .. } => {
+                E::ScopeChange | E::SettingsChange | E::MicrosoftAccountMismatch { .. } => {
                     (StatusCode::CONFLICT, "conflict_error", err.to_string())
                 }
                 E::ExchangeOnline
@@ -129,10 +151,28 @@ impl IntoResponse for ApiError {
         let retry_after = match &self {
             Self::RateLimited(wait) => Some(wait.as_secs().max(1)),
             Self::Connect(connect::Error::TooManyAttempts) => Some(60),
+            Self::QueueFull => Some(30),
             _ => None,
         };
         if let Some(value) = retry_after.and_then(|s| HeaderValue::from_str(&s.to_string()).ok()) {
             response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        // A 401 names what it wants (RFC 9110 11.6.1; RFC 6750 3 for bearer tokens).
+        let challenge = match &self {
+            Self::MissingToken => Some(r#"Bearer realm="exdisco""#),
+            Self::Connect(connect::Error::BadToken) => {
+                Some(r#"Bearer realm="exdisco", error="invalid_token""#)
+            }
+            Self::MissingClient | Self::Connect(connect::Error::BadClient) => {
+                Some(r#"Basic realm="exdisco""#)
+            }
+            _ => None,
+        };
+        if let Some(challenge) = challenge {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
         }
         response
     }

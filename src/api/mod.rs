@@ -3,19 +3,30 @@
 //! (`/oauth/authorize`, [`hosted`]), health and metrics.
 //!
 //! `router` builds the app from each endpoint file's `routes()`; `serve` runs it on an
-//! already-bound listener with a header-read timeout, a request timeout, a body limit and a
-//! concurrency limit (rule 17), and shuts down gracefully when told to.
+//! already-bound listener and shuts down gracefully when told to. Against a slow or greedy
+//! caller (rules 17, 25): a cap on connections per source address, a header-read timeout, a
+//! body that must arrive whole within its own timeout and size (`body`) before the request
+//! takes one of the `max_in_flight` slots, a request timeout, and rate limits (`state`).
+//! Health and metrics never wait for a slot.
+//!
+//! Endpoints: `authorize`, `token`, `account`, `revoke`, `discoveries`, `health`, `hosted`;
+//! `auth` reads what a request presents (client credentials, bearer tokens).
 
 mod account;
+mod auth;
 mod authorize;
+mod body;
 mod discoveries;
 mod error;
 mod health;
 pub mod hosted;
+mod revoke;
 mod state;
 mod token;
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -53,14 +64,26 @@ pub struct ApiConfig {
     /// Longest wait for a request's headers. Default: 10 s.
     #[serde(with = "humantime_serde")]
     pub header_read_timeout: Duration,
-    /// Requests served at once. Default: 256.
+    /// Longest wait for a request's body, once its headers are in. Default: 10 s.
+    #[serde(with = "humantime_serde")]
+    pub body_read_timeout: Duration,
+    /// Requests served at once (health and metrics aside). Default: 256.
     pub max_in_flight: usize,
+    /// Open connections per source address. Default: 64.
+    pub max_connections_per_address: usize,
     /// `/connect/authorize` calls per client per minute. Default: 600.
     pub authorize_per_client_per_minute: u32,
     /// `/connect/authorize` calls per source address per minute. Default: 60.
     pub authorize_per_address_per_minute: u32,
-    /// `/connect/authorize` calls per account per minute. Default: 10.
+    /// `/connect/authorize` calls per account and source address per minute. Default: 10.
     pub authorize_per_account_per_minute: u32,
+    /// `/connect/token` and `/oauth/revoke` calls per source address per minute. Default: 120.
+    pub token_per_address_per_minute: u32,
+    /// `/account` and `GET /v1/discoveries/{id}` calls per source address per minute.
+    /// Default: 1,200.
+    pub resource_per_address_per_minute: u32,
+    /// Jobs `POST /v1/discoveries` accepts per client per minute. Default: 60,000.
+    pub jobs_per_client_per_minute: u32,
 }
 
 impl Default for ApiConfig {
@@ -70,32 +93,71 @@ impl Default for ApiConfig {
             body_limit: DEFAULT_BODY_LIMIT,
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            body_read_timeout: DEFAULT_BODY_READ_TIMEOUT,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            max_connections_per_address: 64,
             authorize_per_client_per_minute: 600,
             authorize_per_address_per_minute: 60,
             authorize_per_account_per_minute: 10,
+            token_per_address_per_minute: 120,
+            resource_per_address_per_minute: 1200,
+            jobs_per_client_per_minute: 60_000,
         }
+    }
+}
+
+impl ApiConfig {
+    /// Checks what deserialising cannot: no zero limit or duration.
+    pub fn validate(&self) -> Result<(), crate::config::Error> {
+        crate::config::positive(&[
+            ("api.request_timeout", self.request_timeout),
+            ("api.header_read_timeout", self.header_read_timeout),
+            ("api.body_read_timeout", self.body_read_timeout),
+        ])?;
+        let counts = [
+            ("api.body_limit", self.body_limit),
+            ("api.max_in_flight", self.max_in_flight),
+            (
+                "api.max_connections_per_address",
+                self.max_connections_per_address,
+            ),
+        ];
+        if let Some((name, _)) = counts.iter().find(|(_, n)| *n == 0) {
+            return Err(crate::config::Error::Invalid(format!(
+                "{name} must be positive"
+            )));
+        }
+        Ok(())
     }
 }
 
 /// The app: every route, the limits and the request metrics.
 pub fn router(state: AppState, config: &ApiConfig) -> Router {
-    Router::new()
+    // A request takes a slot only once its body is in (`body::read_whole` runs outside).
+    let slotted = Router::new()
         .merge(authorize::routes())
         .merge(token::routes())
         .merge(account::routes())
+        .merge(revoke::routes())
         .merge(discoveries::routes())
-        .merge(health::routes())
         .merge(hosted::routes())
+        .layer(GlobalConcurrencyLimitLayer::new(
+            config.max_in_flight.max(1),
+        ));
+    let bounds = body::Bounds {
+        limit: config.body_limit,
+        timeout: config.body_read_timeout,
+    };
+    Router::new()
+        .merge(slotted)
+        .merge(health::routes())
         .fallback(|| async { ApiError::NotFound })
         .layer(middleware::from_fn_with_state(state.clone(), count_request))
         .layer(DefaultBodyLimit::max(config.body_limit))
+        .layer(middleware::from_fn_with_state(bounds, body::read_whole))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             config.request_timeout,
-        ))
-        .layer(GlobalConcurrencyLimitLayer::new(
-            config.max_in_flight.max(1),
         ))
         // The span names the path only: a query may carry an authorization code.
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
@@ -118,6 +180,7 @@ pub async fn serve(
     http.timer(TokioTimer::new())
         .header_read_timeout(config.header_read_timeout);
     info!(address = %listener.local_addr()?, "api listening");
+    let connections = Connections::new(config.max_connections_per_address);
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -128,6 +191,11 @@ pub async fn serve(
                 }
             },
             () = shutdown.cancelled() => break,
+        };
+        let Some(slot) = connections.open(peer.ip()) else {
+            // Closed at once: one source may not hold every connection (rule 25).
+            drop(stream);
+            continue;
         };
         // Answers go out at once, not after the client's delayed ACK.
         let _ = stream.set_nodelay(true);
@@ -142,6 +210,7 @@ pub async fn serve(
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             let _ = connection.await;
+            drop(slot);
         });
     }
     drop(listener);
@@ -150,6 +219,57 @@ pub async fn serve(
         () = tokio::time::sleep(grace) => warn!("api stopped with requests still running after the grace period"),
     }
     Ok(())
+}
+
+/// Open connections per source address.
+#[derive(Clone)]
+struct Connections {
+    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    per_address: usize,
+}
+
+/// One open connection, counted until it is dropped.
+struct ConnectionSlot {
+    connections: Connections,
+    address: IpAddr,
+}
+
+impl Connections {
+    fn new(per_address: usize) -> Self {
+        Self {
+            open: Arc::default(),
+            per_address: per_address.max(1),
+        }
+    }
+
+    fn open(&self, address: IpAddr) -> Option<ConnectionSlot> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let count = open.entry(address).or_insert(0);
+        if *count >= self.per_address {
+            return None;
+        }
+        *count += 1;
+        Some(ConnectionSlot {
+            connections: self.clone(),
+            address,
+        })
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        let mut open = self
+            .connections
+            .open
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = open.get_mut(&self.address) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.address);
+            }
+        }
+    }
 }
 
 /// A JSON answer that must not be cached (codes, tokens, accounts).
@@ -173,6 +293,7 @@ async fn count_request(State(state): State<AppState>, request: Request, next: Ne
         Some("/connect/authorize") => "authorize",
         Some("/connect/token") => "token",
         Some("/account") => "account",
+        Some("/oauth/revoke") => "revoke",
         Some("/healthz") => "healthz",
         Some("/readyz") => "readyz",
         Some("/metrics") => "metrics",
@@ -192,6 +313,7 @@ const DEFAULT_PORT: u16 = 8080;
 const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(45);
 const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_MAX_IN_FLIGHT: usize = 256;
 
 /// Builds the app from the daemon's configuration: the store, the discovery pipeline, the
@@ -213,7 +335,8 @@ pub fn build(
         metrics.clone(),
     );
     let hosted = hosted::Hosted::load(&config.hosted, config.api.listen)?;
-    let state = AppState::new(connect, metrics.clone(), &config.api, hosted);
+    let mut state = AppState::new(connect, metrics.clone(), &config.api, hosted);
+    state.max_queued = config.queue.max_queued;
     Ok(App {
         router: router(state, &config.api),
         store,

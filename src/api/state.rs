@@ -12,6 +12,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use super::ApiConfig;
 use super::hosted::Hosted;
 use crate::connect::Connect;
+use crate::domain::EmailAddress;
 use crate::metrics::Metrics;
 
 /// Handler state. Cheap to clone.
@@ -21,10 +22,12 @@ pub struct AppState {
     pub connect: Connect,
     /// Metrics.
     pub metrics: Metrics,
-    /// Rate limiters of `/connect/authorize` and the hosted page.
+    /// The API's rate limits.
     pub limiters: Arc<RateLimiters>,
     /// The hosted sign-in page's settings.
     pub hosted: Arc<Hosted>,
+    /// Unfinished jobs the embedded queue holds at most.
+    pub max_queued: u64,
 }
 
 impl AppState {
@@ -35,49 +38,121 @@ impl AppState {
             metrics,
             limiters: Arc::new(RateLimiters::new(config)),
             hosted: Arc::new(hosted),
+            max_queued: crate::config::QueueSettings::default().max_queued,
         }
     }
 }
 
-/// Per-client, per-source-address and per-account limits on `/connect/authorize` (rule 18).
+/// The API's rate limits (rules 18, 25). On `/connect/authorize` and the hosted form: per
+/// source address first; per client and per account only once the client is known to exist,
+/// and the account's limit is kept per source address, so that nobody can spend another
+/// caller's allowance for a user. On the token, revocation, resource and queue endpoints: per
+/// source address, and queue intake per client.
 pub struct RateLimiters {
+    sources: DefaultKeyedRateLimiter<IpAddr>,
     clients: DefaultKeyedRateLimiter<String>,
-    addresses: DefaultKeyedRateLimiter<IpAddr>,
-    accounts: DefaultKeyedRateLimiter<String>,
+    accounts: DefaultKeyedRateLimiter<(IpAddr, String)>,
+    token_sources: DefaultKeyedRateLimiter<IpAddr>,
+    resource_sources: DefaultKeyedRateLimiter<IpAddr>,
+    intake: DefaultKeyedRateLimiter<String>,
     calls: AtomicU64,
+}
+
+/// Which limit of a source address a request takes.
+#[derive(Debug, Clone, Copy)]
+pub enum SourceLimit {
+    /// `/connect/authorize` and the hosted form.
+    Authorize,
+    /// `/connect/token` and `/oauth/revoke`.
+    Token,
+    /// `/account` and the queue's job status.
+    Resource,
 }
 
 impl RateLimiters {
     fn new(config: &ApiConfig) -> Self {
         let per_minute = |n: u32| Quota::per_minute(NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN));
         Self {
+            sources: RateLimiter::keyed(per_minute(config.authorize_per_address_per_minute)),
             clients: RateLimiter::keyed(per_minute(config.authorize_per_client_per_minute)),
-            addresses: RateLimiter::keyed(per_minute(config.authorize_per_address_per_minute)),
             accounts: RateLimiter::keyed(per_minute(config.authorize_per_account_per_minute)),
+            token_sources: RateLimiter::keyed(per_minute(config.token_per_address_per_minute)),
+            resource_sources: RateLimiter::keyed(per_minute(
+                config.resource_per_address_per_minute,
+            )),
+            intake: RateLimiter::keyed(per_minute(config.jobs_per_client_per_minute)),
             calls: AtomicU64::new(0),
         }
     }
 
-    /// Takes one authorize call for all three keys, or says how long to wait.
-    pub fn check(&self, client: &str, address: IpAddr, account: &str) -> Result<(), Duration> {
+    /// Takes one call of `source`'s `limit`, or says how long to wait.
+    pub fn check_source(&self, limit: SourceLimit, source: IpAddr) -> Result<(), Duration> {
+        self.prune();
+        let limiter = match limit {
+            SourceLimit::Authorize => &self.sources,
+            SourceLimit::Token => &self.token_sources,
+            SourceLimit::Resource => &self.resource_sources,
+        };
+        limiter.check_key(&source).map_err(wait)
+    }
+
+    /// Takes one authorization of a known `client` for `account` (normalised) from `source`.
+    pub fn check_account(
+        &self,
+        client: &str,
+        account: &EmailAddress,
+        source: IpAddr,
+    ) -> Result<(), Duration> {
+        self.clients.check_key(&client.to_owned()).map_err(wait)?;
+        self.accounts
+            .check_key(&(source, account.to_string()))
+            .map_err(wait)
+    }
+
+    /// Takes one sign-in of a client already known to exist (the hosted page): the source's
+    /// limit, then, for a well-formed address, the client's and the account's.
+    pub fn check_sign_in(
+        &self,
+        client: &str,
+        address: &str,
+        source: IpAddr,
+    ) -> Result<(), Duration> {
+        self.check_source(SourceLimit::Authorize, source)?;
+        match EmailAddress::parse(address) {
+            Ok(address) => self.check_account(client, &address, source),
+            Err(_) => Ok(()),
+        }
+    }
+
+    /// Takes `jobs` jobs of an authenticated `client`'s intake.
+    pub fn check_intake(&self, client: &str, jobs: usize) -> Result<(), Duration> {
+        let jobs = NonZeroU32::new(jobs.min(u32::MAX as usize) as u32).unwrap_or(NonZeroU32::MIN);
+        match self.intake.check_key_n(&client.to_owned(), jobs) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(not_until)) => Err(wait(not_until)),
+            // More jobs than a whole minute's allowance: never, in one request.
+            Err(_) => Err(Duration::from_secs(60)),
+        }
+    }
+
+    fn prune(&self) {
         if self
             .calls
             .fetch_add(1, Ordering::Relaxed)
             .is_multiple_of(PRUNE_EVERY)
         {
+            self.sources.retain_recent();
             self.clients.retain_recent();
-            self.addresses.retain_recent();
             self.accounts.retain_recent();
+            self.token_sources.retain_recent();
+            self.resource_sources.retain_recent();
+            self.intake.retain_recent();
         }
-        let now = DefaultClock::default().now();
-        let wait = |not_until: governor::NotUntil<_>| not_until.wait_time_from(now);
-        self.addresses.check_key(&address).map_err(wait)?;
-        self.clients.check_key(&client.to_owned()).map_err(wait)?;
-        self.accounts
-            .check_key(&account.trim().to_lowercase())
-            .map_err(wait)?;
-        Ok(())
     }
+}
+
+fn wait(not_until: governor::NotUntil<governor::clock::QuantaInstant>) -> Duration {
+    not_until.wait_time_from(DefaultClock::default().now())
 }
 
 const PRUNE_EVERY: u64 = 1024;

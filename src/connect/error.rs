@@ -52,6 +52,12 @@ pub enum Error {
         "the account exists with other scopes; authorize again with reauth_account_id to change them"
     )]
     ScopeChange,
+    /// The server or username of an existing account changes without the application's
+    /// backend asking for it.
+    #[error(
+        "the account exists with another server or username; the application must authorize it again with reauth_account_id"
+    )]
+    SettingsChange,
     /// `reauth_account_id` names no account of this client and address.
     #[error("reauth_account_id names no account of this client and address")]
     AccountNotFound,
@@ -97,6 +103,7 @@ impl Error {
             Self::Upstream(_) => "upstream_unreachable",
             Self::TooManyAttempts => "too_many_attempts",
             Self::ScopeChange => "scope_change",
+            Self::SettingsChange => "reauth_required",
             Self::AccountNotFound => "account_not_found",
             Self::MicrosoftAccountMismatch { .. } => "account_mismatch",
             Self::InvalidGrant(_) => "invalid_grant",

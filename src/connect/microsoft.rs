@@ -11,9 +11,8 @@ use url::Url;
 
 use super::{AuthorizeRequest, Connect, Error, Prepared, redact_serde_message};
 use crate::discovery::{Body, Outgoing};
-use crate::domain::EmailAddress;
 use crate::report::Provider;
-use crate::store::{NewAccount, unix_now};
+use crate::store::{NewAccount, Reauth, unix_now};
 
 /// The Microsoft identity platform token endpoint (tenant `common`).
 pub const DEFAULT_OFFICE365_TOKEN_URL: &str =
@@ -93,18 +92,19 @@ impl Connect {
         &self,
         grant: MicrosoftCode,
     ) -> Result<SecretString, Error> {
-        let Prepared {
-            address,
-            scopes,
-            account_id,
-        } = self
-            .prepare(
-                &grant.client_id,
-                &grant.email_address,
-                &grant.scopes,
-                grant.reauth_account_id.as_deref(),
-            )
-            .await?;
+        let asked = AuthorizeRequest {
+            client_id: grant.client_id.clone(),
+            name: grant.name.clone(),
+            email_address: grant.email_address.clone(),
+            provider: Provider::Office365.as_str().to_owned(),
+            settings: serde_json::Value::Null,
+            scopes: grant.scopes.clone(),
+            reauth_account_id: grant.reauth_account_id.clone(),
+            source: None,
+            through_browser: true,
+        };
+        let prepared = self.prepare(&asked).await?;
+        let address = &prepared.address;
         let form = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("grant_type", "authorization_code")
             .append_pair("client_id", &grant.microsoft_client_id)
@@ -129,27 +129,20 @@ impl Connect {
         let refresh_token = tokens
             .refresh_token
             .ok_or(Error::Upstream("token_endpoint_no_refresh_token"))?;
-        let saved = self
-            .save_office365(
-                &grant.client_id,
-                &address,
-                &grant.name,
-                &scopes,
-                account_id,
-                &grant.microsoft_client_id,
-                &refresh_token,
-            )
-            .await?;
-        self.issue_code(&grant.client_id, saved).await
+        let account = self.office365_account(
+            &asked,
+            &prepared,
+            &grant.microsoft_client_id,
+            &refresh_token,
+        )?;
+        self.issue_code(prepared.account(account)?).await
     }
 
     pub(super) async fn authorize_office365(
         &self,
         request: &AuthorizeRequest,
-        address: &EmailAddress,
-        scopes: &str,
-        account_id: String,
-    ) -> Result<String, Error> {
+        prepared: &Prepared,
+    ) -> Result<NewAccount, Error> {
         let settings: Office365Settings = serde_json::from_value(request.settings.clone())
             .map_err(|e| Error::invalid("settings", redact_serde_message(&e.to_string())))?;
         Url::parse(&settings.redirect_uri)
@@ -173,52 +166,40 @@ impl Connect {
             .await?
             .refresh_token
             .unwrap_or_else(|| settings.microsoft_refresh_token.clone());
-        let saved = self
-            .save_office365(
-                &request.client_id,
-                address,
-                &request.name,
-                scopes,
-                account_id,
-                &settings.microsoft_client_id,
-                &refresh_token,
-            )
-            .await?;
-        info!(domain = %address.domain(), "office365 account authorized");
-        Ok(saved)
+        info!(domain = %prepared.address.domain(), "office365 account verified");
+        self.office365_account(
+            request,
+            prepared,
+            &settings.microsoft_client_id,
+            &refresh_token,
+        )
     }
 
-    /// Saves an office365 account with its refresh token sealed.
-    #[allow(clippy::too_many_arguments)]
-    async fn save_office365(
+    /// An office365 account with its refresh token sealed.
+    fn office365_account(
         &self,
-        client_id: &str,
-        address: &EmailAddress,
-        name: &str,
-        scopes: &str,
-        account_id: String,
+        request: &AuthorizeRequest,
+        prepared: &Prepared,
         microsoft_client_id: &str,
         refresh_token: &SecretString,
-    ) -> Result<String, Error> {
+    ) -> Result<NewAccount, Error> {
+        let account_id = prepared.account_id.clone();
         let sealed = self.key.seal(refresh_token, account_id.as_bytes())?;
-        let saved = self
-            .store
-            .save_account(NewAccount {
-                account_id,
-                client_id: client_id.to_owned(),
-                email: address.to_string(),
-                name: name.to_owned(),
-                provider: Provider::Office365.as_str().to_owned(),
-                exchange_server_host: "outlook.office365.com".to_owned(),
-                discovery_method: "office365".to_owned(),
-                activesync_versions: String::new(),
-                scopes: scopes.to_owned(),
-                username: microsoft_client_id.to_owned(),
-                sealed_secret: sealed,
-                now: unix_now(),
-            })
-            .await?;
-        Ok(saved)
+        Ok(NewAccount {
+            account_id,
+            client_id: request.client_id.clone(),
+            email: prepared.address.to_string(),
+            name: request.name.clone(),
+            provider: Provider::Office365.as_str().to_owned(),
+            exchange_server_host: "outlook.office365.com".to_owned(),
+            discovery_method: "office365".to_owned(),
+            activesync_versions: String::new(),
+            scopes: prepared.scopes.clone(),
+            username: microsoft_client_id.to_owned(),
+            sealed_secret: sealed,
+            now: unix_now(),
+            reauth: Reauth::None,
+        })
     }
 
     /// POSTs `form` to the Microsoft token endpoint; on success returns the refresh token and

@@ -10,19 +10,25 @@
 //!    with a pointer to OAuth (provider `office365`).
 //! 3. Verify with one ActiveSync OPTIONS exchange; a cached host that no longer answers is
 //!    forgotten and discovery runs again.
-//! 4. Save the account (password sealed), issue a code (256 bits, stored hashed, minutes).
+//! 4. Issue a code (256 bits, stored hashed, minutes) that carries the account, password
+//!    sealed. Nothing durable changes yet: only the code's redemption with the client secret
+//!    (`/connect/token`) creates the account or replaces it, as `grant` allows (rule 24).
 //!
 //! Provider `office365` redeems the refresh token at the Microsoft identity platform token
 //! endpoint instead; discovery cannot be turned off for it. The hosted page's "Sign in with
-//! Microsoft" redeems an authorization code there (`microsoft.rs`). `error.rs`: the flow's
-//! refusals and their stable codes.
+//! Microsoft" redeems an authorization code there (`microsoft.rs`). `grant.rs`: codes, tokens,
+//! revocation and which fields an authorization may change. `error.rs`: the flow's refusals and
+//! their stable codes.
 
 mod error;
+mod grant;
 mod microsoft;
 
 pub use self::error::Error;
+pub use self::grant::{Refusal, TokenGrant, check_replacement};
 pub use self::microsoft::{DEFAULT_OFFICE365_TOKEN_URL, MicrosoftCode, OFFICE365_SCOPE};
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,7 +43,7 @@ use crate::metrics::Metrics;
 use crate::report::{Provider, Report};
 use crate::secrets::{self, MasterKey};
 use crate::store::unix_now;
-use crate::store::{self, Account, CachedDiscovery, NewAccount, Redemption, Store};
+use crate::store::{self, Account, CachedDiscovery, NewAccount, Reauth, Store};
 
 /// Scopes an account may be granted.
 pub const KNOWN_SCOPES: &[&str] = &[
@@ -65,6 +71,8 @@ pub struct ConnectConfig {
     pub office365_token_url: String,
     /// How long a discovery is cached when the answer gives no TTL. Default: 1 h.
     pub cache_ttl: Duration,
+    /// How long an access token lives. Default: 90 days.
+    pub token_ttl: Duration,
 }
 
 impl Default for ConnectConfig {
@@ -73,6 +81,7 @@ impl Default for ConnectConfig {
             code_ttl: Duration::from_secs(300),
             office365_token_url: DEFAULT_OFFICE365_TOKEN_URL.to_owned(),
             cache_ttl: Duration::from_secs(3600),
+            token_ttl: Duration::from_secs(90 * 24 * 3600),
         }
     }
 }
@@ -97,6 +106,14 @@ pub struct AuthorizeRequest {
     /// The account being authorized again (required to change scopes).
     #[serde(default)]
     pub reauth_account_id: Option<String>,
+    /// Who sent the request (set by the daemon, not part of the JSON): budgets that protect
+    /// an account are kept per source (rule 25).
+    #[serde(skip)]
+    pub source: Option<IpAddr>,
+    /// Whether the request passed through a browser (the hosted page): there a
+    /// `reauth_account_id` may change the scopes, not the server or the username.
+    #[serde(skip)]
+    pub through_browser: bool,
 }
 
 #[derive(Deserialize)]
@@ -122,19 +139,21 @@ pub struct TokenRequest {
     pub code: SecretString,
 }
 
-/// What `/connect/token` returns.
-#[derive(Debug)]
-pub struct TokenGrant {
-    /// The access token (shown once; stored hashed).
-    pub access_token: SecretString,
-    /// The account.
-    pub account: Account,
-}
-
 struct Prepared {
     address: EmailAddress,
     scopes: String,
     account_id: String,
+    existing: Option<Account>,
+    reauth: Reauth,
+}
+
+impl Prepared {
+    /// The account to create or replace, checked against the one stored now.
+    fn account(&self, mut account: NewAccount) -> Result<NewAccount, Error> {
+        account.reauth = self.reauth;
+        check_replacement(self.existing.as_ref(), &account).map_err(Refusal::error)?;
+        Ok(account)
+    }
 }
 
 /// A registered client, with its secret shown once.
@@ -193,105 +212,71 @@ impl Connect {
         add_client(&self.store, name, redirect_uris).await
     }
 
-    /// Runs the authorize flow and returns a one-time code.
+    /// Checks that `client_id` names a registered client (nothing is charged before this:
+    /// rule 25).
+    pub async fn check_client(&self, client_id: &str) -> Result<(), Error> {
+        match self.store.find_client(client_id.to_owned()).await? {
+            Some(_) => Ok(()),
+            None => Err(Error::UnknownClient),
+        }
+    }
+
+    /// Runs the authorize flow and returns a one-time code that carries the account.
     pub async fn authorize(&self, request: AuthorizeRequest) -> Result<SecretString, Error> {
-        let prepared = self
-            .prepare(
-                &request.client_id,
-                &request.email_address,
-                &request.scopes,
-                request.reauth_account_id.as_deref(),
-            )
-            .await?;
-        let Prepared {
-            address,
-            scopes,
-            account_id,
-        } = prepared;
-        let saved = match request.provider.as_str() {
-            "exchange" => {
-                self.authorize_exchange(&request, &address, &scopes, account_id)
-                    .await?
-            }
-            "office365" => {
-                self.authorize_office365(&request, &address, &scopes, account_id)
-                    .await?
-            }
-            other => {
+        let prepared = self.prepare(&request).await?;
+        let account = match request.provider.as_str() {
+            "exchange" => self.authorize_exchange(&request, &prepared).await?,
+            "office365" => self.authorize_office365(&request, &prepared).await?,
+            _ => {
                 return Err(Error::invalid(
                     "provider",
-                    format!("unknown provider {other:?}; use exchange or office365"),
+                    "unknown provider; use exchange or office365".into(),
                 ));
             }
         };
-        self.issue_code(&request.client_id, saved).await
+        self.issue_code(prepared.account(account)?).await
     }
 
     /// What every authorization checks first: the client, the address, the scopes, and
     /// whether this is a new account, the same one, or a scope change.
-    async fn prepare(
-        &self,
-        client_id: &str,
-        email_address: &str,
-        scopes: &str,
-        reauth_account_id: Option<&str>,
-    ) -> Result<Prepared, Error> {
-        if self
-            .store
-            .find_client(client_id.to_owned())
-            .await?
-            .is_none()
-        {
-            return Err(Error::UnknownClient);
-        }
-        let address = EmailAddress::parse(email_address)
+    async fn prepare(&self, request: &AuthorizeRequest) -> Result<Prepared, Error> {
+        let client_id = request.client_id.as_str();
+        self.check_client(client_id).await?;
+        let address = EmailAddress::parse(&request.email_address)
             .map_err(|e| Error::invalid("email_address", e.to_string()))?;
-        let scopes = parse_scopes(scopes)?;
+        let scopes = parse_scopes(&request.scopes)?;
         let existing = self
             .store
             .find_account_by_email(client_id.to_owned(), address.to_string())
             .await?;
-        check_reauth(
-            client_id,
-            reauth_account_id,
-            existing.as_ref(),
-            &scopes,
-            &self.store,
-        )
-        .await?;
+        let reauth = check_reauth(request, existing.as_ref(), &self.store).await?;
         let account_id = match &existing {
             Some(account) => account.account_id.clone(),
             None => new_id("acct_")?,
         };
-        Ok(Prepared {
+        let prepared = Prepared {
             address,
             scopes,
             account_id,
-        })
-    }
-
-    /// A one-time code for the saved account.
-    async fn issue_code(&self, client_id: &str, saved: String) -> Result<SecretString, Error> {
-        let code = secrets::random_token("exd_code_")?;
-        let expires_at = unix_now() + self.config.code_ttl.as_secs() as i64;
-        self.store
-            .create_code(
-                secrets::hash_token(code.expose_secret()),
-                client_id.to_owned(),
-                saved,
-                expires_at,
-            )
-            .await?;
-        Ok(code)
+            existing,
+            reauth,
+        };
+        if let Some(existing) = &prepared.existing
+            && reauth == Reauth::None
+            && existing.scopes != prepared.scopes
+        {
+            // Known before any password is tried.
+            return Err(Error::ScopeChange);
+        }
+        Ok(prepared)
     }
 
     async fn authorize_exchange(
         &self,
         request: &AuthorizeRequest,
-        address: &EmailAddress,
-        scopes: &str,
-        account_id: String,
-    ) -> Result<String, Error> {
+        prepared: &Prepared,
+    ) -> Result<NewAccount, Error> {
+        let address = &prepared.address;
         let settings: ExchangeSettings = serde_json::from_value(request.settings.clone())
             .map_err(|e| Error::invalid("settings", redact_serde_message(&e.to_string())))?;
         if settings.username.trim().is_empty() || settings.password.expose_secret().is_empty() {
@@ -303,6 +288,7 @@ impl Connect {
         let credentials = Credentials {
             username: settings.username.clone(),
             password: settings.password.clone(),
+            source: request.source,
         };
         let explicit = settings
             .exchange_server_host
@@ -325,28 +311,26 @@ impl Connect {
             .as_ref()
             .map(|p| p.versions.join(","))
             .unwrap_or_default();
+        let account_id = prepared.account_id.clone();
         let sealed = self
             .key
             .seal(&credentials.password, account_id.as_bytes())?;
-        let saved = self
-            .store
-            .save_account(NewAccount {
-                account_id,
-                client_id: request.client_id.clone(),
-                email: address.to_string(),
-                name: request.name.clone(),
-                provider: Provider::Exchange.as_str().to_owned(),
-                exchange_server_host: host,
-                discovery_method: report.method.map(|m| m.as_str()).unwrap_or("").to_owned(),
-                activesync_versions: versions,
-                scopes: scopes.to_owned(),
-                username: credentials.username.clone(),
-                sealed_secret: sealed,
-                now: unix_now(),
-            })
-            .await?;
-        info!(domain = %address.domain(), method = report.method.map(|m| m.as_str()).unwrap_or(""), "account authorized");
-        Ok(saved)
+        info!(domain = %address.domain(), method = report.method.map(|m| m.as_str()).unwrap_or(""), "account verified");
+        Ok(NewAccount {
+            account_id,
+            client_id: request.client_id.clone(),
+            email: address.to_string(),
+            name: request.name.clone(),
+            provider: Provider::Exchange.as_str().to_owned(),
+            exchange_server_host: host,
+            discovery_method: report.method.map(|m| m.as_str()).unwrap_or("").to_owned(),
+            activesync_versions: versions,
+            scopes: prepared.scopes.clone(),
+            username: credentials.username.clone(),
+            sealed_secret: sealed,
+            now: unix_now(),
+            reauth: Reauth::None,
+        })
     }
 
     /// Cached host first; discovery when there is none or it stopped working.
@@ -402,47 +386,6 @@ impl Connect {
         }
         Ok(report)
     }
-    /// Redeems a code for an access token.
-    pub async fn token(&self, request: TokenRequest) -> Result<TokenGrant, Error> {
-        let client = self.store.find_client(request.client_id.clone()).await?;
-        let presented = secrets::hash_token(request.client_secret.expose_secret());
-        let Some(client) = client.filter(|c| secrets::hashes_match(&c.secret_hash, &presented))
-        else {
-            return Err(Error::BadClient);
-        };
-        let access_token = secrets::random_token("exd_at_")?;
-        let redemption = self
-            .store
-            .redeem_code(
-                secrets::hash_token(request.code.expose_secret()),
-                client.client_id,
-                secrets::hash_token(access_token.expose_secret()),
-                unix_now(),
-            )
-            .await?;
-        match redemption {
-            Redemption::Issued(account) => Ok(TokenGrant {
-                access_token,
-                account: *account,
-            }),
-            Redemption::Replayed => {
-                warn!("authorization code replayed; the token issued for it is revoked");
-                Err(Error::InvalidGrant(
-                    "the code was already used; the token issued for it is revoked",
-                ))
-            }
-            Redemption::Expired => Err(Error::InvalidGrant("the code expired")),
-            Redemption::Unknown => Err(Error::InvalidGrant("unknown code")),
-        }
-    }
-
-    /// The account an access token gives access to.
-    pub async fn account(&self, access_token: &str) -> Result<Account, Error> {
-        self.store
-            .account_for_token(secrets::hash_token(access_token))
-            .await?
-            .ok_or(Error::BadToken)
-    }
 }
 
 /// Registers a client on `store`.
@@ -483,10 +426,10 @@ pub fn parse_scopes(scopes: &str) -> Result<String, Error> {
             "at least one scope is required".into(),
         ));
     }
-    if let Some(unknown) = list.iter().find(|s| !KNOWN_SCOPES.contains(s)) {
+    if list.iter().any(|s| !KNOWN_SCOPES.contains(s)) {
         return Err(Error::invalid(
             "scopes",
-            format!("unknown scope {unknown:?}"),
+            format!("unknown scope; known scopes: {}", KNOWN_SCOPES.join(",")),
         ));
     }
     list.sort_unstable();
@@ -494,27 +437,31 @@ pub fn parse_scopes(scopes: &str) -> Result<String, Error> {
     Ok(list.join(","))
 }
 
+/// What a `reauth_account_id` allows: it must name this client's account of this address.
 async fn check_reauth(
-    client_id: &str,
-    reauth_account_id: Option<&str>,
+    request: &AuthorizeRequest,
     existing: Option<&Account>,
-    scopes: &str,
     store: &Store,
-) -> Result<(), Error> {
-    if let Some(reauth) = reauth_account_id {
-        let account = store.find_account(reauth.to_owned()).await?;
-        let matches = account.is_some_and(|a| {
-            a.client_id == client_id && existing.is_some_and(|e| e.account_id == a.account_id)
-        });
-        if !matches {
-            return Err(Error::AccountNotFound);
-        }
-        return Ok(());
+) -> Result<Reauth, Error> {
+    let Some(reauth) = request
+        .reauth_account_id
+        .as_deref()
+        .filter(|r| !r.is_empty())
+    else {
+        return Ok(Reauth::None);
+    };
+    let account = store.find_account(reauth.to_owned()).await?;
+    let matches = account.is_some_and(|a| {
+        a.client_id == request.client_id && existing.is_some_and(|e| e.account_id == a.account_id)
+    });
+    if !matches {
+        return Err(Error::AccountNotFound);
     }
-    match existing {
-        Some(account) if account.scopes != scopes => Err(Error::ScopeChange),
-        _ => Ok(()),
-    }
+    Ok(if request.through_browser {
+        Reauth::Scopes
+    } else {
+        Reauth::Everything
+    })
 }
 
 /// Maps the verification of a report to the flow's answer.
@@ -559,6 +506,19 @@ fn check_verification(report: &Report) -> Result<(), Error> {
 /// A serde message without the offending value (it may be a password sent with the wrong
 /// type): `invalid type: integer `1234`, expected a string` keeps only what was expected.
 pub fn redact_serde_message(message: &str) -> String {
+    // `unknown field `x`, expected ...`: the name was the caller's, the expected ones ours.
+    for marker in ["unknown field `", "unknown variant `"] {
+        if let Some(start) = message.find(marker) {
+            let rest = &message[start + marker.len()..];
+            let tail = rest.find('`').map(|i| &rest[i + 1..]).unwrap_or("");
+            return format!(
+                "{}{}{}",
+                &message[..start],
+                marker.trim_end_matches([' ', '`']),
+                tail
+            );
+        }
+    }
     for marker in ["invalid type: ", "invalid value: ", "invalid length "] {
         if let Some(start) = message.find(marker) {
             let rest = &message[start..];
@@ -609,6 +569,12 @@ mod tests {
         let message = redact_serde_message(&err.to_string());
         assert!(!message.contains("123456789"), "{message}");
         assert!(message.contains("expected"), "{message}");
+        let err = serde_json::from_str::<ExchangeSettings>(r#"{"MARKER-x":1}"#)
+            .err()
+            .unwrap();
+        let message = redact_serde_message(&err.to_string());
+        assert!(!message.contains("MARKER"), "{message}");
+        assert!(message.starts_with("unknown field, expected"), "{message}");
     }
 
     #[test]

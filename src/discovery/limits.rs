@@ -96,12 +96,10 @@ impl Limits {
         HostPermit { _permit: permit }
     }
 
-    /// Takes one credentialed attempt for `account`; `false` when its window is spent.
-    pub fn try_account_attempt(&self, account: &str) -> bool {
-        self.inner
-            .accounts
-            .check_key(&account.to_lowercase())
-            .is_ok()
+    /// Takes one credentialed attempt for `key` (an account, per source:
+    /// [`crate::domain::Credentials::budget_key`]); `false` when its window is spent.
+    pub fn try_account_attempt(&self, key: &str) -> bool {
+        self.inner.accounts.check_key(&key.to_lowercase()).is_ok()
     }
 
     /// The configured limits.

@@ -32,16 +32,42 @@ pub struct JobStatus {
     pub reason: Option<String>,
 }
 
-pub fn enqueue(c: &mut Connection, jobs: &[(String, String)], now: i64) -> Result<(), Error> {
+/// What an intake came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Intake {
+    /// Every job was queued.
+    Queued,
+    /// Nothing was queued: the queue would hold more than its bound.
+    Full,
+}
+
+/// Queues `jobs` for `client_id`, all or none: none when the queue would then hold more than
+/// `max_queued` jobs that are not finished.
+pub fn enqueue(
+    c: &mut Connection,
+    client_id: &str,
+    jobs: &[(String, String)],
+    max_queued: u64,
+    now: i64,
+) -> Result<Intake, Error> {
     let tx = c.transaction()?;
+    let waiting: u64 = tx.query_row(
+        "SELECT count(*) FROM jobs WHERE state IN ('queued', 'running')",
+        [],
+        |row| row.get(0),
+    )?;
+    if waiting + jobs.len() as u64 > max_queued {
+        return Ok(Intake::Full);
+    }
     for (job_id, input) in jobs {
         tx.execute(
-            "INSERT INTO jobs (job_id, input, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)",
-            params![job_id, input, now],
+            "INSERT INTO jobs (job_id, input, client_id, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?4)",
+            params![job_id, input, client_id, now],
         )?;
     }
     tx.commit()?;
-    Ok(())
+    Ok(Intake::Queued)
 }
 
 pub fn claim(c: &mut Connection, now: i64, lease: i64) -> Result<Option<ClaimedRow>, Error> {
@@ -105,10 +131,16 @@ pub fn release(c: &mut Connection, job_id: &str, now: i64) -> Result<(), Error> 
     Ok(())
 }
 
-pub fn status(c: &mut Connection, job_id: &str) -> Result<Option<JobStatus>, Error> {
+/// A job's state, only for the client that queued it.
+pub fn status(
+    c: &mut Connection,
+    client_id: &str,
+    job_id: &str,
+) -> Result<Option<JobStatus>, Error> {
     Ok(c.query_row(
-        "SELECT job_id, input, state, attempts, result, reason FROM jobs WHERE job_id = ?1",
-        params![job_id],
+        "SELECT job_id, input, state, attempts, result, reason FROM jobs
+         WHERE job_id = ?1 AND client_id = ?2",
+        params![job_id, client_id],
         |row| {
             let result: String = row.get(4)?;
             let reason: String = row.get(5)?;
@@ -125,6 +157,14 @@ pub fn status(c: &mut Connection, job_id: &str) -> Result<Option<JobStatus>, Err
     .optional()?)
 }
 
+/// Deletes finished jobs (done or dead) last touched before `before`; returns how many.
+pub fn delete_finished(c: &Connection, before: i64) -> Result<usize, Error> {
+    Ok(c.execute(
+        "DELETE FROM jobs WHERE state IN ('done', 'dead') AND updated_at < ?1",
+        params![before],
+    )?)
+}
+
 pub fn depth(c: &mut Connection) -> Result<Vec<(String, u64)>, Error> {
     let mut statement = c.prepare("SELECT state, count(*) FROM jobs GROUP BY state")?;
     let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
@@ -138,15 +178,19 @@ mod tests {
     fn queue() -> Connection {
         let mut c = Connection::open_in_memory().unwrap();
         super::super::sqlite::prepare(&mut c).unwrap();
-        enqueue(
-            &mut c,
-            &[
-                ("j1".into(), "a@example.test".into()),
-                ("j2".into(), "b.test".into()),
-            ],
-            0,
-        )
-        .unwrap();
+        let jobs = [
+            ("j1".into(), "a@example.test".into()),
+            ("j2".into(), "b.test".into()),
+        ];
+        assert_eq!(
+            enqueue(&mut c, "cli_a", &jobs, 2, 0).unwrap(),
+            Intake::Queued
+        );
+        assert_eq!(
+            enqueue(&mut c, "cli_a", &[("j3".into(), "c.test".into())], 2, 0).unwrap(),
+            Intake::Full,
+            "the bound counts every client's waiting jobs"
+        );
         c
     }
 
@@ -164,7 +208,18 @@ mod tests {
             "the dead worker's job"
         );
         complete(&mut c, "j1", r#"{"ok":true}"#, 132).unwrap();
-        assert_eq!(status(&mut c, "j1").unwrap().unwrap().state, "done");
+        assert_eq!(
+            status(&mut c, "cli_a", "j1").unwrap().unwrap().state,
+            "done"
+        );
+        assert!(
+            status(&mut c, "cli_b", "j1").unwrap().is_none(),
+            "another client's job"
+        );
+        assert_eq!(delete_finished(&c, 132).unwrap(), 0, "not old enough");
+        assert_eq!(delete_finished(&c, 133).unwrap(), 1);
+        assert!(status(&mut c, "cli_a", "j1").unwrap().is_none());
+        assert!(status(&mut c, "cli_a", "j2").unwrap().is_some(), "running");
     }
 
     #[test]
@@ -177,7 +232,7 @@ mod tests {
         }
         claim(&mut c, 300, 30).unwrap().unwrap();
         assert!(retry_or_bury(&mut c, "j1", "timeout", 3, 301, 300).unwrap());
-        let dead = status(&mut c, "j1").unwrap().unwrap();
+        let dead = status(&mut c, "cli_a", "j1").unwrap().unwrap();
         assert_eq!(
             (dead.state.as_str(), dead.reason.as_deref()),
             ("dead", Some("timeout"))

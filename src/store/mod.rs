@@ -13,9 +13,10 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
 
-pub use self::jobs::{ClaimedRow, JobStatus};
+pub use self::jobs::{ClaimedRow, Intake, JobStatus};
 pub use self::sqlite::{
-    Account, CachedDiscovery, ClientInfo, ClientRecord, NewAccount, Redemption,
+    Account, CachedDiscovery, ClientInfo, ClientRecord, NewAccount, NewCode, NewToken, Reauth,
+    Redemption, ReplaceCheck, Swept,
 };
 
 /// The store. Cheap to clone.
@@ -25,8 +26,11 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (or creates) the database at `path` and applies pending migrations.
+    /// Opens (or creates) the database at `path` and applies pending migrations. The file and
+    /// its WAL companions are readable by their owner only (mode 0600): they hold sealed
+    /// secrets and hashes.
     pub fn open(path: &Path) -> Result<Self, Error> {
+        owner_only(path)?;
         let mut connection = Connection::open(path)?;
         sqlite::prepare(&mut connection)?;
         Ok(Self {
@@ -48,10 +52,19 @@ impl Store {
         .map_err(|_| Error::Worker)?
     }
 
-    /// Whether the database answers.
-    pub async fn ping(&self) -> Result<(), Error> {
-        self.with(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
-            .await
+    /// Whether the database can take a write now: a lock held elsewhere (another process, a
+    /// backup) makes this fail within `wait`.
+    pub async fn ping(&self, wait: std::time::Duration) -> Result<(), Error> {
+        self.with(move |c| {
+            c.busy_timeout(wait)?;
+            let result = c.execute_batch("BEGIN IMMEDIATE; ROLLBACK;");
+            c.busy_timeout(sqlite::BUSY_TIMEOUT)?;
+            if result.is_err() && !c.is_autocommit() {
+                let _ = c.execute_batch("ROLLBACK;");
+            }
+            Ok(result?)
+        })
+        .await
     }
 
     /// Registers a client with its hashed secret.
@@ -90,35 +103,78 @@ impl Store {
             .await
     }
 
-    /// Stores a code's hash, bound to its client and account, valid until `expires_at`.
-    pub async fn create_code(
-        &self,
-        code_hash: Vec<u8>,
-        client_id: String,
-        account_id: String,
-        expires_at: i64,
-    ) -> Result<(), Error> {
-        self.with(move |c| sqlite::create_code(c, &code_hash, &client_id, &account_id, expires_at))
-            .await
+    /// Stores a code's hash, bound to its client, with the account its redemption saves.
+    pub async fn create_code(&self, code: NewCode) -> Result<(), Error> {
+        self.with(move |c| sqlite::create_code(c, &code)).await
     }
 
-    /// Redeems a code once and stores the token issued for it; a second redemption revokes
-    /// that token.
+    /// Redeems a code once, in one transaction: saves its account if `may_replace` allows,
+    /// revokes that account's earlier tokens, and stores `token`. A second redemption revokes
+    /// the token the first one issued.
     pub async fn redeem_code(
         &self,
         code_hash: Vec<u8>,
         client_id: String,
-        token_hash: Vec<u8>,
+        token: NewToken,
+        may_replace: ReplaceCheck,
         now: i64,
     ) -> Result<Redemption, Error> {
-        self.with(move |c| sqlite::redeem_code(c, &code_hash, &client_id, &token_hash, now))
+        self.with(move |c| sqlite::redeem_code(c, &code_hash, &client_id, &token, may_replace, now))
             .await
     }
 
-    /// The account an access token (by hash) gives access to, unless revoked.
-    pub async fn account_for_token(&self, token_hash: Vec<u8>) -> Result<Option<Account>, Error> {
-        self.with(move |c| sqlite::account_for_token(c, &token_hash))
+    /// The account an access token (by hash) gives access to at `now`, unless revoked.
+    pub async fn account_for_token(
+        &self,
+        token_hash: Vec<u8>,
+        now: i64,
+    ) -> Result<Option<Account>, Error> {
+        self.with(move |c| sqlite::account_for_token(c, &token_hash, now))
             .await
+    }
+
+    /// Revokes a token (by hash), only if it is `client_id`'s when one is given.
+    pub async fn revoke_token(
+        &self,
+        token_hash: Vec<u8>,
+        client_id: Option<String>,
+    ) -> Result<bool, Error> {
+        self.with(move |c| sqlite::revoke_token(c, &token_hash, client_id.as_deref()))
+            .await
+    }
+
+    /// Deletes ended codes and tokens, and finished jobs last touched before `jobs_before`.
+    pub async fn sweep(&self, now: i64, jobs_before: i64) -> Result<Swept, Error> {
+        self.with(move |c| sqlite::sweep(c, now, jobs_before)).await
+    }
+
+    /// Sweeps every `every` until `shutdown`: codes and tokens that ended, and finished jobs
+    /// older than `job_retention`, so the file does not grow without end.
+    pub async fn sweep_until(
+        self,
+        every: std::time::Duration,
+        job_retention: std::time::Duration,
+        shutdown: tokio_util::sync::CancellationToken,
+    ) {
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                () = shutdown.cancelled() => return,
+            }
+            let now = unix_now();
+            match self.sweep(now, now - job_retention.as_secs() as i64).await {
+                Ok(swept) if swept != Swept::default() => tracing::info!(
+                    codes = swept.codes,
+                    tokens = swept.tokens,
+                    jobs = swept.jobs,
+                    "swept ended codes, tokens and old jobs"
+                ),
+                Ok(_) => {}
+                Err(err) => tracing::warn!(error.code = err.code(), "sweep failed"),
+            }
+        }
     }
 
     /// The cached discovery of `domain`, if still fresh at `now`.
@@ -144,9 +200,17 @@ impl Store {
 }
 
 impl Store {
-    /// Adds jobs `(job_id, input)` to the embedded queue.
-    pub async fn enqueue_jobs(&self, jobs: Vec<(String, String)>, now: i64) -> Result<(), Error> {
-        self.with(move |c| jobs::enqueue(c, &jobs, now)).await
+    /// Adds `client_id`'s jobs `(job_id, input)` to the embedded queue, all or none: none when
+    /// it would then hold more than `max_queued` unfinished jobs.
+    pub async fn enqueue_jobs(
+        &self,
+        client_id: String,
+        jobs: Vec<(String, String)>,
+        max_queued: u64,
+        now: i64,
+    ) -> Result<Intake, Error> {
+        self.with(move |c| jobs::enqueue(c, &client_id, &jobs, max_queued, now))
+            .await
     }
 
     /// Claims the oldest claimable job for `lease` seconds.
@@ -184,15 +248,49 @@ impl Store {
         self.with(move |c| jobs::release(c, &job_id, now)).await
     }
 
-    /// A job's state and result.
-    pub async fn job_status(&self, job_id: String) -> Result<Option<JobStatus>, Error> {
-        self.with(move |c| jobs::status(c, &job_id)).await
+    /// A job's state and result, for the client that queued it.
+    pub async fn job_status(
+        &self,
+        client_id: String,
+        job_id: String,
+    ) -> Result<Option<JobStatus>, Error> {
+        self.with(move |c| jobs::status(c, &client_id, &job_id))
+            .await
     }
 
     /// Jobs by state.
     pub async fn queue_depth(&self) -> Result<Vec<(String, u64)>, Error> {
         self.with(jobs::depth).await
     }
+}
+
+/// Creates `path` readable by its owner only, or takes read access away from others on an
+/// existing database and its WAL files.
+fn owner_only(path: &Path) -> Result<(), Error> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        if !path.exists() {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+                .map_err(Error::File)?;
+        }
+        for suffix in ["", "-wal", "-shm"] {
+            let file = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+            let Ok(meta) = std::fs::metadata(&file) else {
+                continue;
+            };
+            if meta.permissions().mode() & 0o077 != 0 {
+                tracing::warn!(file = %file.display(), "database file was readable by others; now 0600");
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+                    .map_err(Error::File)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Unix seconds now: the clock of every stored time.
@@ -216,6 +314,9 @@ pub enum Error {
     /// A stored value is not what this version expects.
     #[error("corrupt row: {0}")]
     Corrupt(&'static str),
+    /// The database file could not be created or protected.
+    #[error("database file: {0}")]
+    File(std::io::Error),
 }
 
 impl Error {
@@ -225,6 +326,7 @@ impl Error {
             Self::Sqlite(_) => "sqlite",
             Self::Worker => "storage_worker",
             Self::Corrupt(_) => "corrupt_row",
+            Self::File(_) => "database_file",
         }
     }
 }

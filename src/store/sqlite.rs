@@ -8,14 +8,18 @@ use super::Error;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_jobs.sql"),
+    include_str!("migrations/0003_grants.sql"),
 ];
+
+/// How long a statement waits for a lock held elsewhere.
+pub const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Connection settings and migrations.
 pub fn prepare(connection: &mut Connection) -> Result<(), Error> {
     connection.pragma_update(None, "journal_mode", "WAL")?;
     connection.pragma_update(None, "synchronous", "NORMAL")?;
     connection.pragma_update(None, "foreign_keys", "ON")?;
-    connection.busy_timeout(std::time::Duration::from_secs(5))?;
+    connection.busy_timeout(BUSY_TIMEOUT)?;
     let applied: i64 = connection.pragma_query_value(None, "user_version", |r| r.get(0))?;
     for (index, migration) in MIGRATIONS.iter().enumerate().skip(applied.max(0) as usize) {
         let tx = connection.transaction()?;
@@ -52,8 +56,9 @@ pub struct ClientInfo {
     pub created_at: i64,
 }
 
-/// An account to save.
-#[derive(Debug, Clone)]
+/// An account to save: what an authorization verified, kept with its code until the code is
+/// redeemed (rule 24).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct NewAccount {
     /// The id to use if the account is new.
     pub account_id: String,
@@ -75,10 +80,28 @@ pub struct NewAccount {
     pub scopes: String,
     /// The username for Basic authentication.
     pub username: String,
-    /// The password or refresh token, sealed.
+    /// The password or refresh token, sealed (kept in its own column).
+    #[serde(skip)]
     pub sealed_secret: Vec<u8>,
     /// Unix seconds.
     pub now: i64,
+    /// What the authorization may change in an existing account of the same address.
+    #[serde(default)]
+    pub reauth: Reauth,
+}
+
+/// What an authorization may change in an existing account of the same client and address.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reauth {
+    /// No `reauth_account_id`: the username, provider and scopes stay; the server only if
+    /// discovery found it.
+    #[default]
+    None,
+    /// `reauth_account_id` came through a browser (the hosted page): the scopes may change too.
+    Scopes,
+    /// `reauth_account_id` came from the application's backend: anything may change.
+    Everything,
 }
 
 /// An account as stored (its secret stays sealed).
@@ -102,6 +125,9 @@ pub struct Account {
     pub activesync_versions: String,
     /// Scopes, comma-separated.
     pub scopes: String,
+    /// The username for Basic authentication (not shown by the API).
+    #[serde(skip)]
+    pub username: String,
     /// Unix seconds.
     pub created_at: i64,
     /// Unix seconds.
@@ -111,8 +137,12 @@ pub struct Account {
 /// What a code redemption came to.
 #[derive(Debug, Clone)]
 pub enum Redemption {
-    /// The code was good: the token was stored for this account.
+    /// The code was good: its account was created or replaced (the account's earlier tokens
+    /// revoked), and the token was stored for it.
     Issued(Box<Account>),
+    /// The code was good, but its account may not replace the one stored now; the code is
+    /// spent and nothing changed.
+    Refused(&'static str),
     /// The code had been redeemed before: the token issued then is now revoked.
     Replayed,
     /// The code expired.
@@ -200,7 +230,7 @@ pub fn find_client(c: &mut Connection, client_id: &str) -> Result<Option<ClientR
     .transpose()
 }
 
-pub fn save_account(c: &mut Connection, a: &NewAccount) -> Result<String, Error> {
+pub fn save_account(c: &Connection, a: &NewAccount) -> Result<String, Error> {
     let account_id: String = c.query_row(
         "INSERT INTO accounts (account_id, client_id, email, name, provider, exchange_server_host,
              discovery_method, activesync_versions, scopes, username, sealed_secret, created_at,
@@ -237,7 +267,7 @@ pub fn save_account(c: &mut Connection, a: &NewAccount) -> Result<String, Error>
 }
 
 const ACCOUNT_COLUMNS: &str = "account_id, client_id, email, name, provider, exchange_server_host,
-    discovery_method, activesync_versions, scopes, created_at, updated_at";
+    discovery_method, activesync_versions, scopes, username, created_at, updated_at";
 
 fn account_row(row: &Row<'_>) -> rusqlite::Result<Account> {
     Ok(Account {
@@ -250,8 +280,9 @@ fn account_row(row: &Row<'_>) -> rusqlite::Result<Account> {
         discovery_method: row.get(6)?,
         activesync_versions: row.get(7)?,
         scopes: row.get(8)?,
-        created_at: row.get(9)?,
-        updated_at: row.get(10)?,
+        username: row.get(9)?,
+        created_at: row.get(10)?,
+        updated_at: row.get(11)?,
     })
 }
 
@@ -271,17 +302,46 @@ pub fn find_account_by_email(
         .optional()?)
 }
 
-pub fn create_code(
-    c: &mut Connection,
-    code_hash: &[u8],
-    client_id: &str,
-    account_id: &str,
-    expires_at: i64,
-) -> Result<(), Error> {
+/// A code to store: its hash, its client, when it ends, and the account its redemption saves.
+#[derive(Debug, Clone)]
+pub struct NewCode {
+    /// SHA-256 of the code.
+    pub code_hash: Vec<u8>,
+    /// The client it was issued to.
+    pub client_id: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+    /// The account to create or replace.
+    pub account: NewAccount,
+}
+
+/// A token to store when a code is redeemed.
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    /// SHA-256 of the token.
+    pub token_hash: Vec<u8>,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+/// Whether a redeemed code's account may replace the stored one (`None`: there is none).
+pub type ReplaceCheck =
+    Box<dyn FnOnce(Option<&Account>, &NewAccount) -> Result<(), &'static str> + Send>;
+
+pub fn create_code(c: &mut Connection, code: &NewCode) -> Result<(), Error> {
+    let pending = serde_json::to_string(&code.account).map_err(|_| Error::Corrupt("pending"))?;
     c.execute(
-        "INSERT INTO codes (code_hash, client_id, account_id, expires_at, created_at)
-         VALUES (?1, ?2, ?3, ?4, unixepoch())",
-        params![code_hash, client_id, account_id, expires_at],
+        "INSERT INTO codes (code_hash, client_id, account_id, expires_at, pending, pending_secret,
+             created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, unixepoch())",
+        params![
+            code.code_hash,
+            code.client_id,
+            code.account.account_id,
+            code.expires_at,
+            pending,
+            code.account.sealed_secret
+        ],
     )?;
     Ok(())
 }
@@ -290,13 +350,15 @@ pub fn redeem_code(
     c: &mut Connection,
     code_hash: &[u8],
     client_id: &str,
-    token_hash: &[u8],
+    token: &NewToken,
+    may_replace: ReplaceCheck,
     now: i64,
 ) -> Result<Redemption, Error> {
     let tx = c.transaction()?;
     let code = tx
         .query_row(
-            "SELECT id, client_id, account_id, expires_at, used_at FROM codes WHERE code_hash = ?1",
+            "SELECT id, client_id, account_id, expires_at, used_at, pending, pending_secret
+             FROM codes WHERE code_hash = ?1",
             params![code_hash],
             |row| {
                 Ok((
@@ -305,11 +367,13 @@ pub fn redeem_code(
                     row.get::<_, String>(2)?,
                     row.get::<_, i64>(3)?,
                     row.get::<_, i64>(4)?,
+                    row.get::<_, String>(5)?,
+                    row.get::<_, Vec<u8>>(6)?,
                 ))
             },
         )
         .optional()?;
-    let Some((code_id, owner, account_id, expires_at, used_at)) = code else {
+    let Some((code_id, owner, account_id, expires_at, used_at, pending, secret)) = code else {
         return Ok(Redemption::Unknown);
     };
     if owner != client_id {
@@ -328,33 +392,114 @@ pub fn redeem_code(
     if expires_at <= now {
         return Ok(Redemption::Expired);
     }
+    // Spent from here on, whatever follows; the account it carried is no longer kept.
     tx.execute(
-        "UPDATE codes SET used_at = ?2 WHERE id = ?1",
+        "UPDATE codes SET used_at = ?2, pending = '', pending_secret = x'' WHERE id = ?1",
         params![code_id, now.max(1)],
     )?;
+    if !pending.is_empty() {
+        let mut account: NewAccount =
+            serde_json::from_str(&pending).map_err(|_| Error::Corrupt("pending"))?;
+        account.sealed_secret = secret;
+        let sql =
+            format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE client_id = ?1 AND email = ?2");
+        let existing = tx
+            .query_row(&sql, params![account.client_id, account.email], account_row)
+            .optional()?;
+        if let Err(reason) = may_replace(existing.as_ref(), &account) {
+            tx.commit()?;
+            return Ok(Redemption::Refused(reason));
+        }
+        account.now = now;
+        save_account(&tx, &account)?;
+        // The account's earlier tokens open what it was before: they end now.
+        tx.execute(
+            "UPDATE tokens SET revoked = 1 WHERE account_id = ?1",
+            params![account_id],
+        )?;
+    }
     tx.execute(
-        "INSERT INTO tokens (token_hash, client_id, account_id, code_id, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![token_hash, client_id, account_id, code_id, now],
+        "INSERT INTO tokens (token_hash, client_id, account_id, code_id, created_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            token.token_hash,
+            client_id,
+            account_id,
+            code_id,
+            now,
+            token.expires_at
+        ],
     )?;
     let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE account_id = ?1");
-    let account = tx.query_row(&sql, params![account_id], account_row)?;
+    let account = tx
+        .query_row(&sql, params![account_id], account_row)
+        .optional()?;
+    let Some(account) = account else {
+        return Ok(Redemption::Unknown);
+    };
     tx.commit()?;
     Ok(Redemption::Issued(Box::new(account)))
 }
 
-pub fn account_for_token(c: &mut Connection, token_hash: &[u8]) -> Result<Option<Account>, Error> {
+pub fn account_for_token(
+    c: &mut Connection,
+    token_hash: &[u8],
+    now: i64,
+) -> Result<Option<Account>, Error> {
     let sql = format!(
         "SELECT {} FROM accounts a JOIN tokens t ON t.account_id = a.account_id
-         WHERE t.token_hash = ?1 AND t.revoked = 0",
+         WHERE t.token_hash = ?1 AND t.revoked = 0 AND t.expires_at > ?2",
         ACCOUNT_COLUMNS
             .split(',')
             .map(|c| format!("a.{}", c.trim()))
             .collect::<Vec<_>>()
             .join(", ")
     );
-    Ok(c.query_row(&sql, params![token_hash], account_row)
+    Ok(c.query_row(&sql, params![token_hash, now], account_row)
         .optional()?)
+}
+
+/// Revokes one token of `client_id` (by hash); whether there was one to revoke.
+pub fn revoke_token(
+    c: &mut Connection,
+    token_hash: &[u8],
+    client_id: Option<&str>,
+) -> Result<bool, Error> {
+    let changed = c.execute(
+        "UPDATE tokens SET revoked = 1
+         WHERE token_hash = ?1 AND revoked = 0 AND (?2 IS NULL OR client_id = ?2)",
+        params![token_hash, client_id],
+    )?;
+    Ok(changed > 0)
+}
+
+/// What a sweep deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// Codes past their end (used or not).
+    pub codes: usize,
+    /// Tokens expired or revoked.
+    pub tokens: usize,
+    /// Finished jobs older than the retention.
+    pub jobs: usize,
+}
+
+/// Deletes codes past their end, tokens that expired or were revoked, and finished jobs last
+/// touched before `jobs_before`.
+pub fn sweep(c: &mut Connection, now: i64, jobs_before: i64) -> Result<Swept, Error> {
+    let tx = c.transaction()?;
+    let codes = tx.execute("DELETE FROM codes WHERE expires_at <= ?1", params![now])?;
+    let tokens = tx.execute(
+        "DELETE FROM tokens WHERE revoked = 1 OR expires_at <= ?1",
+        params![now],
+    )?;
+    let jobs = super::jobs::delete_finished(&tx, jobs_before)?;
+    tx.commit()?;
+    Ok(Swept {
+        codes,
+        tokens,
+        jobs,
+    })
 }
 
 pub fn cached_discovery(
@@ -418,65 +563,133 @@ mod tests {
         c
     }
 
-    fn account(c: &mut Connection) -> String {
-        let new = NewAccount {
+    fn alice(host: &str) -> NewAccount {
+        NewAccount {
             account_id: "acct_1".into(),
             client_id: "client_1".into(),
             email: "alice@example.test".into(),
             name: "Alice".into(),
             provider: "exchange".into(),
-            exchange_server_host: "mail.example.test".into(),
+            exchange_server_host: host.into(),
             discovery_method: "pox_domain".into(),
             activesync_versions: "16.1".into(),
             scopes: "email.read_only".into(),
             username: "alice".into(),
             sealed_secret: vec![1, 2, 3],
             now: 100,
+            reauth: Reauth::None,
+        }
+    }
+
+    fn code(c: &mut Connection, hash: &[u8], account: NewAccount, expires_at: i64) {
+        let code = NewCode {
+            code_hash: hash.to_vec(),
+            client_id: "client_1".into(),
+            expires_at,
+            account,
         };
-        save_account(c, &new).unwrap()
+        create_code(c, &code).unwrap();
+    }
+
+    fn token(hash: &[u8]) -> NewToken {
+        NewToken {
+            token_hash: hash.to_vec(),
+            expires_at: 1000,
+        }
+    }
+
+    fn redeem(c: &mut Connection, hash: &[u8], client: &str, t: &[u8], now: i64) -> Redemption {
+        redeem_code(c, hash, client, &token(t), Box::new(|_, _| Ok(())), now).unwrap()
+    }
+
+    #[test]
+    fn nothing_is_saved_until_the_code_is_redeemed() {
+        let mut c = store();
+        code(&mut c, b"code", alice("mail.example.test"), 200);
+        assert!(find_account(&mut c, "acct_1").unwrap().is_none());
+        assert!(matches!(
+            redeem(&mut c, b"code", "client_1", b"t1", 150),
+            Redemption::Issued(_)
+        ));
+        let saved = find_account(&mut c, "acct_1").unwrap().unwrap();
+        assert_eq!(saved.exchange_server_host, "mail.example.test");
     }
 
     #[test]
     fn a_code_is_redeemed_once_and_a_replay_revokes_the_token() {
         let mut c = store();
-        let id = account(&mut c);
-        create_code(&mut c, b"code", "client_1", &id, 200).unwrap();
+        code(&mut c, b"code", alice("mail.example.test"), 200);
         assert!(matches!(
-            redeem_code(&mut c, b"code", "other", b"t0", 150).unwrap(),
+            redeem(&mut c, b"code", "other", b"t0", 150),
             Redemption::Unknown
         ));
         assert!(matches!(
-            redeem_code(&mut c, b"code", "client_1", b"t1", 150).unwrap(),
+            redeem(&mut c, b"code", "client_1", b"t1", 150),
             Redemption::Issued(_)
         ));
-        assert!(account_for_token(&mut c, b"t1").unwrap().is_some());
+        assert!(account_for_token(&mut c, b"t1", 150).unwrap().is_some());
         assert!(matches!(
-            redeem_code(&mut c, b"code", "client_1", b"t2", 151).unwrap(),
+            redeem(&mut c, b"code", "client_1", b"t2", 151),
             Redemption::Replayed
         ));
         assert!(
-            account_for_token(&mut c, b"t1").unwrap().is_none(),
+            account_for_token(&mut c, b"t1", 151).unwrap().is_none(),
             "revoked"
         );
-        assert!(account_for_token(&mut c, b"t2").unwrap().is_none());
+        assert!(account_for_token(&mut c, b"t2", 151).unwrap().is_none());
     }
 
     #[test]
-    fn expired_codes_fail() {
+    fn replacing_an_account_revokes_its_tokens_and_a_refusal_changes_nothing() {
         let mut c = store();
-        let id = account(&mut c);
-        create_code(&mut c, b"code", "client_1", &id, 200).unwrap();
+        code(&mut c, b"first", alice("mail.example.test"), 200);
+        redeem(&mut c, b"first", "client_1", b"t1", 110);
+        code(&mut c, b"second", alice("exch01.example.test"), 200);
+        let refused = redeem_code(
+            &mut c,
+            b"second",
+            "client_1",
+            &token(b"t2"),
+            Box::new(|existing, _| existing.map_or(Ok(()), |_| Err("exists"))),
+            120,
+        )
+        .unwrap();
+        assert!(matches!(refused, Redemption::Refused("exists")));
+        assert!(account_for_token(&mut c, b"t1", 120).unwrap().is_some());
+        let host = find_account(&mut c, "acct_1").unwrap().unwrap();
+        assert_eq!(host.exchange_server_host, "mail.example.test");
+        code(&mut c, b"third", alice("exch01.example.test"), 200);
         assert!(matches!(
-            redeem_code(&mut c, b"code", "client_1", b"t", 200).unwrap(),
+            redeem(&mut c, b"third", "client_1", b"t3", 130),
+            Redemption::Issued(_)
+        ));
+        assert!(account_for_token(&mut c, b"t1", 130).unwrap().is_none());
+        let moved = account_for_token(&mut c, b"t3", 130).unwrap().unwrap();
+        assert_eq!(moved.exchange_server_host, "exch01.example.test");
+    }
+
+    #[test]
+    fn codes_and_tokens_end() {
+        let mut c = store();
+        code(&mut c, b"code", alice("mail.example.test"), 200);
+        assert!(matches!(
+            redeem(&mut c, b"code", "client_1", b"t", 200),
             Redemption::Expired
         ));
+        code(&mut c, b"code2", alice("mail.example.test"), 300);
+        redeem(&mut c, b"code2", "client_1", b"t2", 250);
+        assert!(account_for_token(&mut c, b"t2", 999).unwrap().is_some());
+        assert!(account_for_token(&mut c, b"t2", 1000).unwrap().is_none());
+        assert!(revoke_token(&mut c, b"t2", Some("other")).is_ok_and(|r| !r));
+        let swept = sweep(&mut c, 1000, 0).unwrap();
+        assert_eq!((swept.codes, swept.tokens), (2, 1));
     }
 
     #[test]
     fn accounts_are_one_per_client_and_email() {
-        let mut c = store();
-        let first = account(&mut c);
-        let second = account(&mut c);
+        let c = store();
+        let first = save_account(&c, &alice("a.example.test")).unwrap();
+        let second = save_account(&c, &alice("b.example.test")).unwrap();
         assert_eq!(first, second);
     }
 

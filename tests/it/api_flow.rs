@@ -273,13 +273,15 @@ async fn codes_expire_and_are_bound_to_their_client() {
         "eas.example.test",
         exchange(basic("alice@example.test", PASSWORD)),
     );
-    let app = TestApp::spawn(&env, |c| c.connect.code_ttl = Duration::ZERO).await;
+    // A zero lifetime is refused as a configuration mistake; one second is the shortest.
+    let app = TestApp::spawn(&env, |c| c.connect.code_ttl = Duration::from_secs(1)).await;
     let (_, _, body) = app
         .post(
             "/connect/authorize",
             &app.exchange_request("alice@example.test", PASSWORD, Some("eas.example.test")),
         )
         .await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
     let (status, _, answer) = app
         .post(
             "/connect/token",

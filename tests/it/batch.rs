@@ -257,13 +257,17 @@ async fn interrupted_and_killed_batches_continue_without_redoing_or_losing_jobs(
 async fn the_embedded_queue_through_the_api() {
     let env = TestEnv::start().await;
     bulk_world(&env, Duration::ZERO);
-    let app = TestApp::spawn(&env, |_| {}).await;
+    let mut app = TestApp::spawn(&env, |_| {}).await;
     let jobs = json!([
         {"email": "a@d1.bulk.test"},
         {"email": "b@d1.bulk.test"},
         {"domain": "d2.bulk.test"},
     ]);
-    let (status, _, body) = app.post("/v1/discoveries", &jobs).await;
+    // Only a registered client may queue, with its secret.
+    let (status, headers, _) = app.post("/v1/discoveries", &jobs).await;
+    assert_eq!(status, 401);
+    assert_eq!(headers["www-authenticate"], r#"Basic realm="exdisco""#);
+    let (status, _, body) = app.post_jobs(&jobs).await;
     assert_eq!(status, 202, "{body}");
     let ids: Vec<String> = body["ids"]
         .as_array()
@@ -272,35 +276,21 @@ async fn the_embedded_queue_through_the_api() {
         .map(|v| v.as_str().unwrap().to_owned())
         .collect();
     assert_eq!(ids.len(), 3);
-    let (status, _, body) = app
-        .post("/v1/discoveries", &json!({"email": "x@localhost"}))
-        .await;
+    let (status, _, body) = app.post_jobs(&json!({"email": "x@localhost"})).await;
     assert_eq!(status, 400, "{body}");
-    let (status, _, body) = app
-        .post("/v1/discoveries", &json!({"email": "c@d3.bulk.test"}))
-        .await;
+    let (status, _, body) = app.post_jobs(&json!({"email": "c@d3.bulk.test"})).await;
     assert_eq!(status, 202, "{body}");
-    let queued = app
-        .http
-        .get(app.url(&format!("/v1/discoveries/{}", ids[0])))
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap();
+    let (_, queued) = app.job(&ids[0]).await;
     assert_eq!(queued["state"], "queued");
+    let metrics = app.http.get(app.url("/metrics")).send().await.unwrap();
+    let metrics = metrics.text().await.unwrap();
+    assert!(
+        metrics.contains("exdisco_queue_depth{state=\"queued\"} 4"),
+        "{metrics}"
+    );
     assert_eq!(app.drain_queue().await, 4);
     for id in &ids {
-        let job: Value = app
-            .http
-            .get(app.url(&format!("/v1/discoveries/{id}")))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let (_, job) = app.job(id).await;
         assert_eq!(job["state"], "done", "{job}");
         assert!(
             job["result"]["exchange_server_host"]
@@ -309,13 +299,8 @@ async fn the_embedded_queue_through_the_api() {
                 .starts_with("mail.d")
         );
     }
-    let missing = app
-        .http
-        .get(app.url("/v1/discoveries/job_nope"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(missing.status(), 404);
+    let (status, _) = app.job("job_nope").await;
+    assert_eq!(status, 404);
     let metrics = app
         .http
         .get(app.url("/metrics"))
@@ -330,7 +315,15 @@ async fn the_embedded_queue_through_the_api() {
         "{metrics}"
     );
     assert!(
+        metrics.contains("exdisco_queue_depth{state=\"queued\"} 0"),
+        "a drained state reads 0, not its last count: {metrics}"
+    );
+    assert!(
         metrics.contains("exdisco_queue_jobs_total{outcome=\"found\"} 4"),
         "{metrics}"
     );
+    // Another client cannot read these jobs.
+    app.use_client("other", vec![]).await;
+    let (status, _) = app.job(&ids[0]).await;
+    assert_eq!(status, 404, "a job is its client's");
 }

@@ -85,7 +85,7 @@ async fn pages_are_not_cached_not_framed_and_load_nothing_from_elsewhere() {
     assert_eq!(headers["cache-control"], "no-store");
     assert_eq!(headers["x-frame-options"], "DENY");
     assert_eq!(headers["x-content-type-options"], "nosniff");
-    assert_eq!(headers["referrer-policy"], "no-referrer");
+    assert_eq!(headers["referrer-policy"], "same-origin");
     let csp = headers["content-security-policy"].to_str().unwrap();
     for directive in [
         "default-src 'none'",
@@ -215,6 +215,25 @@ async fn forms_without_a_valid_csrf_token_do_nothing() {
         assert!(headers.get("location").is_none(), "{why}");
         assert!(html.contains("not sent from this page"), "{why}");
     }
+    // The right cookie and token, posted by a page of another origin.
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(fields(leaked))
+        .extend_pairs([
+            ("client_id", app.client_id.as_str()),
+            ("redirect_uri", CALLBACK),
+            ("scopes", "email.read_only"),
+        ])
+        .finish();
+    let response = http()
+        .post(app.url("/oauth/authorize"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("cookie", &cookie)
+        .header("origin", "https://evil.example.net")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403, "another origin");
     assert!(
         env.fleet.seen().is_empty(),
         "a refused form reaches no server"

@@ -3,6 +3,7 @@
 mod support;
 
 mod activesync;
+mod api_attacks;
 mod api_errors;
 mod api_flow;
 mod batch;

@@ -108,7 +108,7 @@ async fn start(
     };
     if state
         .limiters
-        .check(&flow.client_id, peer.ip(), &form.email)
+        .check_sign_in(&flow.client_id, &form.email, peer.ip())
         .is_err()
     {
         return stop(

@@ -99,6 +99,9 @@ pub struct Hosted {
     name: String,
     logo: assets::Logo,
     public_url: Url,
+    /// Whether the operator set `public_url` (else it is made from the listen address, and
+    /// the `Host` header names the page's origin).
+    public_url_set: bool,
     secure_cookies: bool,
     microsoft: Option<(MicrosoftApp, Url)>,
 }
@@ -139,9 +142,20 @@ impl Hosted {
             name: name.to_owned(),
             logo: assets::Logo::load(config.logo_file.as_deref())?,
             secure_cookies: public_url.scheme() == "https",
+            public_url_set: config.public_url.is_some(),
             public_url,
             microsoft,
         })
+    }
+
+    /// Whether a form posted with `Origin: origin` came from this page: the origin of
+    /// `public_url`, or, when it is not set, `http://` + the `Host` the request was sent to.
+    fn is_own_origin(&self, origin: &str, host: Option<&str>) -> bool {
+        let own = self.public_url.origin().ascii_serialization();
+        if origin == own {
+            return true;
+        }
+        !self.public_url_set && host.is_some_and(|host| origin == format!("http://{host}"))
     }
 
     /// The URL Microsoft sends the browser back to.
@@ -180,7 +194,7 @@ async fn security_headers(request: Request, next: Next) -> Response {
         (header::CONTENT_SECURITY_POLICY, page::DEFAULT_CSP),
         (header::X_FRAME_OPTIONS, "DENY"),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::REFERRER_POLICY, "no-referrer"),
+        (header::REFERRER_POLICY, "same-origin"),
         (
             HeaderName::from_static("cross-origin-opener-policy"),
             "same-origin",

@@ -58,7 +58,7 @@ fn layout(hosted: &Hosted, title: &str, body: Markup) -> Markup {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
-                meta name="referrer" content="no-referrer";
+                meta name="referrer" content="same-origin";
                 title { (title) " · " (hosted.name) }
                 link rel="stylesheet" href=(STYLE_PATH);
                 script src=(PROGRESS_PATH) defer {}

@@ -58,13 +58,28 @@ impl PostedForm for SignInForm {
     }
 }
 
-/// Checks a posted form: readable, carrying this browser's CSRF token, its OAuth parameters
-/// still valid. Otherwise the page to answer with; nothing else happens.
+/// Checks a posted form: sent from this page (its `Origin`, when the browser names one),
+/// readable, carrying this browser's CSRF token, its OAuth parameters still valid. Otherwise
+/// the page to answer with; nothing else happens.
 pub async fn check_posted<F: PostedForm>(
     state: &AppState,
     headers: &HeaderMap,
     form: Result<Form<F>, FormRejection>,
 ) -> Result<(F, Csrf, Flow), Response> {
+    let origin = headers
+        .get(header::ORIGIN)
+        .map(|v| v.to_str().unwrap_or("null"));
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    if let Some(origin) = origin
+        && !state.hosted.is_own_origin(origin, host)
+    {
+        info!("form refused: posted from another origin");
+        return Err(stop(
+            state,
+            StatusCode::FORBIDDEN,
+            "This form was not sent from this page. Go back to the application and start again.",
+        ));
+    }
     let Ok(Form(form)) = form else {
         return Err(stop(
             state,
@@ -171,7 +186,10 @@ async fn submit(
     let Some(password) = password.filter(|_| missing.list().is_empty()) else {
         return reply.form(StatusCode::BAD_REQUEST, step, missing, None);
     };
-    if let Err(wait) = state.limiters.check(&flow.client_id, peer.ip(), email) {
+    if let Err(wait) = state
+        .limiters
+        .check_sign_in(&flow.client_id, email, peer.ip())
+    {
         let mut response = reply.form(
             StatusCode::TOO_MANY_REQUESTS,
             step,
@@ -207,6 +225,8 @@ async fn submit(
         settings,
         scopes: flow.scopes.clone(),
         reauth_account_id: flow.reauth_account_id.clone(),
+        source: Some(peer.ip()),
+        through_browser: true,
     };
     let result = state.connect.authorize(request).await;
     state.metrics.authorization(match &result {
@@ -356,7 +376,7 @@ impl Reply<'_> {
                 },
                 None,
             ),
-            FlowError::ScopeChange | FlowError::AccountNotFound => stop_with_back(
+            FlowError::ScopeChange | FlowError::SettingsChange | FlowError::AccountNotFound => stop_with_back(
                 self.state,
                 StatusCode::CONFLICT,
                 "This mailbox is already connected to the application with other permissions; the application must ask again to change them.",

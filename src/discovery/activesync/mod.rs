@@ -308,7 +308,7 @@ async fn probe_once(
     let Some(credentials) = credentials.filter(|_| url.scheme() == "https") else {
         return anonymous.withheld(ProbeOutcome::CredentialsWithheld.code());
     };
-    if !http.limits().try_account_attempt(&credentials.username) {
+    if !http.limits().try_account_attempt(&credentials.budget_key()) {
         return anonymous.withheld("credential_budget");
     }
     match send(http, url, Some(credentials), record).await {

@@ -224,7 +224,7 @@ impl Steps {
             || !self
                 .shared
                 .limits
-                .try_account_attempt(&credentials.username)
+                .try_account_attempt(&credentials.budget_key())
         {
             return Err(Error::CredentialBudget {
                 url: url.to_string(),

@@ -132,6 +132,11 @@ impl TestApp {
         let api = config.api.clone();
         let grace = config.shutdown_grace;
         let token = shutdown.clone();
+        tokio::spawn(store.clone().sweep_until(
+            config.store.sweep_every,
+            config.store.job_retention,
+            shutdown.clone(),
+        ));
         let task = tokio::spawn(async move {
             exdisco::api::serve(listener, router, &api, token, grace)
                 .await
@@ -225,6 +230,32 @@ impl TestApp {
             request = request.header("content-type", content_type);
         }
         let (status, _, json) = read(request.send().await.unwrap()).await;
+        (status, json)
+    }
+
+    /// POSTs jobs to `/v1/discoveries` as this app's client.
+    pub async fn post_jobs(&self, body: &Value) -> (u16, reqwest::header::HeaderMap, Value) {
+        let response = self
+            .http
+            .post(self.url("/v1/discoveries"))
+            .basic_auth(&self.client_id, Some(&self.client_secret))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        read(response).await
+    }
+
+    /// GET `/v1/discoveries/{id}` as this app's client.
+    pub async fn job(&self, id: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .get(self.url(&format!("/v1/discoveries/{id}")))
+            .basic_auth(&self.client_id, Some(&self.client_secret))
+            .send()
+            .await
+            .unwrap();
+        let (status, _, json) = read(response).await;
         (status, json)
     }
 

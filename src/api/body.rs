@@ -1,0 +1,67 @@
+//! Request bodies arrive whole, within a size and a time, before a handler (or one of the
+//! in-flight slots) sees the request (rules 17, 25). A declared `Content-Length` over the limit
+//! is refused before a byte is read, so `Expect: 100-continue` gets `413`, not `100 Continue`.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::error::ApiError;
+
+/// The bounds of one body.
+#[derive(Debug, Clone, Copy)]
+pub struct Bounds {
+    /// Bytes.
+    pub limit: usize,
+    /// From the end of the headers to the last byte.
+    pub timeout: Duration,
+}
+
+/// Reads the body whole within `bounds`, then passes the request on.
+pub async fn read_whole(State(bounds): State<Bounds>, request: Request, next: Next) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > bounds.limit as u64) {
+        return too_large();
+    }
+    let (parts, body) = request.into_parts();
+    match tokio::time::timeout(bounds.timeout, axum::body::to_bytes(body, bounds.limit)).await {
+        Ok(Ok(bytes)) => {
+            next.run(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
+        Ok(Err(err)) if is_length_limit(&err) => too_large(),
+        Ok(Err(_)) => ApiError::BadJson {
+            status: StatusCode::BAD_REQUEST,
+            message: "the request body could not be read".to_owned(),
+        }
+        .into_response(),
+        Err(_) => ApiError::SlowBody.into_response(),
+    }
+}
+
+fn is_length_limit(err: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(err) = source {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = err.source();
+    }
+    false
+}
+
+fn too_large() -> Response {
+    ApiError::BadJson {
+        status: StatusCode::PAYLOAD_TOO_LARGE,
+        message: "the request body is too large".to_owned(),
+    }
+    .into_response()
+}

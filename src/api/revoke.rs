@@ -1,0 +1,101 @@
+//! `POST /oauth/revoke`: an access token ends now.
+//!
+//! Two callers, two shapes:
+//! - RFC 7009: the client authenticates (`Authorization: Basic`, or `client_id` and
+//!   `client_secret` in the body) and names `token` in a form (or JSON) body. The answer is
+//!   `200` whether or not the token was known (RFC 7009 2.2), and only the client's own tokens
+//!   are revoked.
+//! - The platform's own shape: the token revokes itself, sent as `Authorization: Bearer`, or
+//!   as the user name of `Authorization: Basic` with an empty password. The answer is
+//!   `{"success": true}`.
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, header};
+use axum::response::IntoResponse;
+use axum::routing::post;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::auth::{basic_client, bearer};
+use super::error::ApiError;
+use super::no_store;
+use super::state::{AppState, SourceLimit};
+
+/// The route.
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/oauth/revoke", post(revoke))
+}
+
+/// The body of an RFC 7009 request.
+#[derive(Default, Deserialize)]
+struct RevokeForm {
+    #[serde(default)]
+    token: Option<SecretString>,
+    #[serde(default)]
+    client_id: Option<String>,
+    #[serde(default)]
+    client_secret: Option<SecretString>,
+}
+
+async fn revoke(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    state
+        .limiters
+        .check_source(SourceLimit::Token, peer.ip())
+        .map_err(ApiError::RateLimited)?;
+    let form = read_form(&headers, &body)?;
+    let connect = &state.connect;
+    if let Some(token) = &form.token {
+        let (client_id, secret) = match (basic_client(&headers), form.client_id, form.client_secret)
+        {
+            (Some(presented), _, _) => presented,
+            (None, Some(id), Some(secret)) => (id, secret),
+            _ => return Err(ApiError::MissingClient),
+        };
+        let client = connect.authenticate_client(&client_id, &secret).await?;
+        connect
+            .revoke(token.expose_secret(), Some(&client.client_id))
+            .await?;
+        return Ok(no_store(json!({})));
+    }
+    let token = match bearer(&headers) {
+        Some(token) => token.to_owned(),
+        None => match basic_client(&headers) {
+            Some((token, password)) if password.expose_secret().is_empty() => token,
+            _ => return Err(ApiError::MissingToken),
+        },
+    };
+    if !connect.revoke(&token, None).await? {
+        return Err(crate::connect::Error::BadToken.into());
+    }
+    Ok(no_store(json!({ "success": true })))
+}
+
+/// The body as a form (RFC 7009 2.1) or as JSON; empty is an empty form.
+fn read_form(headers: &HeaderMap, body: &[u8]) -> Result<RevokeForm, ApiError> {
+    if body.is_empty() {
+        return Ok(RevokeForm::default());
+    }
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().starts_with("application/json"));
+    let parsed = if json {
+        serde_json::from_slice(body).ok()
+    } else {
+        serde_urlencoded::from_bytes(body).ok()
+    };
+    parsed.ok_or_else(|| ApiError::BadJson {
+        status: axum::http::StatusCode::BAD_REQUEST,
+        message: "the body is not a revocation form".to_owned(),
+    })
+}

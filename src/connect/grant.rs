@@ -1,0 +1,304 @@
+//! Codes and tokens: what an authorization verified waits with its one-time code, and only the
+//! code's redemption with the client secret saves it (rule 24); tokens end, can be revoked,
+//! and end when their account is replaced.
+//!
+//! Which fields of an existing account (same client, same address) an authorization may
+//! change is [`check_replacement`]'s rule, applied when the code is issued and again, inside
+//! the redemption's transaction, when it is redeemed.
+
+use secrecy::{ExposeSecret, SecretString};
+use tracing::warn;
+
+use super::{Connect, Error};
+use crate::secrets;
+use crate::store::unix_now;
+use crate::store::{Account, ClientRecord, NewAccount, NewCode, NewToken, Reauth, Redemption};
+
+/// What `/connect/token` returns.
+#[derive(Debug)]
+pub struct TokenGrant {
+    /// The access token (shown once; stored hashed).
+    pub access_token: SecretString,
+    /// Seconds until it ends.
+    pub expires_in: u64,
+    /// The account.
+    pub account: Account,
+}
+
+/// Why an authorization may not replace the stored account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The scopes differ and no `reauth_account_id` was given.
+    Scopes,
+    /// The username, provider or an explicit server differ and the application's backend did
+    /// not ask to re-authorize the account.
+    Settings,
+    /// The account was created or replaced since the code was issued.
+    Changed,
+}
+
+impl Refusal {
+    /// The flow's error for this refusal at authorize time.
+    pub fn error(self) -> Error {
+        match self {
+            Self::Scopes => Error::ScopeChange,
+            Self::Settings => Error::SettingsChange,
+            Self::Changed => Error::InvalidGrant(self.reason()),
+        }
+    }
+
+    /// The reason given when a redemption is refused.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::Scopes => "the account exists with other scopes",
+            Self::Settings => "the account exists with another server or username",
+            Self::Changed => "the account changed since the code was issued",
+        }
+    }
+}
+
+/// Whether `new` may replace `existing` (the account this client already has for the address).
+///
+/// - No existing account: it is created.
+/// - Without `reauth_account_id`: the username, the provider and the scopes stay. The server may
+///   change only when discovery found the new one (the domain moved the mailbox); an explicit
+///   `exchange_server_host` that differs is refused, or anyone who knows the address could
+///   point the account at a server of their own.
+/// - `reauth_account_id` through the hosted page (it passed through a browser): the scopes may
+///   change too.
+/// - `reauth_account_id` from the application's backend (`/connect/authorize`): anything may
+///   change.
+pub fn check_replacement(existing: Option<&Account>, new: &NewAccount) -> Result<(), Refusal> {
+    let Some(existing) = existing else {
+        return Ok(());
+    };
+    if existing.account_id != new.account_id {
+        return Err(Refusal::Changed);
+    }
+    if new.reauth == Reauth::Everything {
+        return Ok(());
+    }
+    let same_identity =
+        existing.provider == new.provider && existing.username.eq_ignore_ascii_case(&new.username);
+    let server_may_change = new.discovery_method != "explicit";
+    if !same_identity
+        || !(existing.exchange_server_host == new.exchange_server_host || server_may_change)
+    {
+        return Err(Refusal::Settings);
+    }
+    if new.reauth == Reauth::None && existing.scopes != new.scopes {
+        return Err(Refusal::Scopes);
+    }
+    Ok(())
+}
+
+impl Connect {
+    /// A one-time code that carries `account` until it is redeemed.
+    pub(super) async fn issue_code(&self, account: NewAccount) -> Result<SecretString, Error> {
+        let code = secrets::random_token("exd_code_")?;
+        self.store
+            .create_code(NewCode {
+                code_hash: secrets::hash_token(code.expose_secret()),
+                client_id: account.client_id.clone(),
+                expires_at: unix_now() + self.config.code_ttl.as_secs() as i64,
+                account,
+            })
+            .await?;
+        Ok(code)
+    }
+
+    /// The client, if `secret` is its secret (compared in constant time).
+    pub async fn authenticate_client(
+        &self,
+        client_id: &str,
+        secret: &SecretString,
+    ) -> Result<ClientRecord, Error> {
+        let client = self.store.find_client(client_id.to_owned()).await?;
+        let presented = secrets::hash_token(secret.expose_secret());
+        client
+            .filter(|c| secrets::hashes_match(&c.secret_hash, &presented))
+            .ok_or(Error::BadClient)
+    }
+
+    /// Redeems a code for an access token: saves the account the code carries, revokes the
+    /// account's earlier tokens, and issues a token that ends after `token_ttl`.
+    pub async fn token(&self, request: super::TokenRequest) -> Result<TokenGrant, Error> {
+        let client = self
+            .authenticate_client(&request.client_id, &request.client_secret)
+            .await?;
+        let access_token = secrets::random_token("exd_at_")?;
+        let now = unix_now();
+        let expires_in = self.config.token_ttl.as_secs();
+        let token = NewToken {
+            token_hash: secrets::hash_token(access_token.expose_secret()),
+            expires_at: now + expires_in as i64,
+        };
+        let redemption = self
+            .store
+            .redeem_code(
+                secrets::hash_token(request.code.expose_secret()),
+                client.client_id,
+                token,
+                Box::new(|existing, new| check_replacement(existing, new).map_err(Refusal::reason)),
+                now,
+            )
+            .await?;
+        match redemption {
+            Redemption::Issued(account) => Ok(TokenGrant {
+                access_token,
+                expires_in,
+                account: *account,
+            }),
+            Redemption::Refused(reason) => Err(Error::InvalidGrant(reason)),
+            Redemption::Replayed => {
+                warn!("authorization code replayed; the token issued for it is revoked");
+                Err(Error::InvalidGrant(
+                    "the code was already used; the token issued for it is revoked",
+                ))
+            }
+            Redemption::Expired => Err(Error::InvalidGrant("the code expired")),
+            Redemption::Unknown => Err(Error::InvalidGrant("unknown code")),
+        }
+    }
+
+    /// The account an access token gives access to, unless it ended or was revoked.
+    pub async fn account(&self, access_token: &str) -> Result<Account, Error> {
+        self.store
+            .account_for_token(secrets::hash_token(access_token), unix_now())
+            .await?
+            .ok_or(Error::BadToken)
+    }
+
+    /// Revokes an access token; with `client`, only one issued to that client. Whether there
+    /// was one to revoke.
+    pub async fn revoke(&self, access_token: &str, client: Option<&str>) -> Result<bool, Error> {
+        Ok(self
+            .store
+            .revoke_token(secrets::hash_token(access_token), client.map(str::to_owned))
+            .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(host: &str) -> Account {
+        Account {
+            account_id: "acct_1".into(),
+            client_id: "cli".into(),
+            email: "alice@example.test".into(),
+            name: String::new(),
+            provider: "exchange".into(),
+            exchange_server_host: host.into(),
+            discovery_method: "pox_domain".into(),
+            activesync_versions: String::new(),
+            scopes: "email".into(),
+            username: "alice".into(),
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    fn new(host: &str, method: &str, username: &str, scopes: &str, reauth: Reauth) -> NewAccount {
+        NewAccount {
+            account_id: "acct_1".into(),
+            client_id: "cli".into(),
+            email: "alice@example.test".into(),
+            name: String::new(),
+            provider: "exchange".into(),
+            exchange_server_host: host.into(),
+            discovery_method: method.into(),
+            activesync_versions: String::new(),
+            scopes: scopes.into(),
+            username: username.into(),
+            sealed_secret: Vec::new(),
+            now: 0,
+            reauth,
+        }
+    }
+
+    #[test]
+    fn who_may_change_what() {
+        let alice = stored("mail.example.test");
+        let check = |n: &NewAccount| check_replacement(Some(&alice), n);
+        let none = Reauth::None;
+        // A new password on the same server, or a server the domain's discovery names.
+        assert_eq!(
+            check(&new(
+                "mail.example.test",
+                "explicit",
+                "alice",
+                "email",
+                none
+            )),
+            Ok(())
+        );
+        assert_eq!(
+            check(&new(
+                "exch01.example.test",
+                "pox_domain",
+                "ALICE",
+                "email",
+                none
+            )),
+            Ok(())
+        );
+        // A stranger's server or username for Alice's address.
+        assert_eq!(
+            check(&new("evil.example.net", "explicit", "alice", "email", none)),
+            Err(Refusal::Settings)
+        );
+        assert_eq!(
+            check(&new(
+                "mail.example.test",
+                "pox_domain",
+                "mallory",
+                "email",
+                none
+            )),
+            Err(Refusal::Settings)
+        );
+        assert_eq!(
+            check(&new(
+                "mail.example.test",
+                "explicit",
+                "alice",
+                "calendar",
+                none
+            )),
+            Err(Refusal::Scopes)
+        );
+        let scopes = Reauth::Scopes;
+        assert_eq!(
+            check(&new(
+                "mail.example.test",
+                "explicit",
+                "alice",
+                "calendar",
+                scopes
+            )),
+            Ok(())
+        );
+        assert_eq!(
+            check(&new(
+                "evil.example.net",
+                "explicit",
+                "alice",
+                "email",
+                scopes
+            )),
+            Err(Refusal::Settings),
+            "a reauth that passed through a browser moves nothing"
+        );
+        let all = Reauth::Everything;
+        assert_eq!(
+            check(&new("evil.example.net", "explicit", "bob", "calendar", all)),
+            Ok(())
+        );
+        let mut other = new("mail.example.test", "explicit", "alice", "email", all);
+        other.account_id = "acct_2".into();
+        assert_eq!(check(&other), Err(Refusal::Changed));
+        assert_eq!(check_replacement(None, &other), Ok(()));
+    }
+}
