@@ -18,11 +18,15 @@
 //!     governors. `error`: `discovery::Error` and its stable codes.
 //!   - `activesync`: the ActiveSync OPTIONS probe and its classification; `online`: Exchange
 //!     Online (Autodiscover v2, provider detection).
-//! - [`connect`]: the native-authentication flow (authorize, token, account).
-//! - [`api`]: the HTTP API of the daemon (router, serve, handlers, errors, rate limits) and
-//!   `api::hosted`, the hosted sign-in page (OAuth authorization-code flow in the browser).
+//! - [`connect`]: the native-authentication flow (authorize); `connect::grant`: codes that
+//!   carry an account until redeemed, tokens, revocation, and what may replace an account.
+//! - [`api`]: the HTTP API of the daemon (router, serve with its per-source connection cap,
+//!   `body` bounds, `auth` for presented credentials, one file per endpoint, errors, rate
+//!   limits) and `api::hosted`, the hosted sign-in page (OAuth authorization-code flow in the
+//!   browser).
 //! - [`config`]: the daemon's configuration (defaults, TOML, `EXDISCO_*`, flags).
-//! - [`store`]: SQLite: migrations, accounts, codes, tokens, the discovery cache, the queue.
+//! - [`store`]: SQLite: migrations, accounts, codes, tokens, the discovery cache, the queue,
+//!   and the sweep that deletes what ended.
 //! - [`secrets`]: random tokens, hashes, the key that seals account secrets.
 //! - [`batch`]: jobs, the per-domain cache, the resumable file runner.
 //! - [`queue`]: queue workers; the SQLite queue; Redis Streams.

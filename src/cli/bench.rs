@@ -9,14 +9,15 @@
 //!    second, CPU time per discovery, peak memory; next to the machine's limit measured in the
 //!    same run (TLS handshakes per second over handshakes per discovery).
 //! 4. Lookups per second of a domain already in the cache.
-//! 5. authorize + token flows per second against a fake ActiveSync server, p50 and p99.
+//! 5. authorize + token flows per second against a fake ActiveSync server, p50 and p99, then
+//!    the same under a slow-body attack from another address (`api`).
+
+mod api;
 
 use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
-use base64::Engine;
 use exdisco::batch::{BatchConfig, DomainCache, DoneLines, run_batch};
 use exdisco::discovery::{Config, Pipeline};
 use exdisco::domain::EmailAddress;
@@ -50,6 +51,15 @@ pub struct BenchArgs {
     /// (default: the pipeline's, 200 ms; 0 runs every Autodiscover candidate at once).
     #[arg(long)]
     second_wave_ms: Option<u64>,
+    /// Concurrent authorize + token loops of figure 5.
+    #[arg(long, default_value_t = 100)]
+    api_clients: usize,
+    /// Slow-body connections of the attack in figure 5 (0: no attack run).
+    #[arg(long, default_value_t = 300)]
+    slow_bodies: usize,
+    /// Seconds each run of figure 5 lasts (default: 12, quick: 3).
+    #[arg(long)]
+    api_seconds: Option<u64>,
     /// Only these figures (repeatable; default: all).
     #[arg(long, value_enum)]
     only: Vec<Figure>,
@@ -70,7 +80,7 @@ enum Figure {
     Api,
 }
 
-struct World {
+pub(super) struct World {
     ca: Arc<TestCa>,
     dns: FakeDns,
     fleet: Fleet,
@@ -285,17 +295,43 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
         writeln!(out)?;
     }
 
-    // 5. The authorize API.
+    // 5. The authorize API, calm and under attack.
     if wanted(Figure::Api) {
-        let (flows, flow_seconds, p50, p99) =
-            authorize_flows(&world, if args.quick { 100 } else { 500 }).await?;
+        let window =
+            Duration::from_secs(args.api_seconds.unwrap_or(if args.quick { 3 } else { 12 }));
+        let calm = api::authorize_flows(&world, args.api_clients, window, 0).await?;
+        let flows_per_second = |f: &api::FlowFigures| f.flows as f64 / f.seconds;
         writeln!(
             out,
-            "5. authorize + token with an explicit host, 8 at once, per-host limit lifted: {:.1} flows/s ({flows} flows), p50 {:.1} ms, p99 {:.1} ms",
-            flows as f64 / flow_seconds,
-            ms(p50),
-            ms(p99)
+            "5. authorize + token with an explicit host, {} at once for {} s: {:.1} flows/s ({} flows), p50 {:.1} ms, p99 {:.1} ms; /healthz {}/{}",
+            args.api_clients,
+            window.as_secs(),
+            flows_per_second(&calm),
+            calm.flows,
+            ms(calm.p50),
+            ms(calm.p99),
+            calm.health.0,
+            calm.health.1,
         )?;
+        if args.slow_bodies > 0 {
+            let mut attacked =
+                api::authorize_flows(&world, args.api_clients, window, args.slow_bodies).await?;
+            let attack = attacked.attack.take().unwrap_or_default();
+            writeln!(
+                out,
+                "   the same under {} slow-body connections from another address: {:.1} flows/s ({:.2} of calm), p50 {:.1} ms, p99 {:.1} ms; /healthz {}/{} answered within 1 s; attacker: {} connections, {} closed by the per-address cap, {} answered 408",
+                args.slow_bodies,
+                flows_per_second(&attacked),
+                flows_per_second(&attacked) / flows_per_second(&calm).max(1e-9),
+                ms(attacked.p50),
+                ms(attacked.p99),
+                attacked.health.0,
+                attacked.health.1,
+                attack.opened,
+                attack.refused,
+                attack.timed_out,
+            )?;
+        }
     }
     Ok(std::process::ExitCode::SUCCESS)
 }
@@ -482,114 +518,7 @@ async fn handshake_rate(world: &World, window: Duration) -> anyhow::Result<f64> 
     Ok(total as f64 / window.as_secs_f64())
 }
 
-async fn authorize_flows(
-    world: &World,
-    flows: usize,
-) -> anyhow::Result<(usize, f64, Duration, Duration)> {
-    let password = "bench-password";
-    world.dns.a("eas.example-bench.test", FLEET_IP);
-    // Any account with the bench password: one account per flow, so that the per-account
-    // credential limit is not what is measured.
-    let has_password = move |auth: &str| {
-        let encoded = auth.strip_prefix("Basic ").unwrap_or_default();
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(encoded)
-            .unwrap_or_default();
-        decoded.ends_with(format!(":{password}").as_bytes())
-    };
-    world
-        .fleet
-        .host("eas.example-bench.test", move |s| match &s.authorization {
-            Some(auth) if has_password(auth) => Reply::status(200)
-                .header("MS-ASProtocolVersions", "14.1,16.1")
-                .header("MS-ASProtocolCommands", "Sync,FolderSync"),
-            _ => Reply::status(401).header("WWW-Authenticate", "Basic realm=\"bench\""),
-        });
-    let dir = std::env::temp_dir().join(format!("exdisco-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let ca_file = dir.join("ca.pem");
-    std::fs::write(&ca_file, world.ca.pem())?;
-    let mut config = exdisco::config::Config::default();
-    config.store.path = dir.join("bench.db");
-    config.discovery.dns_servers = vec![world.dns.addr];
-    config.discovery.ca_files = vec![ca_file];
-    config.discovery.allow_nets = vec!["127.0.0.0/8".parse()?];
-    config.discovery.https_port = world.fleet.addr.port();
-    config.discovery.http_port = world.fleet.addr.port();
-    config.api.authorize_per_address_per_minute = 1_000_000;
-    config.api.authorize_per_account_per_minute = 1_000_000;
-    config.api.authorize_per_client_per_minute = 1_000_000;
-    // One fake server takes every flow: the per-host politeness limit (10/s by default) would
-    // be the figure otherwise.
-    config.discovery.per_host_per_second = 100_000;
-    config.discovery.per_host_burst = 100_000;
-    config.discovery.per_host_in_flight = 64;
-    let key =
-        exdisco::secrets::MasterKey::from_base64(&exdisco::secrets::MasterKey::generate_base64()?)?;
-    let app = exdisco::api::build(&config, key)?;
-    let client = exdisco::connect::add_client(&app.store, "bench", vec![]).await?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let shutdown = CancellationToken::new();
-    let api_config = config.api.clone();
-    let token = shutdown.clone();
-    let server = tokio::spawn(async move {
-        exdisco::api::serve(
-            listener,
-            app.router,
-            &api_config,
-            token,
-            Duration::from_secs(1),
-        )
-        .await
-    });
-    let http = reqwest::Client::builder().no_proxy().build()?;
-    let client_id = client.client_id.clone();
-    let secret = secrecy::ExposeSecret::expose_secret(&client.client_secret).to_owned();
-    let started = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    let per_task = flows.div_ceil(8);
-    for _ in 0..8 {
-        let (http, base, client_id, secret) = (
-            http.clone(),
-            base.clone(),
-            client_id.clone(),
-            secret.clone(),
-        );
-        let task_index = tasks.len();
-        tasks.spawn(async move {
-            let mut latencies = Vec::new();
-            for flow in 0..per_task {
-                // One account per flow: the per-account credential limit is not what is measured.
-                let email = format!("bench{task_index}x{flow}@d1.bench.test");
-                let begun = Instant::now();
-                let authorize = serde_json::json!({
-                    "client_id": client_id, "email_address": email, "provider": "exchange",
-                    "settings": {"username": email, "password": password, "exchange_server_host": "eas.example-bench.test"},
-                    "scopes": "email.read_only",
-                });
-                let code = post(&http, &format!("{base}/connect/authorize"), &authorize).await?["code"].as_str().context("no code")?.to_owned();
-                let token = serde_json::json!({"client_id": client_id, "client_secret": secret, "code": code});
-                post(&http, &format!("{base}/connect/token"), &token).await?["access_token"].as_str().context("no token")?;
-                latencies.push(begun.elapsed());
-            }
-            anyhow::Ok(latencies)
-        });
-    }
-    let mut latencies = Vec::new();
-    while let Some(done) = tasks.join_next().await {
-        latencies.extend(done??);
-    }
-    let seconds = started.elapsed().as_secs_f64();
-    shutdown.cancel();
-    let _ = server.await;
-    let _ = std::fs::remove_dir_all(&dir);
-    latencies.sort();
-    let at = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q).round() as usize];
-    Ok((latencies.len(), seconds, at(0.5), at(0.99)))
-}
-
-async fn post(
+pub(super) async fn post(
     http: &reqwest::Client,
     url: &str,
     body: &serde_json::Value,
