@@ -212,10 +212,10 @@ pub enum InputError {
 
 impl InputError {
     /// A stable label for reports and tests.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> crate::code::Code {
         match self {
-            Self::Address(_) => "invalid_address",
-            Self::Domain(_) => "invalid_domain",
+            Self::Address(_) => crate::code::Code::InvalidAddress,
+            Self::Domain(_) => crate::code::Code::InvalidDomain,
         }
     }
 }

@@ -31,7 +31,8 @@
 //! - [`batch`]: jobs, the per-domain cache, the resumable file runner.
 //! - [`queue`]: queue workers; the SQLite queue; Redis Streams.
 //! - [`metrics`]: Prometheus metrics.
-//! - [`fleet`]: the loopback fleet (DNS, HTTPS, CA) of the tests and `exdisco bench`.
+//! - `fleet` (feature `fleet`, on for the tests): the loopback fleet (DNS, HTTPS, CA) of the
+//!   tests and `exdisco bench`; a release build has none of it.
 //! - `cli`, `daemon` and `telemetry` (binary only): the `exdisco` command line.
 //!
 //! # Example
@@ -56,10 +57,12 @@
 
 pub mod api;
 pub mod batch;
+pub mod code;
 pub mod config;
 pub mod connect;
 pub mod discovery;
 pub mod domain;
+#[cfg(feature = "fleet")]
 #[allow(missing_docs)] // a fixture: its items say what they are
 pub mod fleet;
 pub mod metrics;

@@ -117,7 +117,7 @@ impl Metrics {
     /// Records a discovery (and its probes) from its report.
     pub fn discovery(&self, report: &Report) {
         let method = report.method.map(|m| m.as_str()).unwrap_or("none");
-        let outcome = report.error.as_ref().map(|f| f.code).unwrap_or("found");
+        let outcome = report.error.as_ref().map_or("found", |f| f.code.as_str());
         self.discoveries
             .get_or_create(&DiscoveryLabels { method, outcome })
             .inc();

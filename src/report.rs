@@ -3,6 +3,8 @@
 
 use serde::Serialize;
 
+pub use crate::code::Code;
+
 use crate::discovery::activesync::Probe;
 
 /// The outcome of one discovery, successful or not. Serialises to the `discover --json` shape.
@@ -193,7 +195,7 @@ pub struct Attempt {
     /// What happened.
     pub outcome: Outcome,
     /// A stable error code when the attempt failed or was cut short.
-    pub code: Option<&'static str>,
+    pub code: Option<Code>,
     /// A short human explanation (never a secret).
     pub detail: Option<String>,
     /// Whether credentials were sent with this attempt.
@@ -281,7 +283,7 @@ impl Evidence {
 #[derive(Debug, Clone, Serialize)]
 pub struct Failure {
     /// A stable code (`not_found`, `auth_failed`, `deadline`, ...).
-    pub code: &'static str,
+    pub code: Code,
     /// A human sentence.
     pub message: String,
 }

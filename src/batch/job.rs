@@ -75,7 +75,7 @@ impl JobError {
     /// A stable label.
     pub fn code(&self) -> &'static str {
         match self {
-            Self::Input(err) => err.code(),
+            Self::Input(err) => err.code().as_str(),
             Self::Shape => "invalid_job",
             Self::Json => "invalid_json",
         }

@@ -7,6 +7,7 @@
 //! reading, lets running jobs finish within the grace period, and leaves the rest for the next
 //! run.
 
+use crate::code::Code;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -63,7 +64,7 @@ pub struct Summary {
     /// Of those, with a host.
     pub found: u64,
     /// Of those, without a host, by error code.
-    pub not_found: BTreeMap<&'static str, u64>,
+    pub not_found: BTreeMap<Code, u64>,
     /// Discoveries actually run (the rest were shared within a domain).
     pub discoveries: u64,
     /// Lines that are not jobs.

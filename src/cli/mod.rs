@@ -2,6 +2,7 @@
 
 pub mod admin;
 mod batch;
+#[cfg(feature = "fleet")]
 mod bench;
 mod output;
 mod queue;
@@ -63,7 +64,16 @@ enum Command {
     Enqueue(queue::EnqueueArgs),
     /// Measure latency under broken candidates, batch throughput, memory, cache and API
     /// figures on an in-process loopback fleet.
+    #[cfg(feature = "fleet")]
     Bench(bench::BenchArgs),
+    /// Needs the fleet: `cargo run --release --features fleet -- bench`.
+    #[cfg(not(feature = "fleet"))]
+    #[command(disable_help_flag = true)]
+    Bench {
+        /// Ignored.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        rest: Vec<String>,
+    },
 }
 
 /// Where the daemon's configuration and state are.
@@ -253,14 +263,28 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Client(command) => admin::client(command).await,
         Command::Batch(args) => batch::run(args).await,
         Command::Enqueue(args) => queue::enqueue(args).await,
+        #[cfg(feature = "fleet")]
         Command::Bench(args) => bench::run(args).await,
+        #[cfg(not(feature = "fleet"))]
+        Command::Bench { .. } => {
+            eprintln!(
+                "exdisco bench: this build has no fleet; run `cargo run --release --features fleet -- bench`"
+            );
+            Ok(std::process::ExitCode::from(64))
+        }
     }
 }
 
 async fn run_discover(args: DiscoverArgs) -> anyhow::Result<ExitCode> {
     let address = match EmailAddress::parse(&args.address) {
         Ok(address) => address,
-        Err(err) => return Ok(usage_error(args.json, err.code(), &err.to_string())),
+        Err(err) => {
+            return Ok(usage_error(
+                args.json,
+                err.code().as_str(),
+                &err.to_string(),
+            ));
+        }
     };
     let credentials = read_credentials(&args.credentials)?;
     if args.verify && credentials.is_none() {
@@ -272,7 +296,13 @@ async fn run_discover(args: DiscoverArgs) -> anyhow::Result<ExitCode> {
     let mut report = match &args.host {
         Some(host) => match Pipeline::explicit_host(&address, host) {
             Ok(report) => report,
-            Err(err) => return Ok(usage_error(args.json, err.code(), &err.to_string())),
+            Err(err) => {
+                return Ok(usage_error(
+                    args.json,
+                    err.code().as_str(),
+                    &err.to_string(),
+                ));
+            }
         },
         None => match (&credentials, args.verify) {
             (Some(credentials), true) => pipeline.discover_and_verify(&address, credentials).await,
@@ -298,7 +328,13 @@ async fn run_discover(args: DiscoverArgs) -> anyhow::Result<ExitCode> {
 async fn run_probe(args: ProbeArgs) -> anyhow::Result<ExitCode> {
     let url = match probe_url(&args.target) {
         Ok(url) => url,
-        Err(err) => return Ok(usage_error(args.json, err.code(), &err.to_string())),
+        Err(err) => {
+            return Ok(usage_error(
+                args.json,
+                err.code().as_str(),
+                &err.to_string(),
+            ));
+        }
     };
     let credentials = read_credentials(&args.credentials)?;
     let pipeline = Pipeline::builder(args.network.config()?)

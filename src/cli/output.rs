@@ -110,7 +110,7 @@ pub fn write_trail(out: &mut impl Write, trail: &[Attempt]) -> std::io::Result<(
             attempt.method.as_str(),
             attempt.step.as_str(),
             attempt.outcome.as_str(),
-            attempt.code.unwrap_or("-"),
+            attempt.code.map_or("-", |c| c.as_str()),
             attempt.ms,
             attempt.target,
             if attempt.authenticated {

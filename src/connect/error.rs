@@ -32,7 +32,7 @@ pub enum Error {
     #[error(
         "the Exchange server could not be discovered ({0}); pass settings.exchange_server_host"
     )]
-    DiscoveryFailed(&'static str),
+    DiscoveryFailed(crate::code::Code),
     /// The host found needs confirmation (a foreign domain).
     #[error(
         "the Exchange server found is in another domain and needs confirmation; pass it as settings.exchange_server_host"
@@ -40,7 +40,7 @@ pub enum Error {
     Unconfirmed,
     /// The host does not answer as ActiveSync.
     #[error("the server does not answer as Exchange ActiveSync ({0})")]
-    NotActiveSync(&'static str),
+    NotActiveSync(crate::code::Code),
     /// The mail server or token endpoint could not be reached.
     #[error("the mail server could not be reached ({0})")]
     Upstream(&'static str),

@@ -218,7 +218,7 @@ impl Connect {
             .http()
             .fetch(request)
             .await
-            .map_err(|e| Error::Upstream(e.code()))?;
+            .map_err(|e| Error::Upstream(e.code().as_str()))?;
         #[derive(Deserialize)]
         struct Answer {
             access_token: Option<SecretString>,

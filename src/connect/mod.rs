@@ -28,6 +28,7 @@ pub use self::error::Error;
 pub use self::grant::{Refusal, TokenGrant, check_replacement};
 pub use self::microsoft::{DEFAULT_OFFICE365_TOKEN_URL, MicrosoftCode, OFFICE365_SCOPE};
 
+use crate::code::Code;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -467,8 +468,12 @@ async fn check_reauth(
 /// Maps the verification of a report to the flow's answer.
 fn check_verification(report: &Report) -> Result<(), Error> {
     if !report.is_found() {
-        let code = report.error.as_ref().map(|f| f.code).unwrap_or("not_found");
-        if code == "auth_failed" {
+        let code = report
+            .error
+            .as_ref()
+            .map(|f| f.code)
+            .unwrap_or(Code::NotFound);
+        if code == Code::AuthFailed {
             // The domain's own Autodiscover refused the password: it is the password.
             return Err(Error::CredentialsRefused);
         }
@@ -488,16 +493,16 @@ fn check_verification(report: &Report) -> Result<(), Error> {
                 .verification
                 .as_ref()
                 .map(|p| p.code)
-                .unwrap_or("not_verified");
+                .unwrap_or(Code::NotVerified);
             match code {
-                "modern_auth_only" => Err(Error::ExchangeOnline),
-                "credential_budget" => Err(Error::TooManyAttempts),
-                "not_activesync"
-                | "forbidden"
-                | "activesync_moved"
-                | "credentials_withheld"
-                | "auth_required" => Err(Error::NotActiveSync(code)),
-                other => Err(Error::Upstream(other)),
+                Code::ModernAuthOnly => Err(Error::ExchangeOnline),
+                Code::CredentialBudget => Err(Error::TooManyAttempts),
+                Code::NotActiveSync
+                | Code::Forbidden
+                | Code::ActiveSyncMoved
+                | Code::CredentialsWithheld
+                | Code::AuthRequired => Err(Error::NotActiveSync(code)),
+                other => Err(Error::Upstream(other.as_str())),
             }
         }
     }

@@ -60,12 +60,6 @@ impl Candidate {
         }
     }
 
-    /// Whether this candidate waits for every Autodiscover candidate (see
-    /// `Config::fallback_delay`).
-    pub fn is_fallback(&self) -> bool {
-        self.wave() == Wave::Fallback
-    }
-
     /// The target shown in the trail.
     pub fn target(&self) -> String {
         match &self.start {

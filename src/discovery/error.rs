@@ -4,6 +4,7 @@
 use std::error::Error as StdError;
 use std::net::IpAddr;
 
+use crate::code::Code;
 use crate::domain::InputError;
 
 /// A failed discovery step, or a discovery that could not run.
@@ -245,79 +246,58 @@ pub enum Error {
 }
 
 impl Error {
-    /// A stable snake_case label.
-    pub fn code(&self) -> &'static str {
+    /// A stable code.
+    pub fn code(&self) -> Code {
         match self {
             Self::Input(err) => err.code(),
-            Self::Setup { .. } => "setup",
-            Self::DnsTimeout { .. } => "dns_timeout",
-            Self::DnsNxDomain { .. } => "dns_nxdomain",
-            Self::DnsNoRecords { .. } => "dns_no_records",
-            Self::DnsServFail { .. } => "dns_servfail",
-            Self::DnsFailure { .. } => "dns_failure",
-            Self::SrvNoService { .. } => "srv_no_service",
-            Self::SrvNoUsableTarget { .. } => "srv_no_usable_target",
-            Self::ForbiddenAddress { .. } => "forbidden_address",
-            Self::ConnectionRefused { .. } => "connection_refused",
-            Self::Connect { .. } => "connect",
-            Self::Tls { .. } => "tls",
-            Self::Timeout { .. } => "timeout",
-            Self::Request { .. } => "request",
-            Self::HttpStatus { .. } => "http_status",
-            Self::AuthRequired { .. } => "auth_required",
-            Self::AuthRejected { .. } => "auth_rejected",
-            Self::ModernAuthOnly { .. } => "modern_auth_only",
-            Self::CredentialsWithheld { .. } => "credentials_withheld",
-            Self::CredentialBudget { .. } => "credential_budget",
-            Self::BodyTooLarge { .. } => "body_too_large",
-            Self::PoxParse { .. } => "pox_invalid_xml",
-            Self::PoxDoctype { .. } => "pox_doctype",
-            Self::PoxError { .. } => "pox_error",
-            Self::PoxNoSettings { .. } => "pox_no_settings",
-            Self::PoxNotExchange { .. } => "pox_not_exchange",
-            Self::V2Error { .. } => "v2_error",
-            Self::InsecureRedirect { .. } => "insecure_redirect",
-            Self::RedirectRefused { .. } => "redirect_refused",
-            Self::RedirectLoop { .. } => "redirect_loop",
-            Self::RedirectLimit { .. } => "redirect_limit",
-            Self::NoRedirect { .. } => "no_redirect",
-            Self::Deadline => "deadline",
+            Self::Setup { .. } => Code::Setup,
+            Self::DnsTimeout { .. } => Code::DnsTimeout,
+            Self::DnsNxDomain { .. } => Code::DnsNxDomain,
+            Self::DnsNoRecords { .. } => Code::DnsNoRecords,
+            Self::DnsServFail { .. } => Code::DnsServFail,
+            Self::DnsFailure { .. } => Code::DnsFailure,
+            Self::SrvNoService { .. } => Code::SrvNoService,
+            Self::SrvNoUsableTarget { .. } => Code::SrvNoUsableTarget,
+            Self::ForbiddenAddress { .. } => Code::ForbiddenAddress,
+            Self::ConnectionRefused { .. } => Code::ConnectionRefused,
+            Self::Connect { .. } => Code::Connect,
+            Self::Tls { .. } => Code::Tls,
+            Self::Timeout { .. } => Code::Timeout,
+            Self::Request { .. } => Code::Request,
+            Self::HttpStatus { status: 404, .. } => Code::HttpNotFound,
+            Self::HttpStatus {
+                status: 500..=599, ..
+            } => Code::HttpServerError,
+            Self::HttpStatus { .. } => Code::HttpStatus,
+            Self::AuthRequired { .. } => Code::AuthRequired,
+            Self::AuthRejected { .. } => Code::AuthRejected,
+            Self::ModernAuthOnly { .. } => Code::ModernAuthOnly,
+            Self::CredentialsWithheld { .. } => Code::CredentialsWithheld,
+            Self::CredentialBudget { .. } => Code::CredentialBudget,
+            Self::BodyTooLarge { .. } => Code::BodyTooLarge,
+            Self::PoxParse { .. } => Code::PoxInvalidXml,
+            Self::PoxDoctype { .. } => Code::PoxDoctype,
+            Self::PoxError { .. } => Code::PoxError,
+            Self::PoxNoSettings { .. } => Code::PoxNoSettings,
+            Self::PoxNotExchange { .. } => Code::PoxNotExchange,
+            Self::V2Error { .. } => Code::V2Error,
+            Self::InsecureRedirect { .. } => Code::InsecureRedirect,
+            Self::RedirectRefused { .. } => Code::RedirectRefused,
+            Self::RedirectLoop { .. } => Code::RedirectLoop,
+            Self::RedirectLimit { .. } => Code::RedirectLimit,
+            Self::NoRedirect { .. } => Code::NoRedirect,
+            Self::Deadline => Code::Deadline,
         }
     }
 
     /// Whether the failure is a timeout of some kind.
     pub fn is_timeout(&self) -> bool {
-        matches!(
-            self,
-            Self::Timeout { .. } | Self::DnsTimeout { .. } | Self::Deadline
-        )
+        self.code().is_timeout()
     }
 
-    /// Whether the failure says that nothing is there (as opposed to a broken server).
-    pub fn is_not_found(&self) -> bool {
-        matches!(
-            self,
-            Self::DnsNxDomain { .. }
-                | Self::DnsNoRecords { .. }
-                | Self::SrvNoService { .. }
-                | Self::HttpStatus { status: 404, .. }
-        )
-    }
-
-    /// Whether trying the same discovery later could give another answer.
+    /// Whether trying the same discovery later could give another answer
+    /// ([`Code::is_retryable`]).
     pub fn is_retryable(&self) -> bool {
-        self.is_timeout()
-            || matches!(
-                self,
-                Self::DnsServFail { .. }
-                    | Self::DnsFailure { .. }
-                    | Self::Connect { .. }
-                    | Self::ConnectionRefused { .. }
-                    | Self::Request { .. }
-                    | Self::HttpStatus {
-                        status: 500..=599,
-                        ..
-                    }
-            )
+        self.code().is_retryable()
     }
 }

@@ -350,7 +350,7 @@ fn classify(url: &Url, err: reqwest::Error) -> Error {
                     ip: *ip,
                 };
             }
-            if ours.code().starts_with("dns_") {
+            if ours.code().is_dns() {
                 return match ours {
                     Error::DnsNxDomain { name } => Error::DnsNxDomain { name: name.clone() },
                     Error::DnsNoRecords { name } => Error::DnsNoRecords { name: name.clone() },

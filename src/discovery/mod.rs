@@ -36,6 +36,7 @@ pub mod srv;
 mod steps;
 mod trust;
 
+use crate::code::Code;
 use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -45,20 +46,20 @@ use tokio::sync::{OnceCell, Semaphore};
 use tracing::Instrument;
 use url::Url;
 
-pub use address_policy::{AddressPolicy, is_non_public};
-pub use candidates::{Candidate, Start, candidates_for};
-pub use challenge::Challenge;
-pub use dns::{Dns, DnsConfig};
+// What callers name: the configuration's types, the error, the fetch the flow reuses.
+pub use dns::DnsConfig;
 pub use error::Error;
 pub use http::{Body, Fetched, Http, HttpConfig, Outgoing, Ports, Timeouts};
 pub use limits::{Limits, LimitsConfig};
-pub use online::{DEFAULT_V2_BASE, is_exchange_online_host, is_exchange_online_mx};
 pub use pox::Schema;
-pub use redirect::{AUTODISCOVER_PATH, is_autodiscover_path};
-pub use trust::{BUILT_IN_TRUSTED_HOSTS, Trust};
+pub use race::PreferenceWait;
+
+use self::address_policy::AddressPolicy;
+use self::dns::Dns;
+use self::online::DEFAULT_V2_BASE;
+use self::trust::Trust;
 
 use self::activesync::{CredentialUse, Probe, ProbeOutcome};
-pub use self::race::PreferenceWait;
 use self::race::{RaceEnd, summarise_failure};
 use self::redirect::Hops;
 use self::steps::{Findings, Found, RunState, Steps};
@@ -266,7 +267,7 @@ impl Pipeline {
             report.method.unwrap_or(Method::Explicit),
         );
         let probe = if report.provider == Some(Provider::Office365) {
-            Probe::not_sent(&url, ProbeOutcome::ModernAuthOnly, "modern_auth_only")
+            Probe::not_sent(&url, ProbeOutcome::ModernAuthOnly, Code::ModernAuthOnly)
         } else {
             // The confirmed host itself, and 451 moves only inside the trust set (rule 4).
             let confirmed_host = url.host_str().unwrap_or_default().to_owned();
@@ -384,7 +385,7 @@ impl Pipeline {
                         // A trusted Autodiscover endpoint refused the password: a host found
                         // anonymously does not make the password right.
                         break Err(Failure {
-                            code: "auth_failed",
+                            code: Code::AuthFailed,
                             message: format!(
                                 "the domain's Autodiscover server refused the credentials \
                                  ({} answers as ActiveSync, but the password was not accepted)",
@@ -399,7 +400,7 @@ impl Pipeline {
                 }
                 Err(_elapsed) => {
                     break Err(Failure {
-                        code: "deadline",
+                        code: Code::Deadline,
                         message: Error::Deadline.to_string(),
                     });
                 }
@@ -526,11 +527,11 @@ impl RunContext {
     /// The failure of a discovery whose every candidate failed: a host that needs consent
     /// first, then an Autodiscover endpoint that wants credentials none were given for, then
     /// what the candidates' codes say.
-    fn failure(&self, codes: &[&'static str], had_credentials: bool) -> Failure {
+    fn failure(&self, codes: &[Code], had_credentials: bool) -> Failure {
         let findings = self.findings();
         if let Some(consent) = &findings.consent {
             return Failure {
-                code: "needs_consent",
+                code: Code::NeedsConsent,
                 message: format!(
                     "{} (outside the domain, from {}) asks for the password; it gets it only \
                      with consent (--trust-host {})",
@@ -540,10 +541,10 @@ impl RunContext {
         }
         if let Some((_, endpoint)) = &findings.endpoint
             && !had_credentials
-            && !codes.contains(&"auth_rejected")
+            && !codes.contains(&Code::AuthRejected)
         {
             return Failure {
-                code: "auth_required",
+                code: Code::AuthRequired,
                 message: format!(
                     "Autodiscover answers at {} but names the server only to the account's \
                      credentials",

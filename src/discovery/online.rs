@@ -13,6 +13,7 @@
 //! or the ActiveSync URL is one of Exchange Online's, or when v2 found it: basic
 //! authentication is off there (since 1 October 2022), so credentials are never checked.
 
+use crate::code::Code;
 use std::time::Instant;
 
 use reqwest::Method as HttpMethod;
@@ -97,7 +98,7 @@ impl Steps {
         }
         match self.exchange_online_v2().await {
             CandidateOutcome::Failed {
-                code: "not_exchange_online",
+                code: Code::NotExchangeOnline,
             } => own,
             other => other,
         }
@@ -108,7 +109,7 @@ impl Steps {
         let address = self.run.address.to_string();
         let host = format!("autodiscover.{}", self.run.address.domain());
         let Ok(mut url) = Url::parse(&format!("https://{host}{V2_PATH}")) else {
-            return failed("redirect_refused");
+            return failed(Code::RedirectRefused);
         };
         url.query_pairs_mut()
             .append_pair("Email", &address)
@@ -138,7 +139,7 @@ impl Steps {
             };
             self.record_v2(&url, started, Outcome::Failed, Some(&err), None);
             return failed(if status == 200 {
-                "v2_invalid_json"
+                Code::V2InvalidJson
             } else {
                 err.code()
             });
@@ -158,7 +159,7 @@ impl Steps {
     }
 
     /// One anonymous v2 GET; a failure to fetch is recorded here.
-    async fn get_v2(&self, url: &Url, started: Instant) -> Result<Fetched, &'static str> {
+    async fn get_v2(&self, url: &Url, started: Instant) -> Result<Fetched, Code> {
         let request = Outgoing {
             method: HttpMethod::GET,
             url,
@@ -197,14 +198,14 @@ impl Steps {
             Err(code) => return failed(code),
         };
         if !mx.iter().any(|host| is_exchange_online_mx(host)) {
-            return failed("not_exchange_online");
+            return failed(Code::NotExchangeOnline);
         }
         let address = self.run.address.to_string();
         let mut url = match Url::parse(&self.shared.config.exchange_online_v2_base)
             .and_then(|base| base.join(&address))
         {
             Ok(url) => url,
-            Err(_) => return failed("redirect_refused"),
+            Err(_) => return failed(Code::RedirectRefused),
         };
         url.query_pairs_mut().append_pair("Protocol", "ActiveSync");
         let started = Instant::now();
@@ -220,7 +221,7 @@ impl Steps {
                 status,
             };
             let code = if status == 200 {
-                "v2_invalid_json"
+                Code::V2InvalidJson
             } else {
                 err.code()
             };

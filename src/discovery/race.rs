@@ -5,6 +5,7 @@
 //! patience ([`PreferenceWait`]); then they are cancelled (`superseded` in the trail), so a
 //! black hole costs a fraction of the answer's own time instead of a timeout.
 
+use crate::code::Code;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -133,7 +134,7 @@ impl Pipeline {
                         .map(|slot| {
                             slot.as_ref()
                                 .and_then(CandidateOutcome::failure_code)
-                                .unwrap_or("cancelled")
+                                .unwrap_or(Code::Cancelled)
                         })
                         .collect();
                     return RaceEnd::AllFailed { codes };
@@ -152,7 +153,7 @@ impl Pipeline {
                     () = tokio::time::sleep_until(until) => {
                         // Patience is over: every pending preferred candidate fails for good.
                         for slot in slots.iter_mut().filter(|s| s.is_none()) {
-                            *slot = Some(CandidateOutcome::Failed { code: "superseded" });
+                            *slot = Some(CandidateOutcome::Failed { code: Code::Superseded });
                         }
                         patience = None;
                         continue;
@@ -168,13 +169,17 @@ impl Pipeline {
                 }
                 Some(Err(join_error)) => {
                     if let Some(rank) = rank_of_task.get(&join_error.id()) {
-                        slots[*rank] = Some(CandidateOutcome::Failed { code: "internal" });
+                        slots[*rank] = Some(CandidateOutcome::Failed {
+                            code: Code::Internal,
+                        });
                     }
                 }
                 None => {
                     // Every task ended; mark anything left as failed so decide concludes.
                     for slot in slots.iter_mut().filter(|s| s.is_none()) {
-                        *slot = Some(CandidateOutcome::Failed { code: "internal" });
+                        *slot = Some(CandidateOutcome::Failed {
+                            code: Code::Internal,
+                        });
                     }
                 }
             }
@@ -211,7 +216,12 @@ impl Pipeline {
         let pending_ms = started.elapsed().as_millis() as u64;
         let mut trail = run.trail.lock().unwrap_or_else(|e| e.into_inner());
         for (candidate, slot) in candidates.iter().zip(slots) {
-            let superseded = matches!(slot, Some(CandidateOutcome::Failed { code: "superseded" }));
+            let superseded = matches!(
+                slot,
+                Some(CandidateOutcome::Failed {
+                    code: Code::Superseded
+                })
+            );
             if slot.is_some() && !superseded {
                 continue;
             }
@@ -227,9 +237,9 @@ impl Pipeline {
                 target: candidate.target(),
                 outcome: Outcome::Cancelled,
                 code: Some(if superseded {
-                    "superseded"
+                    Code::Superseded
                 } else {
-                    "cancelled"
+                    Code::Cancelled
                 }),
                 detail: Some("a preferred answer was chosen".to_owned()),
                 authenticated: false,
@@ -249,7 +259,7 @@ pub(super) enum RaceEnd {
         trusted: bool,
     },
     AllFailed {
-        codes: Vec<&'static str>,
+        codes: Vec<Code>,
     },
 }
 
@@ -283,50 +293,39 @@ fn decide(slots: &[Option<CandidateOutcome>]) -> Decision {
 }
 
 /// The failure of a discovery from the last code of each candidate.
-pub(super) fn summarise_failure(codes: &[&'static str]) -> Failure {
-    let refused = |c: &&str| matches!(*c, "auth_rejected" | "credential_budget");
+pub(super) fn summarise_failure(codes: &[Code]) -> Failure {
+    let refused = |c: &Code| matches!(c, Code::AuthRejected | Code::CredentialBudget);
     if codes.iter().any(refused) {
-        if codes.iter().all(|c| refused(c) || is_absent(c)) {
+        if codes.iter().all(|c| refused(c) || c.is_absent()) {
             return Failure {
-                code: "auth_failed",
+                code: Code::AuthFailed,
                 message: "every Autodiscover endpoint that answered refused the credentials".into(),
             };
         }
         return Failure {
-            code: "auth_inconclusive",
+            code: Code::AuthInconclusive,
             message: "some endpoints refused the credentials, others could not be reached".into(),
         };
     }
-    if codes.contains(&"modern_auth_only") {
+    if codes.contains(&Code::ModernAuthOnly) {
         return Failure {
-            code: "modern_auth_only",
+            code: Code::ModernAuthOnly,
             message:
                 "the server accepts only modern authentication (OAuth); basic authentication is off"
                     .into(),
         };
     }
     Failure {
-        code: "not_found",
-        message: format!("no candidate found a host ({})", codes.join(", ")),
+        code: Code::NotFound,
+        message: format!(
+            "no candidate found a host ({})",
+            codes
+                .iter()
+                .map(|c| c.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     }
-}
-
-/// Codes that mean "no Autodiscover endpoint there", as opposed to one that failed.
-fn is_absent(code: &str) -> bool {
-    matches!(
-        code,
-        "dns_nxdomain"
-            | "dns_no_records"
-            | "srv_no_service"
-            | "srv_no_usable_target"
-            | "connection_refused"
-            | "no_redirect"
-            | "http_status"
-            | "duplicate_target"
-            | "redirect_loop"
-            | "pox_error"
-            | "pox_invalid_xml"
-    )
 }
 
 #[cfg(test)]
@@ -345,7 +344,9 @@ mod tests {
     }
 
     fn fail() -> CandidateOutcome {
-        CandidateOutcome::Failed { code: "timeout" }
+        CandidateOutcome::Failed {
+            code: Code::Timeout,
+        }
     }
 
     #[test]
@@ -390,19 +391,19 @@ mod tests {
     #[test]
     fn auth_failure_needs_every_answering_endpoint_to_refuse() {
         assert_eq!(
-            summarise_failure(&["auth_rejected", "dns_nxdomain", "no_redirect"]).code,
+            summarise_failure(&[Code::AuthRejected, Code::DnsNxDomain, Code::NoRedirect]).code,
             "auth_failed"
         );
         assert_eq!(
-            summarise_failure(&["auth_rejected", "timeout"]).code,
+            summarise_failure(&[Code::AuthRejected, Code::Timeout]).code,
             "auth_inconclusive"
         );
         assert_eq!(
-            summarise_failure(&["modern_auth_only", "timeout"]).code,
+            summarise_failure(&[Code::ModernAuthOnly, Code::Timeout]).code,
             "modern_auth_only"
         );
         assert_eq!(
-            summarise_failure(&["timeout", "dns_nxdomain"]).code,
+            summarise_failure(&[Code::Timeout, Code::DnsNxDomain]).code,
             "not_found"
         );
     }

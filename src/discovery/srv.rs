@@ -5,6 +5,7 @@
 //! small chance). A single record whose target is `.` means "no service". Only records on an
 //! allowed port (443 unless configured otherwise, rule 13) are kept.
 
+use crate::code::Code;
 use std::time::Instant;
 
 use url::Url;
@@ -110,10 +111,10 @@ impl Steps {
                 return failed(err.code());
             }
         };
-        let mut last = failed("srv_no_usable_target");
+        let mut last = failed(Code::SrvNoUsableTarget);
         for record in records {
             let Ok(host) = Domain::parse(&record.target) else {
-                last = failed("redirect_refused");
+                last = failed(Code::RedirectRefused);
                 continue;
             };
             let port = if record.port == 443 {
@@ -129,7 +130,7 @@ impl Steps {
             };
             if !self.run.hops().visit_start(&url) {
                 // The same URL is already another candidate's: it answers for both.
-                last = failed("duplicate_target");
+                last = failed(Code::DuplicateTarget);
                 continue;
             }
             let origin = Origin::Srv {

@@ -5,6 +5,7 @@
 //! `redirect.rs`, SRV in `srv.rs`, Autodiscover v2 in `online.rs`, the ActiveSync host probes
 //! in `activesync/step.rs`.
 
+use crate::code::Code;
 use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -46,7 +47,7 @@ pub enum CandidateOutcome {
     /// The candidate failed for good.
     Failed {
         /// The code of the last failure.
-        code: &'static str,
+        code: Code,
     },
 }
 
@@ -58,10 +59,10 @@ impl CandidateOutcome {
 
     /// The code of a failed candidate: its last failure's, or `auth_required` for an
     /// endpoint that named no host.
-    pub fn failure_code(&self) -> Option<&'static str> {
+    pub fn failure_code(&self) -> Option<Code> {
         match self {
-            Self::Failed { code } => Some(code),
-            Self::Endpoint(_) => Some("auth_required"),
+            Self::Failed { code } => Some(*code),
+            Self::Endpoint(_) => Some(Code::AuthRequired),
             Self::Found(_) | Self::RedirectAddr { .. } => None,
         }
     }
@@ -152,7 +153,7 @@ pub struct RunState {
     /// Serialises credentialed attempts.
     pub credential_gate: Arc<Semaphore>,
     /// The domain's MX hosts, looked up once per run by whichever step needs them first.
-    pub mx: OnceCell<Result<Vec<String>, &'static str>>,
+    pub mx: OnceCell<Result<Vec<String>, Code>>,
     /// What the discovery learned besides its answer, shared across address redirects.
     pub findings: Arc<Mutex<Findings>>,
 }
@@ -163,7 +164,7 @@ impl RunState {
             step = ?attempt.step,
             target = %attempt.target,
             outcome = ?attempt.outcome,
-            code = attempt.code.unwrap_or(""),
+            code = attempt.code.map_or("", Code::as_str),
             ms = attempt.ms,
             "attempt finished"
         );
@@ -205,7 +206,7 @@ impl RunState {
 
 impl Steps {
     /// The domain's MX hosts, looked up once per run and recorded in the trail.
-    pub(super) async fn mx_hosts(&self) -> Result<Vec<String>, &'static str> {
+    pub(super) async fn mx_hosts(&self) -> Result<Vec<String>, Code> {
         self.run
             .mx
             .get_or_init(|| async {
@@ -307,7 +308,7 @@ impl Steps {
         method: HttpMethod,
         url: &Url,
         credentials: Option<&Credentials>,
-    ) -> Result<Fetched, &'static str> {
+    ) -> Result<Fetched, Code> {
         self.send_body(step, method, url, None, credentials).await
     }
 
@@ -319,7 +320,7 @@ impl Steps {
         url: &Url,
         xml: Option<&str>,
         credentials: Option<&Credentials>,
-    ) -> Result<Fetched, &'static str> {
+    ) -> Result<Fetched, Code> {
         let started = Instant::now();
         let body = xml.map(Body::Xml);
         let request = Outgoing {
@@ -428,6 +429,6 @@ pub(super) fn location(headers: &HeaderMap) -> Option<String> {
     headers.get(LOCATION)?.to_str().ok().map(str::to_owned)
 }
 
-pub(super) fn failed(code: &'static str) -> CandidateOutcome {
+pub(super) fn failed(code: Code) -> CandidateOutcome {
     CandidateOutcome::Failed { code }
 }

@@ -12,6 +12,7 @@
 
 pub mod redis;
 
+use crate::code::Code;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -64,25 +65,6 @@ pub enum RunOutcome {
     Ran,
     /// The queue had nothing to do.
     Empty,
-}
-
-/// Settings of a worker.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct WorkerConfig {
-    /// Deliveries before a failing job is buried. Default: 3.
-    pub max_attempts: u32,
-    /// Wait between polls of an empty queue. Default: 500 ms.
-    pub idle_wait: Duration,
-}
-
-impl Default for WorkerConfig {
-    fn default() -> Self {
-        Self {
-            max_attempts: 3,
-            idle_wait: Duration::from_millis(500),
-        }
-    }
 }
 
 /// A worker over queue `Q`. Cheap to clone.
@@ -153,7 +135,7 @@ impl<Q: JobQueue> Worker<Q> {
         };
         let address = match parsed.target.address() {
             Ok(address) => address,
-            Err(err) => return self.bury(&job, err.code()).await,
+            Err(err) => return self.bury(&job, err.code().as_str()).await,
         };
         let discovered = tokio::select! {
             discovered = self.cache.discover(&self.pipeline, &address) => discovered,
@@ -167,14 +149,14 @@ impl<Q: JobQueue> Worker<Q> {
         let mut report = (*report).clone();
         report.email = address.to_string();
         if let Some(reason) = transient_failure(&report) {
-            let buried = self.queue.fail(&job, reason, false).await?;
+            let buried = self.queue.fail(&job, reason.as_str(), false).await?;
             self.count(if buried { "dead_letter" } else { "retry" });
-            debug!(job = %job.id, reason, buried, "job failed for a passing reason");
+            debug!(job = %job.id, reason = reason.as_str(), buried, "job failed for a passing reason");
             return Ok(());
         }
         let result = serde_json::to_string(&report).map_err(|_| Error::Encode)?;
         self.queue.complete(&job, &result).await?;
-        self.count(report.error.as_ref().map(|f| f.code).unwrap_or("found"));
+        self.count(report.error.as_ref().map_or("found", |f| f.code.as_str()));
         Ok(())
     }
 
@@ -191,26 +173,22 @@ impl<Q: JobQueue> Worker<Q> {
     }
 }
 
-/// The reason a failed discovery may succeed later, if it may.
-fn transient_failure(report: &Report) -> Option<&'static str> {
+/// The reason a failed discovery may succeed later, if it may: the deadline, or every
+/// attempt failed for a passing reason ([`Code::is_retryable`]) and none answered.
+fn transient_failure(report: &Report) -> Option<Code> {
     let failure = report.error.as_ref()?;
-    if failure.code == "deadline" {
-        return Some("deadline");
+    if failure.code == Code::Deadline {
+        return Some(Code::Deadline);
     }
-    let failed: Vec<&'static str> = report
+    let failed: Vec<Code> = report
         .trail
         .iter()
         .filter(|a| a.outcome == Outcome::Failed)
         .filter_map(|a| a.code)
         .collect();
-    let passing = |code: &&str| {
-        matches!(
-            *code,
-            "dns_timeout" | "dns_servfail" | "dns_failure" | "timeout" | "connect" | "request"
-        )
-    };
     let answered = report.trail.iter().any(|a| a.outcome == Outcome::Answered);
-    (!answered && !failed.is_empty() && failed.iter().all(passing)).then_some("unreachable")
+    let passing = failed.iter().all(|code| code.is_retryable());
+    (!answered && !failed.is_empty() && passing).then_some(Code::Unreachable)
 }
 
 /// The daemon's embedded queue, in the SQLite store.
@@ -291,5 +269,55 @@ impl Error {
             Self::Redis(_) => "redis",
             Self::Encode => "encode",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{Attempt, Failure, Method, Step};
+
+    fn failed_with(codes: &[Code]) -> Report {
+        let mut report = Report::empty("a@example.test".into());
+        report.error = Some(Failure {
+            code: Code::NotFound,
+            message: String::new(),
+        });
+        report.trail = codes
+            .iter()
+            .map(|code| Attempt {
+                step: Step::Pox,
+                method: Method::PoxDomain,
+                target: "https://example.test/autodiscover/autodiscover.xml".into(),
+                outcome: Outcome::Failed,
+                code: Some(*code),
+                detail: None,
+                authenticated: false,
+                ms: 1,
+            })
+            .collect();
+        report
+    }
+
+    #[test]
+    fn the_queue_retries_what_the_engine_calls_passing() {
+        // Refused connections and server errors were dropped by a string copy of this rule.
+        for code in [
+            Code::ConnectionRefused,
+            Code::HttpServerError,
+            Code::Timeout,
+        ] {
+            assert_eq!(
+                transient_failure(&failed_with(&[code, Code::DnsServFail])),
+                Some(Code::Unreachable),
+                "{code:?}"
+            );
+        }
+        assert_eq!(
+            transient_failure(&failed_with(&[Code::Timeout, Code::DnsNxDomain])),
+            None,
+            "a name that does not exist will not exist later"
+        );
+        assert_eq!(transient_failure(&failed_with(&[Code::HttpNotFound])), None);
     }
 }

@@ -271,6 +271,21 @@ impl Reply<'_> {
         )
     }
 
+    /// The server form again: `host` did not answer as Exchange (`code` says how).
+    fn server_unanswered(&self, host: &str, code: &str) -> Response {
+        self.form(
+            StatusCode::BAD_GATEWAY,
+            Step::Server,
+            FieldErrors {
+                host: Some(format!(
+                    "{host} did not answer as an Exchange server ({code}). Check the name and try again."
+                )),
+                ..FieldErrors::default()
+            },
+            None,
+        )
+    }
+
     /// The form again, or another page, for a refusal of the flow.
     fn failure(&self, step: Step, err: FlowError) -> Response {
         let host = self.fields.host;
@@ -354,19 +369,10 @@ impl Reply<'_> {
                     )),
                 )
             }
-            FlowError::DiscoveryFailed(code)
-            | FlowError::NotActiveSync(code)
-            | FlowError::Upstream(code) => self.form(
-                StatusCode::BAD_GATEWAY,
-                Step::Server,
-                FieldErrors {
-                    host: Some(format!(
-                        "{host} did not answer as an Exchange server ({code}). Check the name and try again."
-                    )),
-                    ..FieldErrors::default()
-                },
-                None,
-            ),
+            FlowError::DiscoveryFailed(code) | FlowError::NotActiveSync(code) => {
+                self.server_unanswered(host, code.as_str())
+            }
+            FlowError::Upstream(code) => self.server_unanswered(host, code),
             FlowError::Unconfirmed => self.form(
                 StatusCode::BAD_GATEWAY,
                 Step::Server,

@@ -26,6 +26,7 @@ use super::challenge::Challenge;
 use super::error::Error;
 use super::http::{Http, Outgoing};
 use super::redirect::{self, TargetRules};
+use crate::code::Code;
 use crate::domain::Credentials;
 use crate::report::{Attempt, Method, Outcome, Step};
 
@@ -64,18 +65,18 @@ pub enum ProbeOutcome {
 
 impl ProbeOutcome {
     /// A stable label.
-    pub fn code(self) -> &'static str {
+    pub fn code(self) -> Code {
         match self {
-            Self::Confirmed => "activesync_confirmed",
-            Self::AuthRequired => "auth_required",
-            Self::CredentialsRefused => "auth_rejected",
-            Self::ModernAuthOnly => "modern_auth_only",
-            Self::CredentialsWithheld => "credentials_withheld",
-            Self::Moved => "activesync_moved",
-            Self::Forbidden => "forbidden",
-            Self::ServerError => "server_error",
-            Self::NotActiveSync => "not_activesync",
-            Self::Unreachable => "unreachable",
+            Self::Confirmed => Code::ActiveSyncConfirmed,
+            Self::AuthRequired => Code::AuthRequired,
+            Self::CredentialsRefused => Code::AuthRejected,
+            Self::ModernAuthOnly => Code::ModernAuthOnly,
+            Self::CredentialsWithheld => Code::CredentialsWithheld,
+            Self::Moved => Code::ActiveSyncMoved,
+            Self::Forbidden => Code::Forbidden,
+            Self::ServerError => Code::ServerError,
+            Self::NotActiveSync => Code::NotActiveSync,
+            Self::Unreachable => Code::Unreachable,
         }
     }
 
@@ -97,7 +98,7 @@ pub struct Probe {
     /// The classified answer.
     pub outcome: ProbeOutcome,
     /// A stable code: the outcome's, or the network failure's (`tls`, `dns_nxdomain`, ...).
-    pub code: &'static str,
+    pub code: Code,
     /// The HTTP status of the last answer, if any.
     pub status: Option<u16>,
     /// `MS-ASProtocolVersions`, split.
@@ -127,7 +128,7 @@ impl Probe {
 
     /// A probe that sent nothing: the answer is known without asking (Exchange Online) or the
     /// credential budget is spent.
-    pub fn not_sent(url: &Url, outcome: ProbeOutcome, code: &'static str) -> Self {
+    pub fn not_sent(url: &Url, outcome: ProbeOutcome, code: Code) -> Self {
         Self {
             url: url.to_string(),
             outcome,
@@ -207,7 +208,7 @@ pub struct ProbeRequest<'a> {
     /// The classified answer of this request.
     pub outcome: ProbeOutcome,
     /// Its code (the outcome's, or the network failure's).
-    pub code: &'static str,
+    pub code: Code,
     /// The HTTP status, if any.
     pub status: Option<u16>,
     /// The network failure, if any.
@@ -272,7 +273,7 @@ struct Classified {
 }
 
 impl Classified {
-    fn withheld(mut self, code: &'static str) -> Self {
+    fn withheld(mut self, code: Code) -> Self {
         self.report.outcome = ProbeOutcome::CredentialsWithheld;
         self.report.code = code;
         self
@@ -309,7 +310,7 @@ async fn probe_once(
         return anonymous.withheld(ProbeOutcome::CredentialsWithheld.code());
     };
     if !http.limits().try_account_attempt(&credentials.budget_key()) {
-        return anonymous.withheld("credential_budget");
+        return anonymous.withheld(Code::CredentialBudget);
     }
     match send(http, url, Some(credentials), record).await {
         Ok((status, headers)) => classify(url, status, &headers, true),

@@ -4,6 +4,7 @@
 //! ActiveSync endpoint (a 200 with the protocol headers, or a 401 challenge at the ActiveSync
 //! path) names the host. No password is spent here: verification is a separate, single step.
 
+use crate::code::Code;
 use tokio::task::JoinSet;
 use url::Url;
 
@@ -43,7 +44,7 @@ impl Steps {
                 )
             });
         }
-        let mut last = failed("not_activesync");
+        let mut last = failed(Code::NotActiveSync);
         while let Some(joined) = set.join_next().await {
             let Ok((probe, url)) = joined else { continue };
             if !probe.outcome.shows_endpoint() {

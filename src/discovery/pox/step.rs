@@ -5,6 +5,7 @@
 //! the candidate and restarts the discovery with the new address. When the Outlook schema gets
 //! no usable answer, the same URL is asked once in the mobilesync schema.
 
+use crate::code::Code;
 use std::sync::atomic::Ordering;
 
 use reqwest::{Method as HttpMethod, StatusCode};
@@ -30,7 +31,7 @@ enum PostResult {
     AuthRequired,
     /// An HTTP status that is not an answer (already in the trail).
     Status(u16),
-    Failed(&'static str),
+    Failed(Code),
 }
 
 impl Steps {
@@ -71,15 +72,15 @@ impl Steps {
                 PostResult::Answer {
                     answer: Answer::NotExchange { .. },
                     ..
-                } => return failed("pox_not_exchange"),
+                } => return failed(Code::PoxNotExchange),
                 PostResult::Answer {
                     answer: Answer::Error { .. },
                     ..
-                } => return failed("pox_error"),
+                } => return failed(Code::PoxError),
                 PostResult::AuthRequired => {
                     return self.auth_required(&url, &host, trusted, &origin).await;
                 }
-                PostResult::Status(_) => return failed("http_status"),
+                PostResult::Status(_) => return failed(Code::HttpStatus),
                 PostResult::Failed(code) => return failed(code),
             };
             match self.hop(&url, &next) {
@@ -208,7 +209,7 @@ impl Steps {
         url: &Url,
         body: &str,
         credentials: Option<&Credentials>,
-    ) -> Result<Fetched, &'static str> {
+    ) -> Result<Fetched, Code> {
         self.send_body(Step::Pox, HttpMethod::POST, url, Some(body), credentials)
             .await
     }
@@ -273,7 +274,7 @@ impl Steps {
             },
             301 | 302 | 303 | 307 | 308 => match location(&fetched.headers) {
                 Some(location) => PostResult::Redirect(location),
-                None => PostResult::Failed("no_redirect"),
+                None => PostResult::Failed(Code::NoRedirect),
             },
             status => {
                 let err = Error::HttpStatus {

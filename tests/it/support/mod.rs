@@ -178,7 +178,12 @@ pub fn plain_http_redirect(location: &str) -> impl Fn(&Seen) -> Reply + Send + S
 
 /// The codes in the trail, for `method`/`target` filtering in assertions.
 pub fn codes(report: &Report) -> Vec<&'static str> {
-    report.trail.iter().filter_map(|a| a.code).collect()
+    report
+        .trail
+        .iter()
+        .filter_map(|a| a.code)
+        .map(|c| c.as_str())
+        .collect()
 }
 
 /// Whether the trail holds an attempt at a target containing `target` with `code`.
@@ -186,7 +191,7 @@ pub fn has_attempt(report: &Report, target: &str, code: &str) -> bool {
     report
         .trail
         .iter()
-        .any(|a| a.target.contains(target) && a.code == Some(code))
+        .any(|a| a.target.contains(target) && a.code.is_some_and(|c| c == code))
 }
 
 /// A real Exchange 2013 settings answer (`fixtures/pox/ex2013-outlook.xml`) naming `host`.
