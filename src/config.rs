@@ -15,6 +15,7 @@ use crate::api::ApiConfig;
 use crate::api::hosted::HostedConfig;
 use crate::connect::{ConnectConfig, DEFAULT_OFFICE365_TOKEN_URL};
 use crate::discovery::{self, Schema};
+pub use crate::settings::{Error, positive};
 
 /// Everything `serve` needs.
 #[derive(Debug, Clone, Deserialize)]
@@ -296,13 +297,13 @@ impl Config {
         Config::deserialize(toml::Value::Table(table)).map_err(|e| Error::Invalid(e.to_string()))
     }
 
-    /// Checks what deserialising cannot.
+    /// Checks what deserialising cannot, without reading any file: the settings that name
+    /// files (CA files, the logo) are checked when `app::App::build` reads them, once.
     pub fn validate(&self) -> Result<(), Error> {
-        self.discovery.pipeline_config()?;
         self.connect.connect_config()?;
-        crate::api::hosted::Hosted::load(&self.hosted, self.api.listen)?;
         self.api.validate()?;
         positive(&[
+            ("discovery.timeout", self.discovery.timeout),
             ("store.job_retention", self.store.job_retention),
             ("store.sweep_every", self.store.sweep_every),
             ("queue.lease", self.queue.lease),
@@ -311,14 +312,6 @@ impl Config {
             return Err(Error::Invalid("queue.max_queued must be positive".into()));
         }
         Ok(())
-    }
-}
-
-/// Refuses a zero duration: a zero timeout or lifetime is a mistake, never "off".
-pub fn positive(durations: &[(&str, Duration)]) -> Result<(), Error> {
-    match durations.iter().find(|(_, d)| d.is_zero()) {
-        Some((name, _)) => Err(Error::Invalid(format!("{name} must be longer than 0s"))),
-        None => Ok(()),
     }
 }
 
@@ -362,22 +355,6 @@ fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) {
                 set_path(inner, rest, value);
             }
         }
-    }
-}
-
-/// An unusable configuration.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum Error {
-    /// What is wrong, in one line.
-    #[error("invalid configuration: {0}")]
-    Invalid(String),
-}
-
-impl Error {
-    /// A stable label.
-    pub fn code(&self) -> &'static str {
-        "invalid_config"
     }
 }
 

@@ -56,6 +56,7 @@
 #![warn(clippy::dbg_macro, clippy::print_stdout)]
 
 pub mod api;
+pub mod app;
 pub mod batch;
 pub mod code;
 pub mod config;
@@ -69,6 +70,7 @@ pub mod metrics;
 pub mod queue;
 pub mod report;
 pub mod secrets;
+pub mod settings;
 pub mod store;
 
 pub use discovery::discover;

@@ -1,11 +1,11 @@
 //! What a discovery reports: the host it settled on, how it got there, and the trail of every
-//! attempt, so that a failed discovery explains itself.
+//! attempt, so that a failed discovery explains itself; and what an ActiveSync probe found
+//! ([`Probe`]). The model: it names no part of the engine.
 
 use serde::Serialize;
+use url::Url;
 
 pub use crate::code::Code;
-
-use crate::discovery::activesync::Probe;
 
 /// The outcome of one discovery, successful or not. Serialises to the `discover --json` shape.
 #[derive(Debug, Clone, Serialize)]
@@ -311,4 +311,112 @@ pub struct ConsentNeeded {
     pub reason: &'static str,
     /// Where the host came from: the URL that redirected, or the SRV name.
     pub from: String,
+}
+
+/// What an ActiveSync endpoint answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ProbeOutcome {
+    /// 200 with both protocol headers: ActiveSync, and the credentials (if sent) work.
+    Confirmed,
+    /// 401 to an anonymous request with a Basic challenge: an endpoint exists.
+    AuthRequired,
+    /// 401 after Basic credentials: the server refused them.
+    CredentialsRefused,
+    /// Only modern authentication (Bearer/OAuth) is accepted: basic authentication is off.
+    ModernAuthOnly,
+    /// Credentials were not sent: the host is not trusted, or not over https.
+    CredentialsWithheld,
+    /// 451 moves beyond the probe's limit, or to a refused target.
+    Moved,
+    /// 403.
+    Forbidden,
+    /// 5xx.
+    ServerError,
+    /// A 200 without the ActiveSync headers, or another status.
+    NotActiveSync,
+    /// No answer: DNS, connect, TLS, timeout.
+    Unreachable,
+}
+
+impl ProbeOutcome {
+    /// A stable label.
+    pub fn code(self) -> Code {
+        match self {
+            Self::Confirmed => Code::ActiveSyncConfirmed,
+            Self::AuthRequired => Code::AuthRequired,
+            Self::CredentialsRefused => Code::AuthRejected,
+            Self::ModernAuthOnly => Code::ModernAuthOnly,
+            Self::CredentialsWithheld => Code::CredentialsWithheld,
+            Self::Moved => Code::ActiveSyncMoved,
+            Self::Forbidden => Code::Forbidden,
+            Self::ServerError => Code::ServerError,
+            Self::NotActiveSync => Code::NotActiveSync,
+            Self::Unreachable => Code::Unreachable,
+        }
+    }
+
+    /// Whether the answer shows an ActiveSync endpoint (confirmed, or one that challenges).
+    pub fn shows_endpoint(self) -> bool {
+        matches!(
+            self,
+            Self::Confirmed | Self::AuthRequired | Self::CredentialsRefused | Self::ModernAuthOnly
+        )
+    }
+}
+
+/// The classified result of one probe, with what the server told about itself.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct Probe {
+    /// The URL finally probed (after 451 moves).
+    pub url: String,
+    /// The classified answer.
+    pub outcome: ProbeOutcome,
+    /// A stable code: the outcome's, or the network failure's (`tls`, `dns_nxdomain`, ...).
+    pub code: Code,
+    /// The HTTP status of the last answer, if any.
+    pub status: Option<u16>,
+    /// `MS-ASProtocolVersions`, split.
+    pub versions: Vec<String>,
+    /// `MS-ASProtocolCommands`, split.
+    pub commands: Vec<String>,
+    /// `MS-Server-ActiveSync`: the server build.
+    pub server_build: Option<String>,
+    /// Whether credentials were sent.
+    pub authenticated: bool,
+    /// The 451 targets followed.
+    pub moves: Vec<String>,
+    /// Milliseconds for the whole probe.
+    pub ms: u64,
+}
+
+impl Probe {
+    /// The evidence this probe gives for its host: a 200 with the protocol headers is
+    /// ActiveSync itself; a challenge at the ActiveSync path is an endpoint.
+    pub fn evidence(&self) -> Evidence {
+        if self.outcome == ProbeOutcome::Confirmed {
+            Evidence::ActiveSync
+        } else {
+            Evidence::ActiveSyncEndpoint
+        }
+    }
+
+    /// A probe that sent nothing: the answer is known without asking (Exchange Online) or the
+    /// credential budget is spent.
+    pub fn not_sent(url: &Url, outcome: ProbeOutcome, code: Code) -> Self {
+        Self {
+            url: url.to_string(),
+            outcome,
+            code,
+            status: None,
+            versions: Vec::new(),
+            commands: Vec::new(),
+            server_build: None,
+            authenticated: false,
+            moves: Vec::new(),
+            ms: 0,
+        }
+    }
 }

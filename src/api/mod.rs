@@ -108,8 +108,8 @@ impl Default for ApiConfig {
 
 impl ApiConfig {
     /// Checks what deserialising cannot: no zero limit or duration.
-    pub fn validate(&self) -> Result<(), crate::config::Error> {
-        crate::config::positive(&[
+    pub fn validate(&self) -> Result<(), crate::settings::Error> {
+        crate::settings::positive(&[
             ("api.request_timeout", self.request_timeout),
             ("api.header_read_timeout", self.header_read_timeout),
             ("api.body_read_timeout", self.body_read_timeout),
@@ -123,7 +123,7 @@ impl ApiConfig {
             ),
         ];
         if let Some((name, _)) = counts.iter().find(|(_, n)| *n == 0) {
-            return Err(crate::config::Error::Invalid(format!(
+            return Err(crate::settings::Error::Invalid(format!(
                 "{name} must be positive"
             )));
         }
@@ -315,59 +315,3 @@ const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(45);
 const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_MAX_IN_FLIGHT: usize = 256;
-
-/// Builds the app from the daemon's configuration: the store, the discovery pipeline, the
-/// flow and the router.
-pub fn build(
-    config: &crate::config::Config,
-    key: crate::secrets::MasterKey,
-) -> Result<App, StartError> {
-    config.validate()?;
-    let store = crate::store::Store::open(&config.store.path)?;
-    let pipeline =
-        crate::discovery::Pipeline::builder(config.discovery.pipeline_config()?).build()?;
-    let metrics = crate::metrics::Metrics::new();
-    let connect = crate::connect::Connect::new(
-        store.clone(),
-        pipeline.clone(),
-        key,
-        config.connect.connect_config()?,
-        metrics.clone(),
-    );
-    let hosted = hosted::Hosted::load(&config.hosted, config.api.listen)?;
-    let mut state = AppState::new(connect, metrics.clone(), &config.api, hosted);
-    state.max_queued = config.queue.max_queued;
-    Ok(App {
-        router: router(state, &config.api),
-        store,
-        pipeline,
-        metrics,
-    })
-}
-
-/// The daemon's parts: the router, and what its queue workers share with it.
-pub struct App {
-    /// The HTTP app.
-    pub router: Router,
-    /// The store (accounts, codes, the embedded queue).
-    pub store: crate::store::Store,
-    /// The discovery pipeline.
-    pub pipeline: crate::discovery::Pipeline,
-    /// The metrics.
-    pub metrics: crate::metrics::Metrics,
-}
-
-/// Why the daemon could not start.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StartError {
-    /// The configuration is unusable.
-    #[error(transparent)]
-    Config(#[from] crate::config::Error),
-    /// The database could not be opened or migrated.
-    #[error("cannot open the database: {0}")]
-    Store(#[from] crate::store::Error),
-    /// The discovery pipeline could not be built.
-    #[error(transparent)]
-    Discovery(#[from] crate::discovery::Error),
-}

@@ -31,14 +31,21 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// State for `connect` under `config`'s limits.
-    pub fn new(connect: Connect, metrics: Metrics, config: &ApiConfig, hosted: Hosted) -> Self {
+    /// State for `connect` under `config`'s limits; the embedded queue holds at most
+    /// `max_queued` unfinished jobs.
+    pub fn new(
+        connect: Connect,
+        metrics: Metrics,
+        config: &ApiConfig,
+        hosted: Hosted,
+        max_queued: u64,
+    ) -> Self {
         Self {
             connect,
             metrics,
             limiters: Arc::new(RateLimiters::new(config)),
             hosted: Arc::new(hosted),
-            max_queued: crate::config::QueueSettings::default().max_queued,
+            max_queued,
         }
     }
 }

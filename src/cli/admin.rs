@@ -39,6 +39,24 @@ pub fn load_key(config: &Config) -> anyhow::Result<MasterKey> {
     }
 }
 
+/// `exdisco serve`: the configuration with the flags applied, the key, then the daemon.
+pub async fn serve(args: crate::cli::ServeArgs) -> anyhow::Result<()> {
+    let mut config = load_config(&args.state)?;
+    args.network.apply(&mut config.discovery)?;
+    if let Some(listen) = args.listen {
+        config.api.listen = listen;
+    }
+    if let Some(url) = &args.queue {
+        config.queue.redis_url = Some(url.clone());
+    }
+    if args.log_json {
+        config.log.format = exdisco::config::LogFormat::Json;
+    }
+    crate::telemetry::set_format(config.log.format);
+    let key = load_key(&config)?;
+    crate::daemon::serve(config, key).await
+}
+
 /// Creates the key (unless there is one) and the database.
 pub async fn init(state: &StateArgs) -> anyhow::Result<ExitCode> {
     let config = load_config(state)?;

@@ -256,9 +256,7 @@ pub async fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
         Command::Discover(discover) => run_discover(discover).await,
         Command::Probe(probe) => run_probe(probe).await,
-        Command::Serve(serve) => crate::daemon::serve(serve)
-            .await
-            .map(|()| ExitCode::SUCCESS),
+        Command::Serve(serve) => admin::serve(serve).await.map(|()| ExitCode::SUCCESS),
         Command::Init(state) => admin::init(&state).await,
         Command::Client(command) => admin::client(command).await,
         Command::Batch(args) => batch::run(args).await,

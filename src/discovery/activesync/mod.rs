@@ -19,7 +19,6 @@ use std::time::Instant;
 
 use reqwest::header::HeaderMap;
 use reqwest::{Method as HttpMethod, StatusCode};
-use serde::Serialize;
 use url::Url;
 
 use super::challenge::Challenge;
@@ -29,120 +28,13 @@ use super::redirect::{self, TargetRules};
 use crate::code::Code;
 use crate::domain::Credentials;
 use crate::report::{Attempt, Method, Outcome, Step};
+pub use crate::report::{Probe, ProbeOutcome};
 
 /// The ActiveSync path.
 pub const ACTIVESYNC_PATH: &str = "/Microsoft-Server-ActiveSync";
 
 /// How many 451 moves one probe follows.
 pub const MAX_MOVES: u32 = 3;
-
-/// What an ActiveSync endpoint answered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum ProbeOutcome {
-    /// 200 with both protocol headers: ActiveSync, and the credentials (if sent) work.
-    Confirmed,
-    /// 401 to an anonymous request with a Basic challenge: an endpoint exists.
-    AuthRequired,
-    /// 401 after Basic credentials: the server refused them.
-    CredentialsRefused,
-    /// Only modern authentication (Bearer/OAuth) is accepted: basic authentication is off.
-    ModernAuthOnly,
-    /// Credentials were not sent: the host is not trusted, or not over https.
-    CredentialsWithheld,
-    /// 451 moves beyond [`MAX_MOVES`], or to a refused target.
-    Moved,
-    /// 403.
-    Forbidden,
-    /// 5xx.
-    ServerError,
-    /// A 200 without the ActiveSync headers, or another status.
-    NotActiveSync,
-    /// No answer: DNS, connect, TLS, timeout.
-    Unreachable,
-}
-
-impl ProbeOutcome {
-    /// A stable label.
-    pub fn code(self) -> Code {
-        match self {
-            Self::Confirmed => Code::ActiveSyncConfirmed,
-            Self::AuthRequired => Code::AuthRequired,
-            Self::CredentialsRefused => Code::AuthRejected,
-            Self::ModernAuthOnly => Code::ModernAuthOnly,
-            Self::CredentialsWithheld => Code::CredentialsWithheld,
-            Self::Moved => Code::ActiveSyncMoved,
-            Self::Forbidden => Code::Forbidden,
-            Self::ServerError => Code::ServerError,
-            Self::NotActiveSync => Code::NotActiveSync,
-            Self::Unreachable => Code::Unreachable,
-        }
-    }
-
-    /// Whether the answer shows an ActiveSync endpoint (confirmed, or one that challenges).
-    pub fn shows_endpoint(self) -> bool {
-        matches!(
-            self,
-            Self::Confirmed | Self::AuthRequired | Self::CredentialsRefused | Self::ModernAuthOnly
-        )
-    }
-}
-
-/// The classified result of one probe, with what the server told about itself.
-#[derive(Debug, Clone, Serialize)]
-#[non_exhaustive]
-pub struct Probe {
-    /// The URL finally probed (after 451 moves).
-    pub url: String,
-    /// The classified answer.
-    pub outcome: ProbeOutcome,
-    /// A stable code: the outcome's, or the network failure's (`tls`, `dns_nxdomain`, ...).
-    pub code: Code,
-    /// The HTTP status of the last answer, if any.
-    pub status: Option<u16>,
-    /// `MS-ASProtocolVersions`, split.
-    pub versions: Vec<String>,
-    /// `MS-ASProtocolCommands`, split.
-    pub commands: Vec<String>,
-    /// `MS-Server-ActiveSync`: the server build.
-    pub server_build: Option<String>,
-    /// Whether credentials were sent.
-    pub authenticated: bool,
-    /// The 451 targets followed.
-    pub moves: Vec<String>,
-    /// Milliseconds for the whole probe.
-    pub ms: u64,
-}
-
-impl Probe {
-    /// The evidence this probe gives for its host: a 200 with the protocol headers is
-    /// ActiveSync itself; a challenge at the ActiveSync path is an endpoint.
-    pub fn evidence(&self) -> crate::report::Evidence {
-        if self.outcome == ProbeOutcome::Confirmed {
-            crate::report::Evidence::ActiveSync
-        } else {
-            crate::report::Evidence::ActiveSyncEndpoint
-        }
-    }
-
-    /// A probe that sent nothing: the answer is known without asking (Exchange Online) or the
-    /// credential budget is spent.
-    pub fn not_sent(url: &Url, outcome: ProbeOutcome, code: Code) -> Self {
-        Self {
-            url: url.to_string(),
-            outcome,
-            code,
-            status: None,
-            versions: Vec::new(),
-            commands: Vec::new(),
-            server_build: None,
-            authenticated: false,
-            moves: Vec::new(),
-            ms: 0,
-        }
-    }
-}
 
 /// What a probe may do with credentials.
 #[derive(Clone, Copy)]

@@ -124,7 +124,7 @@ impl TestApp {
     }
 
     async fn start(config: Config, key: String, dir: Option<tempfile::TempDir>) -> Self {
-        let app = exdisco::api::build(&config, MasterKey::from_base64(&key).unwrap()).unwrap();
+        let app = exdisco::app::App::build(&config, MasterKey::from_base64(&key).unwrap()).unwrap();
         let (router, store, pipeline, metrics) = (app.router, app.store, app.pipeline, app.metrics);
         let listener = TcpListener::bind(config.api.listen).await.unwrap();
         let addr = listener.local_addr().unwrap();

@@ -5,16 +5,16 @@
 //! userinfo, uses an allowed port and, for Autodiscover, names an Autodiscover path. Each
 //! accepted hop spends one unit of the discovery's hop budget (10 by default), and no URL and
 //! no address is visited twice.
+//!
+//! `step.rs`: the plain-HTTP redirect method, the one step that is only a redirect.
+
+mod step;
 
 use std::collections::HashSet;
 
 use url::Url;
 
-use reqwest::Method as HttpMethod;
-
 use super::error::Error;
-use super::steps::{CandidateOutcome, Origin, Steps, failed, location};
-use crate::report::{Outcome, Step};
 
 /// The hop budget and the visited sets of one discovery, shared by all its candidates.
 #[derive(Debug)]
@@ -119,44 +119,6 @@ pub fn check_target(base: &Url, location: &str, rules: TargetRules<'_>) -> Resul
         return Err(refused("not an autodiscover path"));
     }
     Ok(url)
-}
-
-impl Steps {
-    /// The plain-HTTP redirect step: GET without credentials or body; only an https
-    /// `Location` to an Autodiscover path is used, then POSTed to (its host trusted only if it
-    /// belongs to the trust set, rule 3; a host outside it needs consent, rule 4).
-    pub(super) async fn http_redirect(&self, url: Url) -> CandidateOutcome {
-        let fetched = match self
-            .send(Step::HttpRedirect, HttpMethod::GET, &url, None)
-            .await
-        {
-            Ok(fetched) => fetched,
-            Err(code) => return failed(code),
-        };
-        let location = match (fetched.status.as_u16(), location(&fetched.headers)) {
-            (301 | 302 | 303 | 307 | 308, Some(location)) => location,
-            _ => {
-                let err = Error::NoRedirect {
-                    url: url.to_string(),
-                };
-                self.amend_last(&url, Outcome::Failed, Some(&err));
-                return failed(err.code());
-            }
-        };
-        match self.hop(&url, &location) {
-            Ok(target) => {
-                let origin = Origin::Redirect {
-                    from: url.to_string(),
-                    reason: "http_redirect_outside_domain",
-                };
-                self.follow_pox(target, origin).await
-            }
-            Err(err) => {
-                self.record_refusal(Step::HttpRedirect, &location, &err);
-                failed(err.code())
-            }
-        }
-    }
 }
 
 /// Whether `path` is `/autodiscover/autodiscover.xml`, in any letter case.

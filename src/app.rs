@@ -1,0 +1,166 @@
+//! The daemon, assembled once from a checked [`Config`] and the operator's key: the store, the
+//! discovery pipeline, the authorization flow, the HTTP app, the queue workers and the sweep.
+//! The binary hands it a listener and a shutdown token (as mini-redis's server is handed
+//! them); it never sees the command line.
+
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::api::hosted::Hosted;
+use crate::api::{self, AppState};
+use crate::batch::DomainCache;
+use crate::config::Config;
+use crate::connect::Connect;
+use crate::discovery::Pipeline;
+use crate::metrics::Metrics;
+use crate::queue::redis::{RedisConfig, RedisQueue};
+use crate::queue::{SqliteQueue, Worker};
+use crate::secrets::MasterKey;
+use crate::store::Store;
+
+/// The daemon's parts: the HTTP app, and what its queue workers share with it.
+pub struct App {
+    /// The HTTP app.
+    pub router: axum::Router,
+    /// The store (accounts, codes, the embedded queue).
+    pub store: Store,
+    /// The discovery pipeline.
+    pub pipeline: Pipeline,
+    /// The metrics.
+    pub metrics: Metrics,
+}
+
+impl App {
+    /// Checks `config` and builds every part, reading each file it names once (the CA files,
+    /// the logo, the database).
+    pub fn build(config: &Config, key: MasterKey) -> Result<Self, StartError> {
+        config.validate()?;
+        let hosted = Hosted::load(&config.hosted, config.api.listen)?;
+        let pipeline = Pipeline::builder(config.discovery.pipeline_config()?).build()?;
+        let store = Store::open(&config.store.path)?;
+        let metrics = Metrics::new();
+        let connect = Connect::new(
+            store.clone(),
+            pipeline.clone(),
+            key,
+            config.connect.connect_config()?,
+            metrics.clone(),
+        );
+        let state = AppState::new(
+            connect,
+            metrics.clone(),
+            &config.api,
+            hosted,
+            config.queue.max_queued,
+        );
+        Ok(Self {
+            router: api::router(state, &config.api),
+            store,
+            pipeline,
+            metrics,
+        })
+    }
+
+    /// Serves on `listener` with the queue workers and the sweep until `shutdown` is
+    /// cancelled; then stops accepting, lets requests and running jobs finish within
+    /// `config.shutdown_grace`, and gives back what did not.
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        config: &Config,
+        shutdown: CancellationToken,
+    ) -> Result<(), StartError> {
+        let tracker = TaskTracker::new();
+        self.spawn_workers(&tracker, config, &shutdown).await?;
+        tracker.spawn(self.store.clone().sweep_until(
+            config.store.sweep_every,
+            config.store.job_retention,
+            shutdown.clone(),
+        ));
+        let grace = config.shutdown_grace;
+        api::serve(listener, self.router, &config.api, shutdown.clone(), grace)
+            .await
+            .map_err(StartError::Serve)?;
+        shutdown.cancel();
+        tracker.close();
+        if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+            warn!("tasks still running after the grace period");
+        }
+        Ok(())
+    }
+
+    /// Queue workers: the embedded queue's, and a Redis stream's when configured. On shutdown
+    /// they stop claiming; a job running then finishes or is given back.
+    async fn spawn_workers(
+        &self,
+        tracker: &TaskTracker,
+        config: &Config,
+        shutdown: &CancellationToken,
+    ) -> Result<(), StartError> {
+        let cache = DomainCache::new(CACHE_CAPACITY, config.connect.cache_ttl);
+        let embedded = SqliteQueue::new(
+            self.store.clone(),
+            config.queue.lease,
+            config.queue.max_attempts,
+        );
+        let worker = Worker::new(
+            embedded,
+            self.pipeline.clone(),
+            cache.clone(),
+            Some(self.metrics.clone()),
+        );
+        for _ in 0..config.queue.workers {
+            let (worker, cancel) = (worker.clone(), shutdown.clone());
+            tracker.spawn(async move { worker.run(cancel, IDLE_WAIT).await });
+        }
+        if let Some(url) = &config.queue.redis_url {
+            let queue = RedisQueue::connect(url, RedisConfig::default())
+                .await
+                .map_err(|e| StartError::Redis(e.to_string()))?;
+            let worker = Worker::new(
+                queue,
+                self.pipeline.clone(),
+                cache,
+                Some(self.metrics.clone()),
+            );
+            for _ in 0..config.queue.workers {
+                let (worker, cancel) = (worker.clone(), shutdown.clone());
+                tracker.spawn(async move { worker.run(cancel, IDLE_WAIT).await });
+            }
+        }
+        info!(
+            workers = config.queue.workers,
+            redis = config.queue.redis_url.is_some(),
+            "queue workers started"
+        );
+        Ok(())
+    }
+}
+
+/// Why the daemon could not start, or stopped serving.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The configuration is unusable.
+    #[error(transparent)]
+    Config(#[from] crate::settings::Error),
+    /// The database could not be opened or migrated.
+    #[error("cannot open the database: {0}")]
+    Store(#[from] crate::store::Error),
+    /// The discovery pipeline could not be built.
+    #[error(transparent)]
+    Discovery(#[from] crate::discovery::Error),
+    /// The Redis queue could not be reached.
+    #[error("cannot reach the redis queue: {0}")]
+    Redis(String),
+    /// The listener failed.
+    #[error("the api stopped: {0}")]
+    Serve(std::io::Error),
+}
+
+const CACHE_CAPACITY: usize = 100_000;
+const IDLE_WAIT: Duration = Duration::from_millis(500);
