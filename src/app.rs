@@ -47,7 +47,7 @@ impl App {
             store.clone(),
             pipeline.clone(),
             key,
-            config.connect.connect_config()?,
+            config.connect.clone(),
             metrics.clone(),
         );
         let state = AppState::new(

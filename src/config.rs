@@ -2,20 +2,18 @@
 //! between levels: `EXDISCO_API__LISTEN=127.0.0.1:9000`) < command-line flags. It is loaded and
 //! validated before any socket is bound; an invalid configuration is one line and exit 64.
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-use ipnet::IpNet;
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
 use serde::Deserialize;
 
 use crate::api::ApiConfig;
 use crate::api::hosted::HostedConfig;
-use crate::connect::{ConnectConfig, DEFAULT_OFFICE365_TOKEN_URL};
-use crate::discovery::{self, Schema};
+use crate::connect::ConnectConfig;
+pub use crate::discovery::Settings as DiscoverySettings;
+use crate::queue::QueueConfig;
 pub use crate::settings::{Error, positive};
+use crate::store::StoreConfig;
 
 /// Everything `serve` needs.
 #[derive(Debug, Clone, Deserialize)]
@@ -27,15 +25,15 @@ pub struct Config {
     /// The HTTP API.
     pub api: ApiConfig,
     /// Where state lives.
-    pub store: StoreSettings,
+    pub store: StoreConfig,
     /// The authorization flow.
-    pub connect: ConnectSettings,
+    pub connect: ConnectConfig,
     /// The hosted sign-in page.
     pub hosted: HostedConfig,
     /// Logging.
     pub log: LogSettings,
     /// The daemon's queue workers.
-    pub queue: QueueSettings,
+    pub queue: QueueConfig,
     /// How long in-flight requests may finish after SIGTERM. Default: 10 s.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
@@ -46,205 +44,12 @@ impl Default for Config {
         Self {
             discovery: DiscoverySettings::default(),
             api: ApiConfig::default(),
-            store: StoreSettings::default(),
-            connect: ConnectSettings::default(),
+            store: StoreConfig::default(),
+            connect: ConnectConfig::default(),
             hosted: HostedConfig::default(),
             log: LogSettings::default(),
-            queue: QueueSettings::default(),
+            queue: QueueConfig::default(),
             shutdown_grace: Duration::from_secs(10),
-        }
-    }
-}
-
-/// Discovery settings as written in the file and on the command line.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-#[non_exhaustive]
-pub struct DiscoverySettings {
-    /// Name servers (`IP:PORT`); empty: the system's. Default: empty.
-    pub dns_servers: Vec<SocketAddr>,
-    /// Extra trusted root certificates (PEM files). Default: none.
-    pub ca_files: Vec<PathBuf>,
-    /// Networks that may be reached although private. Default: none.
-    pub allow_nets: Vec<IpNet>,
-    /// Hosts trusted with credentials for every domain. Default: none.
-    pub trust_hosts: Vec<String>,
-    /// Overall deadline of one discovery. Default: 20 s.
-    #[serde(with = "humantime_serde")]
-    pub timeout: Duration,
-    /// Wire port for https URLs. Default: 443.
-    pub https_port: u16,
-    /// Wire port for http URLs. Default: 80.
-    pub http_port: u16,
-    /// The Autodiscover request schema. Default: outlook.
-    pub schema: Schema,
-    /// The Exchange Online Autodiscover v2 base URL.
-    pub exchange_online_v2_base: String,
-    /// Requests per second to one destination host. Default: 10.
-    pub per_host_per_second: u32,
-    /// Burst of requests to one destination host. Default: 20.
-    pub per_host_burst: u32,
-    /// Requests in flight to one destination host. Default: 8.
-    pub per_host_in_flight: usize,
-}
-
-impl Default for DiscoverySettings {
-    fn default() -> Self {
-        let defaults = discovery::Config::default();
-        Self {
-            dns_servers: Vec::new(),
-            ca_files: Vec::new(),
-            allow_nets: Vec::new(),
-            trust_hosts: Vec::new(),
-            timeout: defaults.deadline,
-            https_port: 443,
-            http_port: 80,
-            schema: Schema::Outlook,
-            exchange_online_v2_base: defaults.exchange_online_v2_base,
-            per_host_per_second: defaults.limits.per_host_per_second,
-            per_host_burst: defaults.limits.per_host_burst,
-            per_host_in_flight: defaults.limits.per_host_in_flight,
-        }
-    }
-}
-
-impl DiscoverySettings {
-    /// The pipeline configuration these settings describe (reads the CA files).
-    pub fn pipeline_config(&self) -> Result<discovery::Config, Error> {
-        if self.timeout.is_zero() {
-            return Err(Error::Invalid("discovery.timeout must be positive".into()));
-        }
-        let mut config = discovery::Config {
-            deadline: self.timeout,
-            ..Default::default()
-        };
-        config.dns.name_servers = self.dns_servers.clone();
-        config.allow_nets = self.allow_nets.clone();
-        config.trusted_hosts = self.trust_hosts.clone();
-        config.schema = self.schema;
-        config.http.ports.https = self.https_port;
-        config.http.ports.http = self.http_port;
-        config.exchange_online_v2_base = self.exchange_online_v2_base.clone();
-        config.limits.per_host_per_second = self.per_host_per_second;
-        config.limits.per_host_burst = self.per_host_burst;
-        config.limits.per_host_in_flight = self.per_host_in_flight;
-        for path in &self.ca_files {
-            config.http.extra_roots.extend(read_certificates(path)?);
-        }
-        Ok(config)
-    }
-}
-
-/// Where state lives.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-#[non_exhaustive]
-pub struct StoreSettings {
-    /// The SQLite file. Default: `./exdisco.db`.
-    pub path: PathBuf,
-    /// The key that seals account secrets (32 bytes, base64). Default: `./exdisco.key`;
-    /// `EXDISCO_KEY` holds the key itself instead.
-    pub key_file: PathBuf,
-    /// How long finished jobs (done or dead) are kept. Default: 7 days.
-    #[serde(with = "humantime_serde")]
-    pub job_retention: Duration,
-    /// How often ended codes and tokens and old jobs are deleted. Default: 10 min.
-    #[serde(with = "humantime_serde")]
-    pub sweep_every: Duration,
-}
-
-impl Default for StoreSettings {
-    fn default() -> Self {
-        Self {
-            path: PathBuf::from("exdisco.db"),
-            key_file: PathBuf::from("exdisco.key"),
-            job_retention: Duration::from_secs(7 * 24 * 3600),
-            sweep_every: Duration::from_secs(600),
-        }
-    }
-}
-
-/// Settings of the authorization flow.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-#[non_exhaustive]
-pub struct ConnectSettings {
-    /// How long a code lives. Default: 5 min.
-    #[serde(with = "humantime_serde")]
-    pub code_ttl: Duration,
-    /// How long a discovery is cached without a TTL from the answer. Default: 1 h.
-    #[serde(with = "humantime_serde")]
-    pub cache_ttl: Duration,
-    /// The Microsoft identity platform token endpoint.
-    pub office365_token_url: String,
-    /// How long an access token lives. Default: 90 days.
-    #[serde(with = "humantime_serde")]
-    pub token_ttl: Duration,
-}
-
-impl Default for ConnectSettings {
-    fn default() -> Self {
-        let defaults = ConnectConfig::default();
-        Self {
-            code_ttl: defaults.code_ttl,
-            cache_ttl: defaults.cache_ttl,
-            office365_token_url: DEFAULT_OFFICE365_TOKEN_URL.to_owned(),
-            token_ttl: defaults.token_ttl,
-        }
-    }
-}
-
-impl ConnectSettings {
-    /// The flow configuration.
-    pub fn connect_config(&self) -> Result<ConnectConfig, Error> {
-        let url = url::Url::parse(&self.office365_token_url)
-            .map_err(|_| Error::Invalid("connect.office365_token_url is not a url".into()))?;
-        if url.scheme() != "https" {
-            return Err(Error::Invalid(
-                "connect.office365_token_url must be https".into(),
-            ));
-        }
-        positive(&[
-            ("connect.code_ttl", self.code_ttl),
-            ("connect.cache_ttl", self.cache_ttl),
-            ("connect.token_ttl", self.token_ttl),
-        ])?;
-        Ok(ConnectConfig {
-            code_ttl: self.code_ttl,
-            cache_ttl: self.cache_ttl,
-            office365_token_url: self.office365_token_url.clone(),
-            token_ttl: self.token_ttl,
-        })
-    }
-}
-
-/// The daemon's queue workers.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-#[non_exhaustive]
-pub struct QueueSettings {
-    /// Workers draining the embedded queue. Default: 4.
-    pub workers: usize,
-    /// How long a claimed job is held before another worker may take it. Default: 2 min.
-    #[serde(with = "humantime_serde")]
-    pub lease: Duration,
-    /// Attempts before a failing job is a dead letter. Default: 3.
-    pub max_attempts: u32,
-    /// A Redis Streams queue to work from as well (redis://HOST:PORT/DB). Default: none.
-    pub redis_url: Option<String>,
-    /// Unfinished jobs the embedded queue holds at most; `POST /v1/discoveries` answers 503
-    /// beyond. Default: 100,000.
-    pub max_queued: u64,
-}
-
-impl Default for QueueSettings {
-    fn default() -> Self {
-        Self {
-            workers: 4,
-            lease: Duration::from_secs(120),
-            max_attempts: 3,
-            redis_url: None,
-            max_queued: 100_000,
         }
     }
 }
@@ -289,8 +94,11 @@ impl Config {
                 continue;
             };
             let path: Vec<String> = key.split("__").map(str::to_lowercase).collect();
-            if !SECTIONS.contains(&path[0].as_str()) {
-                continue; // EXDISCO_PASSWORD, EXDISCO_KEY and friends are not configuration
+            // `SECTION__KEY` is always configuration (every section there is; a misspelt one
+            // is refused below). A name without `__` is only when it is a top-level setting:
+            // EXDISCO_PASSWORD, EXDISCO_KEY and friends are not.
+            if path.len() == 1 && !is_top_level_setting(&path[0], &value) {
+                continue;
             }
             set_path(&mut table, &path, env_value(&value));
         }
@@ -300,7 +108,7 @@ impl Config {
     /// Checks what deserialising cannot, without reading any file: the settings that name
     /// files (CA files, the logo) are checked when `app::App::build` reads them, once.
     pub fn validate(&self) -> Result<(), Error> {
-        self.connect.connect_config()?;
+        self.connect.validate()?;
         self.api.validate()?;
         positive(&[
             ("discovery.timeout", self.discovery.timeout),
@@ -315,18 +123,15 @@ impl Config {
     }
 }
 
-/// Reads every certificate of a PEM file.
-pub fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, Error> {
-    let certificates: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-        .and_then(|iter| iter.collect::<Result<_, _>>())
-        .map_err(|_| Error::Invalid(format!("cannot read certificates from {}", path.display())))?;
-    if certificates.is_empty() {
-        return Err(Error::Invalid(format!(
-            "{} holds no certificate",
-            path.display()
-        )));
+/// Whether `name` is a setting of the file's top level (`shutdown_grace`), asked of `Config`
+/// itself: set alone, it is not an unknown field.
+fn is_top_level_setting(name: &str, value: &str) -> bool {
+    let mut table = toml::Table::new();
+    table.insert(name.to_owned(), env_value(value));
+    match Config::deserialize(toml::Value::Table(table)) {
+        Ok(_) => true,
+        Err(err) => !err.to_string().contains("unknown field"),
     }
-    Ok(certificates)
 }
 
 fn env_value(raw: &str) -> toml::Value {
@@ -359,20 +164,11 @@ fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) {
 }
 
 const ENV_PREFIX: &str = "EXDISCO_";
-const SECTIONS: &[&str] = &[
-    "discovery",
-    "hosted",
-    "api",
-    "store",
-    "connect",
-    "log",
-    "queue",
-    "shutdown_grace",
-];
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs
@@ -431,10 +227,29 @@ mod tests {
             let err = config.validate().unwrap_err().to_string();
             assert!(err.contains("longer than 0s"), "{name}: {err}");
         }
-        let queue = Config::load(None, env(&[("EXDISCO_QUEUE__WORKERS", "2")])).unwrap();
-        assert_eq!(
-            queue.queue.workers, 2,
-            "queue settings come from the environment too"
+    }
+
+    #[test]
+    fn every_section_comes_from_the_environment() {
+        // EXDISCO_QUEUE__* was silently ignored: the sections were a hand-kept list.
+        let config = Config::load(
+            None,
+            env(&[
+                ("EXDISCO_QUEUE__WORKERS", "2"),
+                ("EXDISCO_QUEUE__MAX_QUEUED", "7"),
+                ("EXDISCO_STORE__JOB_RETENTION", "1d"),
+                ("EXDISCO_SHUTDOWN_GRACE", "4s"),
+                ("EXDISCO_KEY", "not configuration"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!((config.queue.workers, config.queue.max_queued), (2, 7));
+        assert_eq!(config.store.job_retention, Duration::from_secs(86400));
+        assert_eq!(config.shutdown_grace, Duration::from_secs(4));
+        let misspelt = Config::load(None, env(&[("EXDISCO_QUEU__WORKERS", "2")]));
+        assert!(
+            misspelt.is_err(),
+            "a misspelt section is refused, not ignored"
         );
     }
 

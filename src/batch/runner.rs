@@ -7,7 +7,6 @@
 //! reading, lets running jobs finish within the grace period, and leaves the rest for the next
 //! run.
 
-use crate::code::Code;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -20,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::cache::{DomainCache, Source};
 use super::job::{Job, parse_line};
+use crate::code::Code;
 use crate::discovery::Pipeline;
 use crate::report::Report;
 

@@ -28,7 +28,6 @@ pub use self::error::Error;
 pub use self::grant::{Refusal, TokenGrant, check_replacement};
 pub use self::microsoft::{DEFAULT_OFFICE365_TOKEN_URL, MicrosoftCode, OFFICE365_SCOPE};
 
-use crate::code::Code;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,6 +37,7 @@ use serde::Deserialize;
 use tracing::{info, warn};
 use url::Url;
 
+use crate::code::Code;
 use crate::discovery::Pipeline;
 use crate::domain::{Credentials, EmailAddress};
 use crate::metrics::Metrics;
@@ -62,28 +62,59 @@ pub const KNOWN_SCOPES: &[&str] = &[
     "contacts.read_only",
 ];
 
-/// Settings of the flow.
-#[derive(Debug, Clone)]
+/// Settings of the flow (`[connect]`). Durations are written like `"5m"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct ConnectConfig {
-    /// How long a code lives. Default: 5 min.
+    /// How long a code lives. Default: [`DEFAULT_CODE_TTL`].
+    #[serde(with = "humantime_serde")]
     pub code_ttl: Duration,
     /// The Microsoft token endpoint. Default: [`DEFAULT_OFFICE365_TOKEN_URL`].
     pub office365_token_url: String,
-    /// How long a discovery is cached when the answer gives no TTL. Default: 1 h.
+    /// How long a discovery is cached when the answer gives no TTL. Default:
+    /// [`DEFAULT_CACHE_TTL`].
+    #[serde(with = "humantime_serde")]
     pub cache_ttl: Duration,
-    /// How long an access token lives. Default: 90 days.
+    /// How long an access token lives. Default: [`DEFAULT_TOKEN_TTL`].
+    #[serde(with = "humantime_serde")]
     pub token_ttl: Duration,
 }
+
+/// How long a code lives by default: 5 minutes.
+pub const DEFAULT_CODE_TTL: Duration = Duration::from_secs(300);
+/// How long a discovery is cached by default: 1 hour.
+pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(3600);
+/// How long an access token lives by default: 90 days.
+pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(90 * 24 * 3600);
 
 impl Default for ConnectConfig {
     fn default() -> Self {
         Self {
-            code_ttl: Duration::from_secs(300),
+            code_ttl: DEFAULT_CODE_TTL,
             office365_token_url: DEFAULT_OFFICE365_TOKEN_URL.to_owned(),
-            cache_ttl: Duration::from_secs(3600),
-            token_ttl: Duration::from_secs(90 * 24 * 3600),
+            cache_ttl: DEFAULT_CACHE_TTL,
+            token_ttl: DEFAULT_TOKEN_TTL,
         }
+    }
+}
+
+impl ConnectConfig {
+    /// Checks what deserialising cannot: an https token endpoint, no zero duration.
+    pub fn validate(&self) -> Result<(), crate::settings::Error> {
+        use crate::settings::{Error, positive};
+        let url = Url::parse(&self.office365_token_url)
+            .map_err(|_| Error::Invalid("connect.office365_token_url is not a url".into()))?;
+        if url.scheme() != "https" {
+            return Err(Error::Invalid(
+                "connect.office365_token_url must be https".into(),
+            ));
+        }
+        positive(&[
+            ("connect.code_ttl", self.code_ttl),
+            ("connect.cache_ttl", self.cache_ttl),
+            ("connect.token_ttl", self.token_ttl),
+        ])
     }
 }
 

@@ -32,11 +32,11 @@ mod online;
 pub mod pox;
 mod race;
 mod redirect;
+mod settings;
 pub mod srv;
 mod steps;
 mod trust;
 
-use crate::code::Code;
 use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -53,6 +53,7 @@ pub use http::{Body, Fetched, Http, HttpConfig, Outgoing, Ports, Timeouts};
 pub use limits::{Limits, LimitsConfig};
 pub use pox::Schema;
 pub use race::PreferenceWait;
+pub use settings::{Settings, read_certificates};
 
 use self::address_policy::AddressPolicy;
 use self::dns::Dns;
@@ -63,6 +64,7 @@ use self::activesync::{CredentialUse, Probe, ProbeOutcome};
 use self::race::{RaceEnd, summarise_failure};
 use self::redirect::Hops;
 use self::steps::{Findings, Found, RunState, Steps};
+use crate::code::Code;
 use crate::domain::{Credentials, Domain, EmailAddress, registrable_domain};
 use crate::report::{Attempt, ConsentNeeded, Evidence, Failure, Method, Provider, Report};
 

@@ -13,7 +13,6 @@
 //! or the ActiveSync URL is one of Exchange Online's, or when v2 found it: basic
 //! authentication is off there (since 1 October 2022), so credentials are never checked.
 
-use crate::code::Code;
 use std::time::Instant;
 
 use reqwest::Method as HttpMethod;
@@ -24,6 +23,7 @@ use super::error::Error;
 use super::http::{Fetched, Outgoing};
 use super::pox::Settings;
 use super::steps::{CandidateOutcome, Found, Steps, failed};
+use crate::code::Code;
 use crate::domain::Domain;
 use crate::report::{Evidence, Outcome, Provider, Step};
 

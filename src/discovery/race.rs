@@ -5,7 +5,6 @@
 //! patience ([`PreferenceWait`]); then they are cancelled (`superseded` in the trail), so a
 //! black hole costs a fraction of the answer's own time instead of a timeout.
 
-use crate::code::Code;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,6 +16,7 @@ use tracing::Instrument;
 use super::Pipeline;
 use super::candidates::{Candidate, Start, Wave, candidates_for};
 use super::steps::{CandidateOutcome, Found, RunState, run_candidate};
+use crate::code::Code;
 use crate::domain::EmailAddress;
 use crate::report::{Attempt, Failure, Method, Outcome, Step};
 

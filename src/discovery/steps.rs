@@ -5,7 +5,6 @@
 //! `redirect.rs`, SRV in `srv.rs`, Autodiscover v2 in `online.rs`, the ActiveSync host probes
 //! in `activesync/step.rs`.
 
-use crate::code::Code;
 use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -24,6 +23,7 @@ use super::http::{Body, Fetched, Outgoing};
 use super::pox::{self, Schema, Settings};
 use super::redirect::{self, Hops, TargetRules};
 use super::trust::Trust;
+use crate::code::Code;
 use crate::domain::{Credentials, EmailAddress};
 use crate::report::{
     Attempt, AutodiscoverEndpoint, ConsentNeeded, Evidence, Method, Outcome, Step,

@@ -12,14 +12,16 @@
 
 pub mod redis;
 
-use crate::code::Code;
 use std::sync::Arc;
 use std::time::Duration;
+
+use serde::Deserialize;
 
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::batch::{DomainCache, parse_line};
+use crate::code::Code;
 use crate::discovery::Pipeline;
 use crate::metrics::Metrics;
 use crate::report::{Outcome, Report};
@@ -56,6 +58,37 @@ pub trait JobQueue: Send + Sync + 'static {
     ) -> impl Future<Output = Result<bool, Error>> + Send;
     /// Gives the job back untouched.
     fn release(&self, job: &Claimed) -> impl Future<Output = Result<(), Error>> + Send;
+}
+
+/// The daemon's queue workers (`[queue]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct QueueConfig {
+    /// Workers draining the embedded queue. Default: 4.
+    pub workers: usize,
+    /// How long a claimed job is held before another worker may take it. Default: 2 min.
+    #[serde(with = "humantime_serde")]
+    pub lease: Duration,
+    /// Attempts before a failing job is a dead letter. Default: 3.
+    pub max_attempts: u32,
+    /// A Redis Streams queue to work from as well (redis://HOST:PORT/DB). Default: none.
+    pub redis_url: Option<String>,
+    /// Unfinished jobs the embedded queue holds at most; `POST /v1/discoveries` answers 503
+    /// beyond. Default: 100,000.
+    pub max_queued: u64,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        Self {
+            workers: 4,
+            lease: Duration::from_secs(120),
+            max_attempts: 3,
+            redis_url: None,
+            max_queued: 100_000,
+        }
+    }
 }
 
 /// What one `try_run_one` did.

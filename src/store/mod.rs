@@ -8,10 +8,12 @@
 mod jobs;
 pub(crate) mod sqlite;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use rusqlite::Connection;
+use serde::Deserialize;
 
 pub use self::jobs::{ClaimedRow, Intake, JobStatus};
 pub use self::sqlite::{
@@ -291,6 +293,35 @@ fn owner_only(path: &Path) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// Where state lives (`[store]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct StoreConfig {
+    /// The SQLite file. Default: `./exdisco.db`.
+    pub path: PathBuf,
+    /// The key that seals account secrets (32 bytes, base64). Default: `./exdisco.key`;
+    /// `EXDISCO_KEY` holds the key itself instead.
+    pub key_file: PathBuf,
+    /// How long finished jobs (done or dead) are kept. Default: 7 days.
+    #[serde(with = "humantime_serde")]
+    pub job_retention: Duration,
+    /// How often ended codes and tokens and old jobs are deleted. Default: 10 min.
+    #[serde(with = "humantime_serde")]
+    pub sweep_every: Duration,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from("exdisco.db"),
+            key_file: PathBuf::from("exdisco.key"),
+            job_retention: Duration::from_secs(7 * 24 * 3600),
+            sweep_every: Duration::from_secs(600),
+        }
+    }
 }
 
 /// Unix seconds now: the clock of every stored time.

@@ -4,11 +4,11 @@
 //! ActiveSync endpoint (a 200 with the protocol headers, or a 401 challenge at the ActiveSync
 //! path) names the host. No password is spent here: verification is a separate, single step.
 
-use crate::code::Code;
 use tokio::task::JoinSet;
 use url::Url;
 
 use super::{CredentialUse, Probe, activesync_url, attempt_for, probe_activesync};
+use crate::code::Code;
 use crate::discovery::steps::{CandidateOutcome, Found, Steps, failed};
 use crate::domain::{Domain, registrable_domain};
 

@@ -5,13 +5,13 @@
 //! the candidate and restarts the discovery with the new address. When the Outlook schema gets
 //! no usable answer, the same URL is asked once in the mobilesync schema.
 
-use crate::code::Code;
 use std::sync::atomic::Ordering;
 
 use reqwest::{Method as HttpMethod, StatusCode};
 use url::Url;
 
 use super::{Answer, Schema, Settings};
+use crate::code::Code;
 use crate::discovery::activesync::{self, CredentialUse};
 use crate::discovery::challenge::Challenge;
 use crate::discovery::error::Error;
