@@ -52,7 +52,8 @@ impl DomainCache {
         }
     }
 
-    /// The report for `address`'s domain: cached, awaited, or discovered now.
+    /// The report for `address`: its domain's discovery (cached, awaited, or run now), with
+    /// `address` as its email when another address of the domain ran it.
     pub async fn discover(
         &self,
         pipeline: &Pipeline,
@@ -74,14 +75,19 @@ impl DomainCache {
             })
             .await
             .clone();
-        (
-            report,
-            if ran {
-                Source::Discovered
-            } else {
-                Source::Shared
-            },
-        )
+        let report = if report.email == address.to_string() {
+            report
+        } else {
+            let mut own = (*report).clone();
+            own.email = address.to_string();
+            Arc::new(own)
+        };
+        let source = if ran {
+            Source::Discovered
+        } else {
+            Source::Shared
+        };
+        (report, source)
     }
 
     /// Domains held now.

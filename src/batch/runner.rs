@@ -272,15 +272,6 @@ async fn write_record(
     report: &Report,
     source: Source,
 ) -> std::io::Result<()> {
-    let mut own;
-    let report = match &job.target {
-        super::job::Target::Address(address) if report.email != address.to_string() => {
-            own = report.clone();
-            own.email = address.to_string();
-            &own
-        }
-        _ => report,
-    };
     let record = Record {
         line,
         input: &job.input,

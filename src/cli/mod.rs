@@ -19,7 +19,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use exdisco::config::DiscoverySettings;
 use exdisco::discovery::activesync::activesync_url;
-use exdisco::discovery::{Config, Pipeline, Schema};
+use exdisco::discovery::{Config, KnownHost, Pipeline, Schema};
 use exdisco::domain::{Credentials, Domain, EmailAddress, InputError};
 
 use ipnet::IpNet;
@@ -291,8 +291,12 @@ async fn run_discover(args: DiscoverArgs) -> anyhow::Result<ExitCode> {
     let pipeline = Pipeline::builder(args.network.config()?)
         .build()
         .context("cannot set up discovery")?;
-    let mut report = match &args.host {
-        Some(host) => match Pipeline::explicit_host(&address, host) {
+    let verify_with = credentials.as_ref().filter(|_| args.verify);
+    let report = match &args.host {
+        Some(host) => match pipeline
+            .known_host(&address, KnownHost::explicit(host), verify_with)
+            .await
+        {
             Ok(report) => report,
             Err(err) => {
                 return Ok(usage_error(
@@ -307,9 +311,6 @@ async fn run_discover(args: DiscoverArgs) -> anyhow::Result<ExitCode> {
             _ => pipeline.discover(&address, credentials.as_ref()).await,
         },
     };
-    if let (Some(credentials), true, Some(_)) = (&credentials, args.verify, &args.host) {
-        pipeline.verify(&mut report, credentials).await;
-    }
     let mut out = std::io::stdout().lock();
     if args.json {
         writeln!(out, "{}", serde_json::to_string(&report)?)?;

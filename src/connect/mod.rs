@@ -38,10 +38,10 @@ use tracing::{info, warn};
 use url::Url;
 
 use crate::code::Code;
-use crate::discovery::Pipeline;
+use crate::discovery::{KnownHost, Pipeline};
 use crate::domain::{Credentials, EmailAddress};
 use crate::metrics::Metrics;
-use crate::report::{Provider, Report};
+use crate::report::{Method, Provider, Report};
 use crate::secrets::{self, MasterKey};
 use crate::store::unix_now;
 use crate::store::{self, Account, CachedDiscovery, NewAccount, Reauth, Store};
@@ -327,12 +327,11 @@ impl Connect {
             .or(settings.eas_server_host)
             .filter(|h| !h.trim().is_empty());
         let report = match explicit {
-            Some(host) => {
-                let mut report = Pipeline::explicit_host(address, host.trim())
-                    .map_err(|e| Error::invalid("settings.exchange_server_host", e.to_string()))?;
-                self.pipeline.verify(&mut report, &credentials).await;
-                report
-            }
+            Some(host) => self
+                .pipeline
+                .known_host(address, KnownHost::explicit(&host), Some(&credentials))
+                .await
+                .map_err(|e| Error::invalid("settings.exchange_server_host", e.to_string()))?,
             None => self.discover_and_verify(address, &credentials).await?,
         };
         self.metrics.discovery(&report);
@@ -377,16 +376,19 @@ impl Connect {
             .cached_discovery(domain.clone(), unix_now())
             .await?
         {
-            let mut report = Pipeline::explicit_host(address, &cached.host)
-                .map_err(|_| Error::Corrupt("cached host"))?;
-            report.method = cached.method.parse().ok();
-            report.activesync_url = Some(cached.activesync_url).filter(|u| !u.is_empty());
-            report.provider = Some(if cached.provider == "office365" {
+            let provider = if cached.provider == "office365" {
                 Provider::Office365
             } else {
                 Provider::Exchange
-            });
-            self.pipeline.verify(&mut report, credentials).await;
+            };
+            let method = cached.method.parse().unwrap_or(Method::Explicit);
+            let known =
+                KnownHost::remembered(&cached.host, method, Some(cached.activesync_url), provider);
+            let report = self
+                .pipeline
+                .known_host(address, known, Some(credentials))
+                .await
+                .map_err(|_| Error::Corrupt("cached host"))?;
             if report.credentials_valid.is_some() {
                 return Ok(report);
             }

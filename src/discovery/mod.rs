@@ -2,7 +2,7 @@
 //!
 //! # Steps
 //! 1. The address is validated once, at the edge (`EmailAddress::parse`, rule 10). An explicit
-//!    host skips everything below ([`Pipeline::explicit_host`]).
+//!    host skips everything below ([`Pipeline::known_host`]).
 //! 2. `candidates.rs` lists the candidates in the protocol's preference order ([MS-OXDSCLI]
 //!    3.1.5): POX POST to `https://DOMAIN/...`, to `https://autodiscover.DOMAIN/...`, the
 //!    plain-HTTP redirect GET, and DNS SRV `_autodiscover._tcp.DOMAIN` (RFC 2782 order).
@@ -189,15 +189,31 @@ impl Pipeline {
         }
     }
 
-    /// The report for a host the caller named: validated, no network traffic.
-    pub fn explicit_host(address: &EmailAddress, host: &str) -> Result<Report, Error> {
-        let host = Domain::parse(host)?;
+    /// The report for a host already known for `address`, without discovery: named by the
+    /// caller (`exchange_server_host`, `--host`) or remembered from an earlier discovery.
+    /// With `credentials`, they are checked there ([`Pipeline::verify`]). Fails only when the
+    /// host is not a valid host name.
+    pub async fn known_host(
+        &self,
+        address: &EmailAddress,
+        known: KnownHost,
+        credentials: Option<&Credentials>,
+    ) -> Result<Report, Error> {
+        let host = Domain::parse(&known.host)?;
         let mut report = Report::empty(address.to_string());
-        report.provider = Some(online::provider_of(host.as_str(), None));
+        report.provider = Some(
+            known
+                .provider
+                .unwrap_or_else(|| online::provider_of(host.as_str(), None)),
+        );
         report.exchange_server_host = Some(host.as_str().to_owned());
-        report.method = Some(Method::Explicit);
+        report.method = Some(known.method);
+        report.activesync_url = known.activesync_url.filter(|u| !u.is_empty());
         report.confirmed = true;
         report.evidence = Some(Evidence::Explicit);
+        if let Some(credentials) = credentials {
+            self.verify(&mut report, credentials).await;
+        }
         Ok(report)
     }
 
@@ -495,6 +511,47 @@ impl Pipeline {
             shared: self.shared.clone(),
             run,
             method,
+        }
+    }
+}
+
+/// A host known for an address before any discovery.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct KnownHost {
+    /// The host name.
+    pub host: String,
+    /// How it was found: [`Method::Explicit`] when the caller names it.
+    pub method: Method,
+    /// Its ActiveSync URL, when known.
+    pub activesync_url: Option<String>,
+    /// Its provider, when known (otherwise told by its name).
+    pub provider: Option<Provider>,
+}
+
+impl KnownHost {
+    /// A host the caller names.
+    pub fn explicit(host: &str) -> Self {
+        Self {
+            host: host.trim().to_owned(),
+            method: Method::Explicit,
+            activesync_url: None,
+            provider: None,
+        }
+    }
+
+    /// A host an earlier discovery found by `method`.
+    pub fn remembered(
+        host: &str,
+        method: Method,
+        activesync_url: Option<String>,
+        provider: Provider,
+    ) -> Self {
+        Self {
+            host: host.to_owned(),
+            method,
+            activesync_url,
+            provider: Some(provider),
         }
     }
 }

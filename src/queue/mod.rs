@@ -179,15 +179,13 @@ impl<Q: JobQueue> Worker<Q> {
             }
         };
         let (report, _) = discovered;
-        let mut report = (*report).clone();
-        report.email = address.to_string();
         if let Some(reason) = transient_failure(&report) {
             let buried = self.queue.fail(&job, reason.as_str(), false).await?;
             self.count(if buried { "dead_letter" } else { "retry" });
             debug!(job = %job.id, reason = reason.as_str(), buried, "job failed for a passing reason");
             return Ok(());
         }
-        let result = serde_json::to_string(&report).map_err(|_| Error::Encode)?;
+        let result = serde_json::to_string(&*report).map_err(|_| Error::Encode)?;
         self.queue.complete(&job, &result).await?;
         self.count(report.error.as_ref().map_or("found", |f| f.code.as_str()));
         Ok(())

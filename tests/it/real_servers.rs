@@ -3,7 +3,7 @@
 //! Each test fails on the engine that read `ASUrl` as ActiveSync, reported Autodiscover
 //! endpoints as hosts, or let a redirect extend trust.
 
-use exdisco::discovery::Pipeline;
+use exdisco::discovery::{KnownHost, Pipeline};
 use exdisco::domain::{Credentials, EmailAddress};
 use exdisco::report::{Evidence, Method};
 
@@ -302,10 +302,12 @@ async fn an_activesync_451_to_a_foreign_host_gets_no_password() {
     });
     let pipeline = Pipeline::builder(env.config()).build().unwrap();
     let address = EmailAddress::parse("alice@example.test").unwrap();
-    let mut report = Pipeline::explicit_host(&address, "mail.example.test").unwrap();
-    pipeline
-        .verify(&mut report, &creds("alice@example.test"))
-        .await;
+    let credentials = creds("alice@example.test");
+    let known = KnownHost::explicit("mail.example.test");
+    let report = pipeline
+        .known_host(&address, known, Some(&credentials))
+        .await
+        .unwrap();
     assert!(
         env.fleet
             .seen_by("mail.evil.test")

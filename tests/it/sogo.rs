@@ -1,7 +1,7 @@
 //! Against a real ActiveSync server nobody on the team wrote: SOGo with its ActiveSync module,
 //! started by `.ci/sogo-setup` (ignored by default; `.ci/run` runs it with `--ignored`).
 
-use exdisco::discovery::Pipeline;
+use exdisco::discovery::{KnownHost, Pipeline};
 use exdisco::domain::{Credentials, EmailAddress};
 use exdisco::report::Outcome;
 use url::Url;
@@ -84,9 +84,12 @@ async fn sogo_verify_on_an_explicit_host() {
     let pipeline = sogo.pipeline();
     let address = EmailAddress::parse("alice@example.test").unwrap();
     let good = Credentials::new(sogo.user.clone(), sogo.password.clone());
-    let mut report = Pipeline::explicit_host(&address, "sogo.example.test").unwrap();
-    report.activesync_url = Some(SOGO_URL.to_owned());
-    pipeline.verify(&mut report, &good).await;
+    let mut known = KnownHost::explicit("sogo.example.test");
+    known.activesync_url = Some(SOGO_URL.to_owned());
+    let report = pipeline
+        .known_host(&address, known.clone(), Some(&good))
+        .await
+        .unwrap();
     assert_eq!(
         report.credentials_valid,
         Some(true),
@@ -94,9 +97,10 @@ async fn sogo_verify_on_an_explicit_host() {
         report.verification
     );
     let wrong = Credentials::new(sogo.user.clone(), "still-not-it");
-    let mut report = Pipeline::explicit_host(&address, "sogo.example.test").unwrap();
-    report.activesync_url = Some(SOGO_URL.to_owned());
-    pipeline.verify(&mut report, &wrong).await;
+    let report = pipeline
+        .known_host(&address, known, Some(&wrong))
+        .await
+        .unwrap();
     assert_eq!(report.credentials_valid, Some(false));
 }
 
