@@ -2,16 +2,23 @@
 //! application authorize the account against it.
 //!
 //! # Layout
+//! From the model up; no module names one above it (`.ci/module-cycles` checks that no two
+//! rooms name each other).
 //! - [`domain`]: validated inputs (`EmailAddress`, `Domain`, `Credentials`).
-//! - [`report`]: what a discovery returns: host, URLs, method, confidence and the trail.
-//! - [`discovery`]: the pipeline (`Pipeline`, `Config`, the address-redirect loop).
+//! - [`code`]: the stable codes of failures and conclusions, with what they mean for a retry.
+//! - [`report`]: what a discovery returns: host, URLs, method, confidence, the trail, and what
+//!   an ActiveSync probe found (`Probe`).
+//! - [`settings`]: the configuration error and the checks every module's settings share.
+//! - [`discovery`]: the pipeline (`Pipeline`, `Config`, `Settings` as the file writes them,
+//!   `KnownHost` for a host known without discovery, the address-redirect loop).
 //!   - `candidates`: address to candidates in the protocol's preference order (pure).
 //!   - `race`: runs the candidates at once; the preference order picks the answer.
 //!   - `steps`: what the steps of one candidate share: outcomes, origins, findings, and
 //!     sending and recording one request.
 //!   - `pox`: the request body and the bounded answer parser (pure); `pox/step.rs`, the POX
 //!     POST step (credentials, redirects, the mobilesync fallback).
-//!   - `srv`: RFC 2782 ordering (pure). `redirect`: hop budget and target checks.
+//!   - `srv`: RFC 2782 ordering (pure); `srv/step.rs`, the SRV step. `redirect`: hop budget
+//!     and target checks (pure); `redirect/step.rs`, the plain-HTTP redirect method.
 //!   - `trust`: which hosts may receive credentials. `challenge`: `WWW-Authenticate`.
 //!   - `address_policy`: which IP addresses may be reached. `dns`: the one resolver.
 //!   - `http`: the one client and the bounded fetch. `limits`: per-host and per-account
@@ -23,8 +30,11 @@
 //! - [`api`]: the HTTP API of the daemon (router, serve with its per-source connection cap,
 //!   `body` bounds, `auth` for presented credentials, one file per endpoint, errors, rate
 //!   limits) and `api::hosted`, the hosted sign-in page (OAuth authorization-code flow in the
-//!   browser).
-//! - [`config`]: the daemon's configuration (defaults, TOML, `EXDISCO_*`, flags).
+//!   browser; `hosted::settings` is its configuration).
+//! - [`config`]: the daemon's configuration: the modules' own settings assembled, loaded from
+//!   defaults, TOML and `EXDISCO_*`.
+//! - [`app`]: the daemon assembled once from a `Config` and the key, and run on a listener
+//!   until a shutdown token fires.
 //! - [`store`]: SQLite: migrations, accounts, codes, tokens, the discovery cache, the queue,
 //!   and the sweep that deletes what ended.
 //! - [`secrets`]: random tokens, hashes, the key that seals account secrets.
@@ -33,7 +43,8 @@
 //! - [`metrics`]: Prometheus metrics.
 //! - `fleet` (feature `fleet`, on for the tests): the loopback fleet (DNS, HTTPS, CA) of the
 //!   tests and `exdisco bench`; a release build has none of it.
-//! - `cli`, `daemon` and `telemetry` (binary only): the `exdisco` command line.
+//! - `cli`, `daemon` and `telemetry` (binary only): the `exdisco` command line; `daemon`
+//!   binds and handles signals, and sees no flag.
 //!
 //! # Example
 //! ```no_run

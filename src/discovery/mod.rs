@@ -57,7 +57,7 @@ pub use settings::{Settings, read_certificates};
 
 use self::address_policy::AddressPolicy;
 use self::dns::Dns;
-use self::online::DEFAULT_V2_BASE;
+pub use self::online::DEFAULT_V2_BASE;
 use self::trust::Trust;
 
 use self::activesync::{CredentialUse, Probe, ProbeOutcome};
