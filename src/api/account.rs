@@ -1,4 +1,5 @@
-//! `GET /account` with `Authorization: Bearer TOKEN`: the account the token opens.
+//! `GET /account` with `Authorization: Bearer TOKEN` (or the token as the Basic user name, as
+//! the platform's SDK sends it): the account the token opens.
 
 use std::net::SocketAddr;
 
@@ -9,7 +10,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use serde_json::json;
 
-use super::auth::bearer;
+use super::auth::access_token;
 use super::error::ApiError;
 use super::no_store;
 use super::state::{AppState, SourceLimit};
@@ -28,8 +29,8 @@ async fn account(
         .limiters
         .check_source(SourceLimit::Resource, peer.ip())
         .map_err(ApiError::RateLimited)?;
-    let token = bearer(&headers).ok_or(ApiError::MissingToken)?;
-    let account = state.connect.account(token).await?;
+    let token = access_token(&headers).ok_or(ApiError::MissingToken)?;
+    let account = state.connect.account(&token).await?;
     let split = |text: &str| {
         text.split(',')
             .filter(|s| !s.is_empty())
@@ -38,6 +39,8 @@ async fn account(
     };
     Ok(no_store(json!({
         "id": account.account_id,
+        "object": "account",
+        "account_id": account.account_id,
         "name": account.name,
         "email_address": account.email,
         "provider": account.provider,

@@ -1,10 +1,11 @@
 //! What a request presents to prove who sends it: a client's id and secret in
 //! `Authorization: Basic` (RFC 6749 2.3.1, the form `/v1/discoveries` and `/oauth/revoke`
-//! take), or an access token in `Authorization: Bearer` (RFC 6750 2.1).
+//! take), or an access token in `Authorization: Bearer` (RFC 6750 2.1) or as the Basic user
+//! name (the platform's v2 API).
 
 use axum::http::{HeaderMap, header};
 use base64::Engine;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 /// A client's id and secret from `Authorization: Basic`, form-decoded as RFC 6749 2.3.1 asks.
 pub fn basic_client(headers: &HeaderMap) -> Option<(String, SecretString)> {
@@ -28,6 +29,16 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     authorization(headers, "bearer")
 }
 
+/// An access token as `Authorization: Bearer TOKEN`, or as the user name of `Authorization:
+/// Basic` with an empty password (the platform's API and SDK send it so).
+pub fn access_token(headers: &HeaderMap) -> Option<String> {
+    if let Some(token) = bearer(headers) {
+        return Some(token.to_owned());
+    }
+    let (token, password) = basic_client(headers)?;
+    password.expose_secret().is_empty().then_some(token)
+}
+
 /// The credentials of an `Authorization` header of `scheme` (compared case-insensitively).
 fn authorization<'a>(headers: &'a HeaderMap, scheme: &str) -> Option<&'a str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
@@ -39,7 +50,6 @@ fn authorization<'a>(headers: &'a HeaderMap, scheme: &str) -> Option<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use secrecy::ExposeSecret;
 
     fn headers(value: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();
@@ -57,5 +67,13 @@ mod tests {
         assert_eq!(bearer(&headers("bearer exd_at_1")), Some("exd_at_1"));
         assert_eq!(bearer(&headers("Bearer  ")), None);
         assert_eq!(bearer(&headers("Basic exd_at_1")), None);
+        let as_user = base64::engine::general_purpose::STANDARD.encode("exd_at_1:");
+        let as_user = headers(&format!("Basic {as_user}"));
+        assert_eq!(access_token(&as_user).as_deref(), Some("exd_at_1"));
+        assert_eq!(
+            access_token(&headers(&format!("Basic {encoded}"))),
+            None,
+            "a client"
+        );
     }
 }

@@ -31,10 +31,15 @@ pub fn routes() -> Router<AppState> {
 /// The client the request authenticates as.
 async fn client(state: &AppState, headers: &HeaderMap) -> Result<ClientRecord, ApiError> {
     let (client_id, secret) = basic_client(headers).ok_or(ApiError::MissingClient)?;
-    Ok(state
+    let client = state
         .connect
-        .authenticate_client(&client_id, &secret)
-        .await?)
+        .authenticate_client(&client_id, Some(&secret))
+        .await?;
+    if client.secret_hash.is_empty() {
+        // A public client's id is no secret: the queue is for clients that keep one.
+        return Err(connect::Error::BadClient.into());
+    }
+    Ok(client)
 }
 
 async fn enqueue(

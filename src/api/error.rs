@@ -4,8 +4,6 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::FromRequest;
-use axum::extract::rejection::JsonRejection;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -43,25 +41,6 @@ pub enum ApiError {
 impl From<connect::Error> for ApiError {
     fn from(err: connect::Error) -> Self {
         Self::Connect(err)
-    }
-}
-
-impl From<JsonRejection> for ApiError {
-    fn from(rejection: JsonRejection) -> Self {
-        let status = match &rejection {
-            JsonRejection::MissingJsonContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            JsonRejection::BytesRejection(_)
-                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE =>
-            {
-                StatusCode::PAYLOAD_TOO_LARGE
-            }
-            _ => StatusCode::BAD_REQUEST,
-        };
-        // The rejection names the field and the problem; values are cut out of it.
-        Self::BadJson {
-            status,
-            message: connect::redact_serde_message(&rejection.body_text()),
-        }
     }
 }
 
@@ -178,7 +157,39 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// `Json` whose rejections answer in the API's error shape.
-#[derive(Debug, FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// A JSON body, whatever its `Content-Type`: the platform's SDK sends JSON as
+/// `text/plain;charset=UTF-8`. What is not JSON is a 400 that names the problem, not the value.
+#[derive(Debug)]
 pub struct ApiJson<T>(pub T);
+
+impl<T, S> axum::extract::FromRequest<S> for ApiJson<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = axum::body::Bytes::from_request(request, state)
+            .await
+            .map_err(|_| ApiError::BadJson {
+                status: StatusCode::BAD_REQUEST,
+                message: "the request body could not be read".to_owned(),
+            })?;
+        let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
+        let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
+            let path = err.path().to_string();
+            let inner = connect::redact_serde_message(&err.inner().to_string());
+            let message = if path == "." {
+                format!("the body is not the JSON this endpoint takes: {inner}")
+            } else {
+                format!("the body is not the JSON this endpoint takes: {path}: {inner}")
+            };
+            ApiError::BadJson {
+                status: StatusCode::BAD_REQUEST,
+                message,
+            }
+        })?;
+        Ok(Self(value))
+    }
+}

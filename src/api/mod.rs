@@ -9,7 +9,8 @@
 //! takes one of the `max_in_flight` slots, a request timeout, and rate limits (`state`).
 //! Health and metrics never wait for a slot.
 //!
-//! Endpoints: `authorize`, `token`, `account`, `revoke`, `discoveries`, `health`, `hosted`;
+//! Endpoints: `authorize`, `token`, `account`, `revoke`, `oauth` (`/oauth/token`, metadata),
+//! `discoveries`, `health`, `hosted`;
 //! `auth` reads what a request presents (client credentials, bearer tokens).
 
 mod account;
@@ -20,6 +21,7 @@ mod discoveries;
 mod error;
 mod health;
 pub mod hosted;
+mod oauth;
 mod revoke;
 mod state;
 mod token;
@@ -139,6 +141,7 @@ pub fn router(state: AppState, config: &ApiConfig) -> Router {
         .merge(token::routes())
         .merge(account::routes())
         .merge(revoke::routes())
+        .merge(oauth::routes())
         .merge(discoveries::routes())
         .merge(hosted::routes())
         .layer(GlobalConcurrencyLimitLayer::new(
@@ -294,6 +297,8 @@ async fn count_request(State(state): State<AppState>, request: Request, next: Ne
         Some("/connect/token") => "token",
         Some("/account") => "account",
         Some("/oauth/revoke") => "revoke",
+        Some("/oauth/token") => "oauth_token",
+        Some("/.well-known/oauth-authorization-server") => "oauth_metadata",
         Some("/healthz") => "healthz",
         Some("/readyz") => "readyz",
         Some("/metrics") => "metrics",

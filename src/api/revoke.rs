@@ -21,7 +21,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::auth::{basic_client, bearer};
+use super::auth::{access_token, basic_client};
 use super::error::ApiError;
 use super::no_store;
 use super::state::{AppState, SourceLimit};
@@ -57,23 +57,20 @@ async fn revoke(
     if let Some(token) = &form.token {
         let (client_id, secret) = match (basic_client(&headers), form.client_id, form.client_secret)
         {
-            (Some(presented), _, _) => presented,
-            (None, Some(id), Some(secret)) => (id, secret),
+            (Some((id, secret)), _, _) => (id, Some(secret)),
+            // A public client names itself only (RFC 7009 2.1, RFC 6749 2.3).
+            (None, Some(id), secret) => (id, secret),
             _ => return Err(ApiError::MissingClient),
         };
-        let client = connect.authenticate_client(&client_id, &secret).await?;
+        let client = connect
+            .authenticate_client(&client_id, secret.as_ref())
+            .await?;
         connect
             .revoke(token.expose_secret(), Some(&client.client_id))
             .await?;
         return Ok(no_store(json!({})));
     }
-    let token = match bearer(&headers) {
-        Some(token) => token.to_owned(),
-        None => match basic_client(&headers) {
-            Some((token, password)) if password.expose_secret().is_empty() => token,
-            _ => return Err(ApiError::MissingToken),
-        },
-    };
+    let token = access_token(&headers).ok_or(ApiError::MissingToken)?;
     if !connect.revoke(&token, None).await? {
         return Err(crate::connect::Error::BadToken.into());
     }

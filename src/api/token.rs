@@ -33,7 +33,10 @@ async fn token(
     let grant = state.connect.token(request).await?;
     Ok(no_store(json!({
         "access_token": grant.access_token.expose_secret(),
+        "id": grant.account.account_id,
+        "object": "account",
         "account_id": grant.account.account_id,
+        "name": grant.account.name,
         "email_address": grant.account.email,
         "provider": grant.account.provider,
         "token_type": "bearer",

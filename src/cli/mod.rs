@@ -116,6 +116,10 @@ pub enum ClientCommand {
         /// A redirect URI allowed for the hosted sign-in page (repeatable).
         #[arg(long = "redirect-uri", value_name = "URI")]
         redirect_uris: Vec<String>,
+        /// A public client (an app on a phone or in a browser): no secret; the hosted page
+        /// requires PKCE from it. Needs a redirect URI.
+        #[arg(long, requires = "redirect_uris")]
+        public: bool,
         /// Print JSON.
         #[arg(long)]
         json: bool,

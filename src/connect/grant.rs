@@ -12,7 +12,10 @@ use tracing::warn;
 use super::{Connect, Error};
 use crate::secrets;
 use crate::store::unix_now;
-use crate::store::{Account, ClientRecord, NewAccount, NewCode, NewToken, Reauth, Redemption};
+use crate::store::{
+    Account, ClientRecord, CodeBinding, NewAccount, NewCode, NewToken, Reauth, RedeemChecks,
+    Redemption,
+};
 
 /// What `/connect/token` returns.
 #[derive(Debug)]
@@ -92,9 +95,71 @@ pub fn check_replacement(existing: Option<&Account>, new: &NewAccount) -> Result
     Ok(())
 }
 
+/// A code's redemption, from `/connect/token` or `/oauth/token`.
+#[derive(Debug)]
+pub struct CodeRedemption {
+    /// The client.
+    pub client_id: String,
+    /// Its secret; `None` for a public client (registered without one).
+    pub client_secret: Option<SecretString>,
+    /// The one-time code.
+    pub code: SecretString,
+    /// The redirect URI, presented again (RFC 6749 4.1.3).
+    pub redirect_uri: Option<String>,
+    /// The PKCE verifier (RFC 7636 4.5).
+    pub code_verifier: Option<SecretString>,
+}
+
+/// Whether a redemption presents what its code was issued with. A PKCE challenge needs its
+/// verifier, whatever the endpoint. A redirect URI presented must be the one the code was
+/// sent to; a public client must present it (RFC 6749 4.1.3); a client that proved itself with
+/// its secret may leave it out, as the platform's SDK does.
+fn check_binding(
+    binding: &CodeBinding,
+    redirect_uri: Option<&str>,
+    verifier: Option<&SecretString>,
+    confidential: bool,
+) -> Result<(), &'static str> {
+    if !binding.code_challenge.is_empty() {
+        let verifier = verifier.ok_or("the code needs its PKCE code_verifier")?;
+        if !pkce_matches(verifier.expose_secret(), &binding.code_challenge) {
+            return Err("the code_verifier does not match the code_challenge");
+        }
+    }
+    match redirect_uri {
+        Some(presented)
+            if !binding.redirect_uri.is_empty() && presented != binding.redirect_uri =>
+        {
+            Err("redirect_uri is not the one the code was issued for")
+        }
+        None if !binding.redirect_uri.is_empty() && !confidential => {
+            Err("redirect_uri is required")
+        }
+        _ => Ok(()),
+    }
+}
+
+/// RFC 7636 4.6: BASE64URL(SHA256(verifier)) == challenge, for a verifier of 43 to 128
+/// unreserved characters.
+pub fn pkce_matches(verifier: &str, challenge: &str) -> bool {
+    use base64::Engine;
+    use sha2::{Digest, Sha256};
+    let unreserved = |c: char| c.is_ascii_alphanumeric() || "-._~".contains(c);
+    if !(43..=128).contains(&verifier.len()) || !verifier.chars().all(unreserved) {
+        return false;
+    }
+    let computed = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(Sha256::digest(verifier.as_bytes()));
+    secrets::hashes_match(computed.as_bytes(), challenge.as_bytes())
+}
+
 impl Connect {
-    /// A one-time code that carries `account` until it is redeemed.
-    pub(super) async fn issue_code(&self, account: NewAccount) -> Result<SecretString, Error> {
+    /// A one-time code that carries `account` until it is redeemed, bound to `binding`.
+    pub(super) async fn issue_code(
+        &self,
+        account: NewAccount,
+        binding: CodeBinding,
+    ) -> Result<SecretString, Error> {
         let code = secrets::random_token("exd_code_")?;
         self.store
             .create_code(NewCode {
@@ -102,30 +167,60 @@ impl Connect {
                 client_id: account.client_id.clone(),
                 expires_at: unix_now() + self.config.code_ttl.as_secs() as i64,
                 account,
+                binding,
             })
             .await?;
         Ok(code)
     }
 
-    /// The client, if `secret` is its secret (compared in constant time).
+    /// The client, if `secret` proves it: its secret, compared in constant time; a public
+    /// client (registered without a secret) presents none.
     pub async fn authenticate_client(
         &self,
         client_id: &str,
-        secret: &SecretString,
+        secret: Option<&SecretString>,
     ) -> Result<ClientRecord, Error> {
-        let client = self.store.find_client(client_id.to_owned()).await?;
-        let presented = secrets::hash_token(secret.expose_secret());
-        client
-            .filter(|c| secrets::hashes_match(&c.secret_hash, &presented))
-            .ok_or(Error::BadClient)
+        let client = self
+            .store
+            .find_client(client_id.to_owned())
+            .await?
+            .ok_or(Error::BadClient)?;
+        let secret = secret.filter(|s| !s.expose_secret().is_empty());
+        let proven = match secret {
+            _ if client.secret_hash.is_empty() => secret.is_none(),
+            Some(secret) => {
+                let presented = secrets::hash_token(secret.expose_secret());
+                secrets::hashes_match(&client.secret_hash, &presented)
+            }
+            None => false,
+        };
+        if proven {
+            Ok(client)
+        } else {
+            Err(Error::BadClient)
+        }
     }
 
-    /// Redeems a code for an access token: saves the account the code carries, revokes the
-    /// account's earlier tokens, and issues a token that ends after `token_ttl`.
+    /// `/connect/token`: redeems a code with the client secret.
     pub async fn token(&self, request: super::TokenRequest) -> Result<TokenGrant, Error> {
+        self.redeem(CodeRedemption {
+            client_id: request.client_id,
+            client_secret: Some(request.client_secret),
+            code: request.code,
+            redirect_uri: None,
+            code_verifier: None,
+        })
+        .await
+    }
+
+    /// Redeems a code for an access token: checks what the code was bound to, saves the
+    /// account the code carries, revokes the account's earlier tokens, and issues a token that
+    /// ends after `token_ttl`.
+    pub async fn redeem(&self, request: CodeRedemption) -> Result<TokenGrant, Error> {
         let client = self
-            .authenticate_client(&request.client_id, &request.client_secret)
+            .authenticate_client(&request.client_id, request.client_secret.as_ref())
             .await?;
+        let confidential = !client.secret_hash.is_empty();
         let access_token = secrets::random_token("exd_at_")?;
         let now = unix_now();
         let expires_in = self.config.token_ttl.as_secs();
@@ -133,13 +228,32 @@ impl Connect {
             token_hash: secrets::hash_token(access_token.expose_secret()),
             expires_at: now + expires_in as i64,
         };
+        let CodeRedemption {
+            code,
+            redirect_uri,
+            code_verifier,
+            ..
+        } = request;
+        let checks = RedeemChecks {
+            binding: Box::new(move |binding| {
+                check_binding(
+                    binding,
+                    redirect_uri.as_deref(),
+                    code_verifier.as_ref(),
+                    confidential,
+                )
+            }),
+            may_replace: Box::new(|existing, new| {
+                check_replacement(existing, new).map_err(Refusal::reason)
+            }),
+        };
         let redemption = self
             .store
             .redeem_code(
-                secrets::hash_token(request.code.expose_secret()),
+                secrets::hash_token(code.expose_secret()),
                 client.client_id,
                 token,
-                Box::new(|existing, new| check_replacement(existing, new).map_err(Refusal::reason)),
+                checks,
                 now,
             )
             .await?;
@@ -216,6 +330,37 @@ mod tests {
             now: 0,
             reauth,
         }
+    }
+
+    #[test]
+    fn pkce_s256_and_the_redirect_uri() {
+        // RFC 7636 Appendix B.
+        let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+        let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+        assert!(pkce_matches(verifier, challenge));
+        assert!(!pkce_matches("short", challenge));
+        let bound = CodeBinding {
+            redirect_uri: "https://app.example.test/cb".into(),
+            code_challenge: challenge.into(),
+        };
+        let good = SecretString::from(verifier.to_owned());
+        let uri = Some("https://app.example.test/cb");
+        assert_eq!(check_binding(&bound, uri, Some(&good), false), Ok(()));
+        assert!(
+            check_binding(&bound, uri, None, true).is_err(),
+            "no verifier"
+        );
+        let other = Some("https://evil.example.net/cb");
+        assert!(check_binding(&bound, other, Some(&good), true).is_err());
+        assert!(
+            check_binding(&bound, None, Some(&good), false).is_err(),
+            "public: uri required"
+        );
+        assert_eq!(
+            check_binding(&bound, None, Some(&good), true),
+            Ok(()),
+            "the SDK's shape"
+        );
     }
 
     #[test]

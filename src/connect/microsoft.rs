@@ -56,6 +56,8 @@ pub struct MicrosoftCode {
     pub code_verifier: SecretString,
     /// The redirect URI the code was sent to.
     pub redirect_uri: String,
+    /// What the application's redemption of our code must present again.
+    pub binding: crate::store::CodeBinding,
 }
 
 /// What a Microsoft token answer gives the flow.
@@ -102,6 +104,7 @@ impl Connect {
             reauth_account_id: grant.reauth_account_id.clone(),
             source: None,
             through_browser: true,
+            binding: grant.binding.clone(),
         };
         let prepared = self.prepare(&asked).await?;
         let address = &prepared.address;
@@ -135,7 +138,8 @@ impl Connect {
             &grant.microsoft_client_id,
             &refresh_token,
         )?;
-        self.issue_code(prepared.account(account)?).await
+        self.issue_code(prepared.account(account)?, grant.binding)
+            .await
     }
 
     pub(super) async fn authorize_office365(

@@ -25,7 +25,7 @@ mod grant;
 mod microsoft;
 
 pub use self::error::Error;
-pub use self::grant::{Refusal, TokenGrant, check_replacement};
+pub use self::grant::{CodeRedemption, Refusal, TokenGrant, check_replacement, pkce_matches};
 pub use self::microsoft::{DEFAULT_OFFICE365_TOKEN_URL, MicrosoftCode, OFFICE365_SCOPE};
 
 use std::net::IpAddr;
@@ -44,7 +44,7 @@ use crate::metrics::Metrics;
 use crate::report::{Method, Provider, Report};
 use crate::secrets::{self, MasterKey};
 use crate::store::unix_now;
-use crate::store::{self, Account, CachedDiscovery, NewAccount, Reauth, Store};
+use crate::store::{self, Account, CachedDiscovery, CodeBinding, NewAccount, Reauth, Store};
 
 /// Scopes an account may be granted.
 pub const KNOWN_SCOPES: &[&str] = &[
@@ -133,7 +133,8 @@ pub struct AuthorizeRequest {
     pub provider: String,
     /// Provider-specific settings.
     pub settings: serde_json::Value,
-    /// Comma-separated scopes.
+    /// Scopes: comma-separated, or a list (as the platform's SDK sends them).
+    #[serde(deserialize_with = "scopes_text")]
     pub scopes: String,
     /// The account being authorized again (required to change scopes).
     #[serde(default)]
@@ -146,6 +147,24 @@ pub struct AuthorizeRequest {
     /// `reauth_account_id` may change the scopes, not the server or the username.
     #[serde(skip)]
     pub through_browser: bool,
+    /// What the code's redemption must present again (the hosted page's redirect URI and
+    /// PKCE challenge); empty for `/connect/authorize`.
+    #[serde(skip)]
+    pub binding: CodeBinding,
+}
+
+/// Scopes as text, from a string or a list of strings.
+fn scopes_text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Scopes {
+        Text(String),
+        List(Vec<String>),
+    }
+    Ok(match Scopes::deserialize(deserializer)? {
+        Scopes::Text(text) => text,
+        Scopes::List(list) => list.join(","),
+    })
 }
 
 #[derive(Deserialize)]
@@ -266,7 +285,8 @@ impl Connect {
                 ));
             }
         };
-        self.issue_code(prepared.account(account)?).await
+        let binding = request.binding.clone();
+        self.issue_code(prepared.account(account)?, binding).await
     }
 
     /// What every authorization checks first: the client, the address, the scopes, and
@@ -422,35 +442,63 @@ impl Connect {
     }
 }
 
-/// Registers a client on `store`.
+/// Registers a client on `store`; its secret is returned once and stored hashed.
 pub async fn add_client(
     store: &Store,
     name: &str,
     redirect_uris: Vec<String>,
 ) -> Result<NewClient, Error> {
-    for uri in &redirect_uris {
-        Url::parse(uri)
-            .map_err(|_| Error::invalid("redirect_uri", format!("{uri:?} is not a url")))?;
-    }
-    let client_id = new_id("cli_")?;
     let client_secret = secrets::random_token("exd_cs_")?;
-    let record = store::ClientRecord {
-        client_id: client_id.clone(),
-        name: name.to_owned(),
-        secret_hash: secrets::hash_token(client_secret.expose_secret()),
-        redirect_uris,
-    };
-    store.add_client(record).await?;
+    let secret_hash = secrets::hash_token(client_secret.expose_secret());
+    let client_id = register(store, name, redirect_uris, secret_hash).await?;
     Ok(NewClient {
         client_id,
         client_secret,
     })
 }
 
-/// Validates comma-separated scopes; returns them normalised.
+/// Registers a public client (RFC 6749 2.1: one that cannot keep a secret, an app on a phone
+/// or in a browser): no secret; the hosted page requires PKCE from it.
+pub async fn add_public_client(
+    store: &Store,
+    name: &str,
+    redirect_uris: Vec<String>,
+) -> Result<String, Error> {
+    if redirect_uris.is_empty() {
+        return Err(Error::invalid(
+            "redirect_uri",
+            "a public client needs a redirect uri".into(),
+        ));
+    }
+    register(store, name, redirect_uris, Vec::new()).await
+}
+
+async fn register(
+    store: &Store,
+    name: &str,
+    redirect_uris: Vec<String>,
+    secret_hash: Vec<u8>,
+) -> Result<String, Error> {
+    for uri in &redirect_uris {
+        Url::parse(uri)
+            .map_err(|_| Error::invalid("redirect_uri", "a redirect uri is not a url".into()))?;
+    }
+    let client_id = new_id("cli_")?;
+    let record = store::ClientRecord {
+        client_id: client_id.clone(),
+        name: name.to_owned(),
+        secret_hash,
+        redirect_uris,
+    };
+    store.add_client(record).await?;
+    Ok(client_id)
+}
+
+/// Validates scopes, comma-separated (the platform's `scopes`) or space-delimited (RFC 6749
+/// 3.3 `scope`); returns them normalised, comma-separated.
 pub fn parse_scopes(scopes: &str) -> Result<String, Error> {
     let mut list: Vec<&str> = scopes
-        .split(',')
+        .split(|c: char| c == ',' || c.is_whitespace())
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .collect();
@@ -590,6 +638,11 @@ mod tests {
         assert_eq!(
             parse_scopes("email.read_only, calendar.read_only,email.read_only").unwrap(),
             "calendar.read_only,email.read_only"
+        );
+        assert_eq!(
+            parse_scopes("email.read_only calendar.read_only").unwrap(),
+            "calendar.read_only,email.read_only",
+            "RFC 6749 3.3: space-delimited"
         );
         assert_eq!(parse_scopes("").unwrap_err().code(), "invalid_request");
         assert_eq!(

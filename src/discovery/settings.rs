@@ -43,6 +43,12 @@ pub struct Settings {
     pub per_host_burst: u32,
     /// Requests in flight to one destination host. Default: 8.
     pub per_host_in_flight: usize,
+    /// Password attempts per account (per source, in the daemon) within `account_window`
+    /// (rule 19: Active Directory locks accounts after a few failures). Default: 5.
+    pub credential_attempts_per_account: u32,
+    /// The window of `credential_attempts_per_account`. Default: 15 min.
+    #[serde(with = "humantime_serde")]
+    pub account_window: Duration,
 }
 
 impl Default for Settings {
@@ -61,6 +67,8 @@ impl Default for Settings {
             per_host_per_second: defaults.limits.per_host_per_second,
             per_host_burst: defaults.limits.per_host_burst,
             per_host_in_flight: defaults.limits.per_host_in_flight,
+            credential_attempts_per_account: defaults.limits.credential_attempts_per_account,
+            account_window: defaults.limits.account_window,
         }
     }
 }
@@ -68,7 +76,15 @@ impl Default for Settings {
 impl Settings {
     /// The pipeline configuration these settings describe (reads the CA files).
     pub fn pipeline_config(&self) -> Result<Config, Error> {
-        positive(&[("discovery.timeout", self.timeout)])?;
+        positive(&[
+            ("discovery.timeout", self.timeout),
+            ("discovery.account_window", self.account_window),
+        ])?;
+        if self.credential_attempts_per_account == 0 {
+            return Err(Error::Invalid(
+                "discovery.credential_attempts_per_account must be positive".into(),
+            ));
+        }
         let mut config = Config {
             deadline: self.timeout,
             ..Default::default()
@@ -83,6 +99,8 @@ impl Settings {
         config.limits.per_host_per_second = self.per_host_per_second;
         config.limits.per_host_burst = self.per_host_burst;
         config.limits.per_host_in_flight = self.per_host_in_flight;
+        config.limits.credential_attempts_per_account = self.credential_attempts_per_account;
+        config.limits.account_window = self.account_window;
         for path in &self.ca_files {
             config.http.extra_roots.extend(read_certificates(path)?);
         }

@@ -17,8 +17,8 @@ use serde::Deserialize;
 
 pub use self::jobs::{ClaimedRow, Intake, JobStatus};
 pub use self::sqlite::{
-    Account, CachedDiscovery, ClientInfo, ClientRecord, NewAccount, NewCode, NewToken, Reauth,
-    Redemption, ReplaceCheck, Swept,
+    Account, BindingCheck, CachedDiscovery, ClientInfo, ClientRecord, CodeBinding, NewAccount,
+    NewCode, NewToken, Reauth, RedeemChecks, Redemption, ReplaceCheck, Swept,
 };
 
 /// The store. Cheap to clone.
@@ -110,18 +110,18 @@ impl Store {
         self.with(move |c| sqlite::create_code(c, &code)).await
     }
 
-    /// Redeems a code once, in one transaction: saves its account if `may_replace` allows,
-    /// revokes that account's earlier tokens, and stores `token`. A second redemption revokes
-    /// the token the first one issued.
+    /// Redeems a code once, in one transaction: checks what it was bound to, saves its account
+    /// if `checks.may_replace` allows, revokes that account's earlier tokens, and stores
+    /// `token`. A second redemption revokes the token the first one issued.
     pub async fn redeem_code(
         &self,
         code_hash: Vec<u8>,
         client_id: String,
         token: NewToken,
-        may_replace: ReplaceCheck,
+        checks: RedeemChecks,
         now: i64,
     ) -> Result<Redemption, Error> {
-        self.with(move |c| sqlite::redeem_code(c, &code_hash, &client_id, &token, may_replace, now))
+        self.with(move |c| sqlite::redeem_code(c, &code_hash, &client_id, &token, checks, now))
             .await
     }
 

@@ -9,6 +9,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_jobs.sql"),
     include_str!("migrations/0003_grants.sql"),
+    include_str!("migrations/0004_code_binding.sql"),
 ];
 
 /// How long a statement waits for a lock held elsewhere.
@@ -313,6 +314,17 @@ pub struct NewCode {
     pub expires_at: i64,
     /// The account to create or replace.
     pub account: NewAccount,
+    /// What the redemption must present again: the redirect URI and the PKCE challenge.
+    pub binding: CodeBinding,
+}
+
+/// What a code was issued with, that its redemption must match (RFC 6749 4.1.3, RFC 7636).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CodeBinding {
+    /// The redirect URI of the authorization request (hosted page), or empty.
+    pub redirect_uri: String,
+    /// The PKCE S256 challenge, or empty.
+    pub code_challenge: String,
 }
 
 /// A token to store when a code is redeemed.
@@ -328,19 +340,32 @@ pub struct NewToken {
 pub type ReplaceCheck =
     Box<dyn FnOnce(Option<&Account>, &NewAccount) -> Result<(), &'static str> + Send>;
 
+/// Whether the redemption presents what the code was issued with.
+pub type BindingCheck = Box<dyn FnOnce(&CodeBinding) -> Result<(), &'static str> + Send>;
+
+/// What a redemption checks inside its transaction.
+pub struct RedeemChecks {
+    /// The redirect URI and PKCE verifier presented.
+    pub binding: BindingCheck,
+    /// Whether the code's account may replace the stored one.
+    pub may_replace: ReplaceCheck,
+}
+
 pub fn create_code(c: &mut Connection, code: &NewCode) -> Result<(), Error> {
     let pending = serde_json::to_string(&code.account).map_err(|_| Error::Corrupt("pending"))?;
     c.execute(
         "INSERT INTO codes (code_hash, client_id, account_id, expires_at, pending, pending_secret,
-             created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, unixepoch())",
+             redirect_uri, code_challenge, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, unixepoch())",
         params![
             code.code_hash,
             code.client_id,
             code.account.account_id,
             code.expires_at,
             pending,
-            code.account.sealed_secret
+            code.account.sealed_secret,
+            code.binding.redirect_uri,
+            code.binding.code_challenge
         ],
     )?;
     Ok(())
@@ -351,16 +376,21 @@ pub fn redeem_code(
     code_hash: &[u8],
     client_id: &str,
     token: &NewToken,
-    may_replace: ReplaceCheck,
+    checks: RedeemChecks,
     now: i64,
 ) -> Result<Redemption, Error> {
     let tx = c.transaction()?;
     let code = tx
         .query_row(
-            "SELECT id, client_id, account_id, expires_at, used_at, pending, pending_secret
+            "SELECT id, client_id, account_id, expires_at, used_at, pending, pending_secret,
+                 redirect_uri, code_challenge
              FROM codes WHERE code_hash = ?1",
             params![code_hash],
             |row| {
+                let binding = CodeBinding {
+                    redirect_uri: row.get(7)?,
+                    code_challenge: row.get(8)?,
+                };
                 Ok((
                     row.get::<_, i64>(0)?,
                     row.get::<_, String>(1)?,
@@ -369,11 +399,13 @@ pub fn redeem_code(
                     row.get::<_, i64>(4)?,
                     row.get::<_, String>(5)?,
                     row.get::<_, Vec<u8>>(6)?,
+                    binding,
                 ))
             },
         )
         .optional()?;
-    let Some((code_id, owner, account_id, expires_at, used_at, pending, secret)) = code else {
+    let Some((code_id, owner, account_id, expires_at, used_at, pending, secret, binding)) = code
+    else {
         return Ok(Redemption::Unknown);
     };
     if owner != client_id {
@@ -397,6 +429,11 @@ pub fn redeem_code(
         "UPDATE codes SET used_at = ?2, pending = '', pending_secret = x'' WHERE id = ?1",
         params![code_id, now.max(1)],
     )?;
+    if let Err(reason) = (checks.binding)(&binding) {
+        tx.commit()?;
+        return Ok(Redemption::Refused(reason));
+    }
+    let may_replace = checks.may_replace;
     if !pending.is_empty() {
         let mut account: NewAccount =
             serde_json::from_str(&pending).map_err(|_| Error::Corrupt("pending"))?;
@@ -587,6 +624,7 @@ mod tests {
             client_id: "client_1".into(),
             expires_at,
             account,
+            binding: CodeBinding::default(),
         };
         create_code(c, &code).unwrap();
     }
@@ -598,8 +636,23 @@ mod tests {
         }
     }
 
+    fn checks(may_replace: ReplaceCheck) -> RedeemChecks {
+        RedeemChecks {
+            binding: Box::new(|_| Ok(())),
+            may_replace,
+        }
+    }
+
     fn redeem(c: &mut Connection, hash: &[u8], client: &str, t: &[u8], now: i64) -> Redemption {
-        redeem_code(c, hash, client, &token(t), Box::new(|_, _| Ok(())), now).unwrap()
+        redeem_code(
+            c,
+            hash,
+            client,
+            &token(t),
+            checks(Box::new(|_, _| Ok(()))),
+            now,
+        )
+        .unwrap()
     }
 
     #[test]
@@ -650,7 +703,9 @@ mod tests {
             b"second",
             "client_1",
             &token(b"t2"),
-            Box::new(|existing, _| existing.map_or(Ok(()), |_| Err("exists"))),
+            checks(Box::new(|existing, _| {
+                existing.map_or(Ok(()), |_| Err("exists"))
+            })),
             120,
         )
         .unwrap();

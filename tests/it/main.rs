@@ -11,6 +11,8 @@ mod browser;
 mod cli;
 mod discovery;
 mod hosted;
+mod nylas_sdk;
+mod oauth;
 mod real_servers;
 mod redirects;
 mod redis_queue;

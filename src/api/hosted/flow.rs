@@ -6,6 +6,7 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::connect::{self, Connect};
+use crate::store::CodeBinding;
 
 /// Longest `state` passed through.
 const MAX_STATE: usize = 2048;
@@ -36,6 +37,12 @@ pub struct FlowQuery {
     /// The account being authorized again.
     #[serde(default)]
     pub reauth_account_id: Option<String>,
+    /// The PKCE challenge (RFC 7636 4.3).
+    #[serde(default)]
+    pub code_challenge: Option<String>,
+    /// Its method: only `S256`.
+    #[serde(default)]
+    pub code_challenge_method: Option<String>,
 }
 
 /// What every form of the page posts back besides its own fields: the CSRF token and the OAuth
@@ -55,6 +62,10 @@ pub struct Posted {
     state: Option<String>,
     #[serde(default)]
     reauth_account_id: Option<String>,
+    #[serde(default)]
+    code_challenge: Option<String>,
+    #[serde(default)]
+    code_challenge_method: Option<String>,
 }
 
 impl Posted {
@@ -68,6 +79,8 @@ impl Posted {
             state: self.state.clone(),
             login_hint: None,
             reauth_account_id: self.reauth_account_id.clone(),
+            code_challenge: self.code_challenge.clone(),
+            code_challenge_method: self.code_challenge_method.clone(),
         }
     }
 }
@@ -87,6 +100,8 @@ pub struct Flow {
     pub state: Option<String>,
     /// The account being authorized again.
     pub reauth_account_id: Option<String>,
+    /// The PKCE S256 challenge the code will be bound to.
+    pub code_challenge: Option<String>,
 }
 
 /// Why the parameters were refused.
@@ -141,12 +156,33 @@ impl Flow {
                 .reauth_account_id
                 .clone()
                 .filter(|r| !r.is_empty() && r.len() <= MAX_PARAMETER),
+            code_challenge: None,
         };
         if first && query.response_type.as_deref() != Some("code") {
             return Err(Reject::Redirect(flow.error_redirect(
                 "unsupported_response_type",
                 "response_type must be code",
             )));
+        }
+        // PKCE (RFC 7636): S256 only; a public client (no secret) must use it.
+        let challenge = query.code_challenge.as_deref().filter(|c| !c.is_empty());
+        match (challenge, query.code_challenge_method.as_deref()) {
+            (Some(challenge), Some("S256")) if is_s256_challenge(challenge) => {
+                flow.code_challenge = Some(challenge.to_owned());
+            }
+            (Some(_), _) => {
+                return Err(Reject::Redirect(flow.error_redirect(
+                    "invalid_request",
+                    "code_challenge must be an S256 challenge, with code_challenge_method=S256",
+                )));
+            }
+            (None, _) if client.secret_hash.is_empty() => {
+                return Err(Reject::Redirect(flow.error_redirect(
+                    "invalid_request",
+                    "a public client must send a PKCE code_challenge (S256)",
+                )));
+            }
+            (None, _) => {}
         }
         match connect::parse_scopes(query.scopes.as_deref().unwrap_or_default()) {
             Ok(scopes) => flow.scopes = scopes,
@@ -158,6 +194,14 @@ impl Flow {
             }
         }
         Ok(flow)
+    }
+
+    /// What the code must be redeemed with: this redirect URI and the PKCE challenge.
+    pub fn binding(&self) -> CodeBinding {
+        CodeBinding {
+            redirect_uri: self.redirect_uri.clone(),
+            code_challenge: self.code_challenge.clone().unwrap_or_default(),
+        }
     }
 
     /// The redirect URI with `pairs` and the state added to its query.
@@ -204,9 +248,22 @@ impl Flow {
             if let Some(reauth) = &self.reauth_account_id {
                 query.append_pair("reauth_account_id", reauth);
             }
+            if let Some(challenge) = &self.code_challenge {
+                query
+                    .append_pair("code_challenge", challenge)
+                    .append_pair("code_challenge_method", "S256");
+            }
         }
         format!("{}?{}", url.path(), url.query().unwrap_or_default())
     }
+}
+
+/// Whether `challenge` is a base64url SHA-256 (43 characters, RFC 7636 4.2).
+fn is_s256_challenge(challenge: &str) -> bool {
+    challenge.len() == 43
+        && challenge
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 /// A CSP source expression for `url`'s origin (`https://app.example:8443`), or its scheme when
@@ -247,6 +304,7 @@ mod tests {
             scopes: "email".into(),
             state: Some("a b&c=d/é".into()),
             reauth_account_id: None,
+            code_challenge: None,
         };
         let url = Url::parse(&flow.redirect_with(&[("code", "exd_code_x")])).unwrap();
         let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();

@@ -71,6 +71,8 @@ struct Pending {
     email: String,
     verifier: String,
     binding: String,
+    #[serde(default)]
+    code_challenge: Option<String>,
     expires_at: i64,
 }
 
@@ -84,6 +86,8 @@ impl Pending {
             state: self.state.clone(),
             login_hint: None,
             reauth_account_id: self.reauth_account_id.clone(),
+            code_challenge: self.code_challenge.clone(),
+            code_challenge_method: self.code_challenge.as_ref().map(|_| "S256".to_owned()),
         }
     }
 }
@@ -131,6 +135,7 @@ async fn start(
         email: form.email.trim().to_owned(),
         binding: csrf.binding(key),
         verifier: verifier.clone(),
+        code_challenge: flow.code_challenge.clone(),
         expires_at: unix_now() + PENDING_TTL,
     };
     let sealed = serde_json::to_string(&pending)
@@ -235,6 +240,7 @@ async fn callback(
         code,
         code_verifier: SecretString::from(pending.verifier),
         redirect_uri: state.hosted.microsoft_callback(),
+        binding: flow.binding(),
     };
     let result = state.connect.authorize_microsoft_code(grant).await;
     state.metrics.authorization(match &result {

@@ -180,6 +180,10 @@ fn flow_fields(flow: &Flow, csrf: &str) -> Markup {
         @if let Some(reauth) = &flow.reauth_account_id {
             input type="hidden" name="reauth_account_id" value=(reauth);
         }
+        @if let Some(challenge) = &flow.code_challenge {
+            input type="hidden" name="code_challenge" value=(challenge);
+            input type="hidden" name="code_challenge_method" value="S256";
+        }
     }
 }
 

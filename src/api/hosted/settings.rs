@@ -135,6 +135,15 @@ impl Hosted {
         !self.public_url_set && host.is_some_and(|host| origin == format!("http://{host}"))
     }
 
+    /// Where clients reach the daemon, without a trailing slash: `public_url`, or, when it is
+    /// not set, `http://` + the `Host` the request was sent to.
+    pub fn base_url(&self, host: Option<&str>) -> String {
+        match host.filter(|_| !self.public_url_set) {
+            Some(host) => format!("http://{host}"),
+            None => self.public_url.as_str().trim_end_matches('/').to_owned(),
+        }
+    }
+
     /// The URL Microsoft sends the browser back to.
     pub(super) fn microsoft_callback(&self) -> String {
         let mut url = self.public_url.clone();

@@ -227,6 +227,7 @@ async fn submit(
         reauth_account_id: flow.reauth_account_id.clone(),
         source: Some(peer.ip()),
         through_browser: true,
+        binding: flow.binding(),
     };
     let result = state.connect.authorize(request).await;
     state.metrics.authorization(match &result {

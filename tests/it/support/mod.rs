@@ -327,3 +327,93 @@ pub fn init_tracing() {
         }
     });
 }
+
+/// Signs in through the hosted page as a browser without JavaScript would: opens `page_url`,
+/// posts the form back with its hidden fields and `fields`, and returns where the daemon sends
+/// the browser (the `Location` of its 303), or the status and page when it does not.
+pub async fn sign_in_through_page(
+    page_url: &str,
+    fields: &[(&str, &str)],
+) -> Result<url::Url, (u16, String)> {
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = http.get(page_url).send().await.unwrap();
+    if page.status() != 200 {
+        let status = page.status().as_u16();
+        let location = page
+            .headers()
+            .get("location")
+            .map(|l| l.to_str().unwrap().to_owned());
+        return match location {
+            Some(location) => Ok(url::Url::parse(&location).unwrap()),
+            None => Err((status, page.text().await.unwrap())),
+        };
+    }
+    let cookie = page.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let html = page.text().await.unwrap();
+    let mut form: Vec<(String, String)> = hidden_inputs(&html);
+    // What the user fills in replaces what the page had (the step, for one).
+    form.retain(|(name, _)| !fields.iter().any(|(field, _)| field == name));
+    form.extend(
+        fields
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    let action = url::Url::parse(page_url)
+        .unwrap()
+        .join("/oauth/authorize")
+        .unwrap();
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(&form)
+        .finish();
+    let answer = http
+        .post(action)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("cookie", cookie)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    match answer.headers().get("location") {
+        Some(location) if answer.status() == 303 => {
+            Ok(url::Url::parse(location.to_str().unwrap()).unwrap())
+        }
+        _ => Err((answer.status().as_u16(), answer.text().await.unwrap())),
+    }
+}
+
+/// The `name` and `value` of every `<input type="hidden">` of a page.
+fn hidden_inputs(html: &str) -> Vec<(String, String)> {
+    let attribute = |tag: &str, name: &str| {
+        tag.split(&format!("{name}=\""))
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .map(|v| {
+                v.replace("&amp;", "&")
+                    .replace("&quot;", "\"")
+                    .replace("&lt;", "<")
+            })
+    };
+    html.split("<input")
+        .skip(1)
+        .filter_map(|tag| tag.split('>').next())
+        .filter(|tag| tag.contains("type=\"hidden\""))
+        .filter_map(|tag| Some((attribute(tag, "name")?, attribute(tag, "value")?)))
+        .collect()
+}
+
+/// A query parameter of `url`.
+pub fn query_param(url: &url::Url, name: &str) -> Option<String> {
+    url.query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
