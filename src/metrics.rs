@@ -18,6 +18,7 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     discoveries: Family<DiscoveryLabels, Counter>,
     authorizations: Family<OutcomeLabels, Counter>,
+    consents: Family<OutcomeLabels, Counter>,
     probe_seconds: Histogram,
     jobs: Family<OutcomeLabels, Counter>,
     queue_depth: Family<StateLabels, prometheus_client::metrics::gauge::Gauge>,
@@ -58,6 +59,12 @@ impl Metrics {
         let requests = Family::<RequestLabels, Counter>::default();
         let discoveries = Family::<DiscoveryLabels, Counter>::default();
         let authorizations = Family::<OutcomeLabels, Counter>::default();
+        let consents = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "consents",
+            "Consents to a host outside the mailbox's domain: asked, given, refused",
+            consents.clone(),
+        );
         let buckets = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
         let probe_seconds = Histogram::new(buckets);
         registry.register("http_requests", "HTTP API requests", requests.clone());
@@ -94,6 +101,7 @@ impl Metrics {
             requests,
             discoveries,
             authorizations,
+            consents,
             probe_seconds,
             jobs,
             queue_depth,
@@ -104,6 +112,13 @@ impl Metrics {
     pub fn request(&self, route: &'static str, status: u16) {
         self.requests
             .get_or_create(&RequestLabels { route, status })
+            .inc();
+    }
+
+    /// Counts a consent `asked`, `given` or `refused`.
+    pub fn consent(&self, outcome: &'static str) {
+        self.consents
+            .get_or_create(&OutcomeLabels { outcome })
             .inc();
     }
 

@@ -101,6 +101,9 @@ impl IntoResponse for ApiError {
                 E::ScopeChange | E::SettingsChange | E::MicrosoftAccountMismatch { .. } => {
                     (StatusCode::CONFLICT, "conflict_error", err.to_string())
                 }
+                E::ConsentRequired { .. } => {
+                    (StatusCode::CONFLICT, "consent_required", err.to_string())
+                }
                 E::ExchangeOnline
                 | E::DiscoveryFailed(_)
                 | E::Unconfirmed
@@ -125,8 +128,12 @@ impl IntoResponse for ApiError {
                 }
             },
         };
-        let mut response =
-            (status, Json(json!({ "message": message, "type": kind }))).into_response();
+        let mut body = json!({ "message": message, "type": kind });
+        if let Self::Connect(connect::Error::ConsentRequired { host, reason, from }) = &self {
+            // What the application shows its user, and sends back once they allow it.
+            body["consent"] = json!({ "host": host, "reason": reason, "from": from });
+        }
+        let mut response = (status, Json(body)).into_response();
         let retry_after = match &self {
             Self::RateLimited(wait) => Some(wait.as_secs().max(1)),
             Self::Connect(connect::Error::TooManyAttempts) => Some(60),

@@ -38,6 +38,20 @@ pub enum Error {
         "the Exchange server found is in another domain and needs confirmation; pass it as settings.exchange_server_host"
     )]
     Unconfirmed,
+    /// Discovery was sent to a host outside the mailbox's domain: the user must allow it
+    /// first (rule 4), then the application authorizes again with
+    /// `settings.consented_autodiscover_host`.
+    #[error(
+        "the Exchange server is named by {host}, outside the mailbox's domain; ask the user, then authorize again with settings.consented_autodiscover_host"
+    )]
+    ConsentRequired {
+        /// The host that needs consent.
+        host: String,
+        /// Why (`http_redirect_outside_domain`, `redirect_outside_domain`, ...).
+        reason: &'static str,
+        /// Where the host came from.
+        from: String,
+    },
     /// The host does not answer as ActiveSync.
     #[error("the server does not answer as Exchange ActiveSync ({0})")]
     NotActiveSync(crate::code::Code),
@@ -99,6 +113,7 @@ impl Error {
             Self::ExchangeOnline => "exchange_online",
             Self::DiscoveryFailed(_) => "discovery_failed",
             Self::Unconfirmed => "host_unconfirmed",
+            Self::ConsentRequired { .. } => "consent_required",
             Self::NotActiveSync(_) => "not_activesync",
             Self::Upstream(_) => "upstream_unreachable",
             Self::TooManyAttempts => "too_many_attempts",

@@ -176,6 +176,10 @@ struct ExchangeSettings {
     exchange_server_host: Option<String>,
     #[serde(default)]
     eas_server_host: Option<String>,
+    /// A host outside the domain that the user allowed to receive the password in this
+    /// authorization (the answer to a `consent_required` error).
+    #[serde(default)]
+    consented_autodiscover_host: Option<String>,
 }
 
 /// `POST /connect/token`.
@@ -346,16 +350,32 @@ impl Connect {
             .exchange_server_host
             .or(settings.eas_server_host)
             .filter(|h| !h.trim().is_empty());
+        let consent_given = settings.consented_autodiscover_host.is_some();
         let report = match explicit {
             Some(host) => self
                 .pipeline
                 .known_host(address, KnownHost::explicit(&host), Some(&credentials))
                 .await
                 .map_err(|e| Error::invalid("settings.exchange_server_host", e.to_string()))?,
-            None => self.discover_and_verify(address, &credentials).await?,
+            None => {
+                let consented: Vec<String> = settings
+                    .consented_autodiscover_host
+                    .iter()
+                    .map(|h| h.trim().trim_end_matches('.').to_ascii_lowercase())
+                    .filter(|h| !h.is_empty())
+                    .collect();
+                self.discover_and_verify(address, &credentials, &consented)
+                    .await?
+            }
         };
         self.metrics.discovery(&report);
-        check_verification(&report)?;
+        let checked = check_verification(&report);
+        if let Err(Error::ConsentRequired { .. }) = &checked {
+            self.metrics.consent("asked");
+        } else if checked.is_ok() && consent_given {
+            self.metrics.consent("given");
+        }
+        checked?;
         let host = report.exchange_server_host.clone().unwrap_or_default();
         let versions = report
             .verification
@@ -385,12 +405,20 @@ impl Connect {
     }
 
     /// Cached host first; discovery when there is none or it stopped working.
+    /// A consented discovery is never cached: the consent was one user's, for one sign-in.
     async fn discover_and_verify(
         &self,
         address: &EmailAddress,
         credentials: &Credentials,
+        consented: &[String],
     ) -> Result<Report, Error> {
         let domain = address.domain().as_str().to_owned();
+        if !consented.is_empty() {
+            return Ok(self
+                .pipeline
+                .discover_and_verify_with_consent(address, credentials, consented)
+                .await);
+        }
         if let Some(cached) = self
             .store
             .cached_discovery(domain.clone(), unix_now())
@@ -548,6 +576,15 @@ async fn check_reauth(
 
 /// Maps the verification of a report to the flow's answer.
 fn check_verification(report: &Report) -> Result<(), Error> {
+    if let Some(consent) = &report.needs_consent
+        && !(report.is_found() && report.confirmed)
+    {
+        return Err(Error::ConsentRequired {
+            host: consent.host.clone(),
+            reason: consent.reason,
+            from: consent.from.clone(),
+        });
+    }
     if !report.is_found() {
         let code = report
             .error
@@ -557,6 +594,9 @@ fn check_verification(report: &Report) -> Result<(), Error> {
         if code == Code::AuthFailed {
             // The domain's own Autodiscover refused the password: it is the password.
             return Err(Error::CredentialsRefused);
+        }
+        if code == Code::CredentialBudget {
+            return Err(Error::TooManyAttempts);
         }
         return Err(Error::DiscoveryFailed(code));
     }

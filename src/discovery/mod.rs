@@ -250,9 +250,21 @@ impl Pipeline {
         address: &EmailAddress,
         credentials: &Credentials,
     ) -> Report {
+        self.discover_and_verify_with_consent(address, credentials, &[])
+            .await
+    }
+
+    /// [`Pipeline::discover_and_verify`] with the caller's consent for the hosts in
+    /// `consented` (see [`Pipeline::discover_with_consent`]).
+    pub async fn discover_and_verify_with_consent(
+        &self,
+        address: &EmailAddress,
+        credentials: &Credentials,
+        consented: &[String],
+    ) -> Report {
         let span = tracing::info_span!("discover", domain = %address.domain());
         let mut report = self
-            .discover_inner(address, Some(credentials), &[], false)
+            .discover_inner(address, Some(credentials), consented, false)
             .instrument(span)
             .await;
         self.verify(&mut report, credentials).await;

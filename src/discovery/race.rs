@@ -294,6 +294,14 @@ fn decide(slots: &[Option<CandidateOutcome>]) -> Decision {
 
 /// The failure of a discovery from the last code of each candidate.
 pub(super) fn summarise_failure(codes: &[Code]) -> Failure {
+    // A spent password budget is not a wrong password: nothing was tried (rule 19).
+    if codes.contains(&Code::CredentialBudget) && !codes.contains(&Code::AuthRejected) {
+        return Failure {
+            code: Code::CredentialBudget,
+            message: "the password attempts of this account are spent for now; try again later"
+                .into(),
+        };
+    }
     let refused = |c: &Code| matches!(c, Code::AuthRejected | Code::CredentialBudget);
     if codes.iter().any(refused) {
         if codes.iter().all(|c| refused(c) || c.is_absent()) {
@@ -393,6 +401,11 @@ mod tests {
         assert_eq!(
             summarise_failure(&[Code::AuthRejected, Code::DnsNxDomain, Code::NoRedirect]).code,
             "auth_failed"
+        );
+        assert_eq!(
+            summarise_failure(&[Code::CredentialBudget, Code::DnsNxDomain]).code,
+            Code::CredentialBudget,
+            "a spent budget is not a wrong password"
         );
         assert_eq!(
             summarise_failure(&[Code::AuthRejected, Code::Timeout]).code,

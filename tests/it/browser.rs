@@ -158,6 +158,47 @@ async fn discovery_fails_the_server_form_appears_then_succeeds() {
 }
 
 #[tokio::test]
+async fn a_foreign_autodiscover_server_is_asked_about_then_allowed() {
+    let Some(browser) = Browser::start(Scripts::On).await else {
+        return;
+    };
+    let (env, app, site) = world(String::new()).await;
+    hosted_exchange(&env, "dave@redir.test", PASSWORD);
+    browser
+        .goto(&authorize_url(&app, &site.callback(), ""))
+        .await;
+    browser.fill("#email", "dave@redir.test").await;
+    browser.fill("#password", PASSWORD).await;
+    browser.click("button[type=submit]").await;
+    browser.wait_for("#allow").await;
+    assert_eq!(
+        browser.text("#consent-host").await,
+        "autodiscover.hoster.test"
+    );
+    let hoster_got_a_password = || {
+        env.fleet
+            .seen_by("autodiscover.hoster.test")
+            .iter()
+            .any(|s| s.authorization.is_some())
+    };
+    assert!(
+        !hoster_got_a_password(),
+        "nothing before the user allows it"
+    );
+    browser.screenshot("08-consent").await;
+    browser.fill("#password", PASSWORD).await;
+    browser.click("#allow").await;
+    browser
+        .wait_for_url("the redirect uri", |u| u.starts_with(&site.callback()))
+        .await;
+    let token = redeem(&app, &site).await;
+    let (_, account) = app.account(token["access_token"].as_str().unwrap()).await;
+    assert_eq!(account["exchange_server_host"], "mbx.hoster.test");
+    assert!(hoster_got_a_password());
+    browser.close().await;
+}
+
+#[tokio::test]
 async fn a_wrong_password_is_said_and_another_try_works() {
     let Some(browser) = Browser::start(Scripts::On).await else {
         return;

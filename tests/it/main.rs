@@ -9,6 +9,7 @@ mod api_flow;
 mod batch;
 mod browser;
 mod cli;
+mod consent;
 mod discovery;
 mod hosted;
 mod nylas_sdk;

@@ -76,6 +76,20 @@ impl Csrf {
     }
 
     /// The `Set-Cookie` value.
+    /// The token of the user's consent to `host`, bound to this browser's cookie: a consent
+    /// posted from another browser, or for another host, does nothing.
+    pub fn consent_token(&self, key: &MasterKey, host: &str) -> String {
+        let bound = format!("{}\n{}", self.nonce, host.to_ascii_lowercase());
+        URL_SAFE_NO_PAD.encode(key.mac("consent", bound.as_bytes()))
+    }
+
+    /// Whether `presented` is this browser's consent to `host`.
+    pub fn verify_consent(&self, key: &MasterKey, host: &str, presented: &str) -> bool {
+        let expected = self.consent_token(key, host);
+        expected.len() == presented.len()
+            && bool::from(expected.as_bytes().ct_eq(presented.as_bytes()))
+    }
+
     pub fn cookie(&self, secure: bool) -> HeaderValue {
         let secure = if secure { "; Secure" } else { "" };
         let text = format!(
@@ -99,6 +113,20 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(header::COOKIE, HeaderValue::from_str(cookie).unwrap());
         headers
+    }
+
+    #[test]
+    fn consents_are_bound_to_the_browser_and_the_host() {
+        let csrf = Csrf::new().unwrap();
+        let token = csrf.consent_token(&key(1), "autodiscover.hoster.test");
+        assert!(csrf.verify_consent(&key(1), "autodiscover.hoster.test", &token));
+        assert!(!csrf.verify_consent(&key(1), "autodiscover.evil.test", &token));
+        assert!(
+            !Csrf::new()
+                .unwrap()
+                .verify_consent(&key(1), "autodiscover.hoster.test", &token)
+        );
+        assert!(!csrf.verify_consent(&key(1), "autodiscover.hoster.test", ""));
     }
 
     #[test]

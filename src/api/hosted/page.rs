@@ -297,6 +297,60 @@ pub fn sign_in(hosted: &Hosted, view: &SignIn<'_>) -> Markup {
     layout(hosted, title, body)
 }
 
+/// A host outside the mailbox's domain that discovery was sent to.
+pub struct Consent<'a> {
+    /// The checked OAuth parameters.
+    pub flow: &'a Flow,
+    /// The CSRF token.
+    pub csrf: &'a str,
+    /// The form's values so far.
+    pub fields: Fields<'a>,
+    /// The host that asks for the password.
+    pub host: &'a str,
+    /// Where the redirect came from.
+    pub from: &'a str,
+    /// The consent token, bound to this browser and host.
+    pub token: &'a str,
+}
+
+/// Asks the user, as Outlook does, whether a server outside their domain may have the
+/// password for this sign-in; or to enter their server instead.
+pub fn consent(hosted: &Hosted, view: &Consent<'_>) -> Markup {
+    let flow = view.flow;
+    let domain = view.fields.email.rsplit('@').next().unwrap_or_default();
+    let from_host = url::Url::parse(view.from)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_else(|| view.from.to_owned());
+    let title = "Allow this server to set up your mailbox?";
+    let body = html! {
+        h1 { (title) }
+        div.notice.info role="status" {
+            p {
+                (from_host) " sent us to " strong #consent-host { (view.host) } ", which is not part of "
+                (domain) ". If you allow it, your password goes to " (view.host)
+                ", for this sign-in only, so that it can tell us where your mailbox is."
+            }
+            p { "Allow it only if your email is hosted there, by your email provider. Otherwise, enter your server instead." }
+        }
+        form method="post" action="/oauth/authorize" {
+            (flow_fields(flow, view.csrf))
+            input type="hidden" name="consent_host" value=(view.host);
+            input type="hidden" name="consent_token" value=(view.token);
+            input type="hidden" name="name" value=(view.fields.name);
+            input type="hidden" name="email" value=(view.fields.email);
+            input type="hidden" name="username" value=(view.fields.username);
+            label for="password" { "Password" span.hint { "Enter it again: it was not kept." } }
+            input #password type="password" name="password" autocomplete="current-password"
+                required maxlength="1024" autofocus;
+            button #allow type="submit" name="step" value="consent" { "Allow " (view.host) }
+            button #refuse type="submit" name="step" value="refuse_consent" formnovalidate
+                class="secondary" { "Enter my server instead" }
+        }
+    };
+    layout(hosted, title, body)
+}
+
 /// The mailbox is on Exchange Online: password sign-in is off there.
 pub fn exchange_online(
     hosted: &Hosted,

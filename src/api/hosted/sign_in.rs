@@ -44,6 +44,11 @@ pub struct SignInForm {
     username: String,
     #[serde(default)]
     exchange_server_host: String,
+    /// The host the user allows (step `consent`), with its token.
+    #[serde(default)]
+    consent_host: String,
+    #[serde(default)]
+    consent_token: String,
 }
 
 /// A form of the page, with the fields every form posts.
@@ -154,15 +159,32 @@ async fn submit(
     };
     let key = state.connect.key();
     let token = csrf.token(key);
-    let step = if form.step == Step::Server.as_str() {
+    let step = if form.step == Step::Server.as_str() || form.step == "refuse_consent" {
         Step::Server
     } else {
         Step::Account
+    };
+    // A consent counts only for this browser and this host (its token); one that does not
+    // verify does nothing.
+    let consented = match form.step.as_str() {
+        "consent" if csrf.verify_consent(key, &form.consent_host, &form.consent_token) => {
+            Some(form.consent_host.clone())
+        }
+        "consent" => {
+            info!("form refused: a consent that is not this browser's");
+            return stop(
+                &state,
+                StatusCode::FORBIDDEN,
+                "This form has expired or was not sent from this page. Go back to the application and start again.",
+            );
+        }
+        _ => None,
     };
     let host = form.exchange_server_host.trim();
     let email = form.email.trim();
     let reply = Reply {
         state: &state,
+        headers: &headers,
         flow: &flow,
         csrf: &token,
         fields: Fields {
@@ -172,6 +194,10 @@ async fn submit(
             host,
         },
     };
+    if form.step == "refuse_consent" {
+        state.metrics.consent("refused");
+        return reply.form(StatusCode::OK, Step::Server, FieldErrors::default(), None);
+    }
     let password = form.password.filter(|p| !p.expose_secret().is_empty());
     let mut missing = FieldErrors::default();
     if email.is_empty() {
@@ -217,6 +243,9 @@ async fn submit(
     if step == Step::Server {
         settings["exchange_server_host"] = json!(host);
     }
+    if let Some(host) = &consented {
+        settings["consented_autodiscover_host"] = json!(host);
+    }
     let request = AuthorizeRequest {
         client_id: flow.client_id.clone(),
         name: form.name.trim().to_owned(),
@@ -243,6 +272,7 @@ async fn submit(
 /// Answers to one submission.
 struct Reply<'a> {
     state: &'a AppState,
+    headers: &'a HeaderMap,
     flow: &'a Flow,
     csrf: &'a str,
     fields: Fields<'a>,
@@ -297,6 +327,26 @@ impl Reply<'_> {
             text,
         };
         match err {
+            FlowError::ConsentRequired { host, from, .. } => {
+                let csrf = Csrf::from_headers(self.headers);
+                let Some(csrf) = csrf else {
+                    return internal(self.state);
+                };
+                let view = page::Consent {
+                    flow: self.flow,
+                    csrf: self.csrf,
+                    fields: self.fields,
+                    host: &host,
+                    from: &from,
+                    token: &csrf.consent_token(self.state.connect.key(), &host),
+                };
+                page::respond(
+                    StatusCode::OK,
+                    page::consent(&self.state.hosted, &view),
+                    Some(page::csp(&[self.flow.redirect_source()])),
+                    None,
+                )
+            }
             FlowError::CredentialsRefused => self.form(
                 StatusCode::UNAUTHORIZED,
                 step,

@@ -392,7 +392,7 @@ pub async fn sign_in_through_page(
 }
 
 /// The `name` and `value` of every `<input type="hidden">` of a page.
-fn hidden_inputs(html: &str) -> Vec<(String, String)> {
+pub fn hidden_inputs(html: &str) -> Vec<(String, String)> {
     let attribute = |tag: &str, name: &str| {
         tag.split(&format!("{name}=\""))
             .nth(1)
@@ -416,4 +416,29 @@ pub fn query_param(url: &url::Url, name: &str) -> Option<String> {
     url.query_pairs()
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.into_owned())
+}
+
+/// Hosted Exchange, as the lab's `http-redirect-only` scenario: `autodiscover.redir.test`
+/// answers only the plain-HTTP method, with a 302 to the hoster's Autodiscover, which names
+/// `mbx.hoster.test` to the right password only; that server is ActiveSync.
+pub fn hosted_exchange(env: &TestEnv, email: &str, password: &str) {
+    env.refused("redir.test");
+    env.host(
+        "autodiscover.redir.test",
+        plain_http_redirect("https://autodiscover.hoster.test/autodiscover/autodiscover.xml"),
+    );
+    let expected = basic(email, password);
+    let autodiscover = expected.clone();
+    env.host("autodiscover.hoster.test", move |s| {
+        match &s.authorization {
+            Some(auth) if s.is_autodiscover() && *auth == autodiscover => {
+                Reply::xml(settings_answer("mbx.hoster.test"))
+            }
+            _ if s.is_autodiscover() => {
+                Reply::status(401).header("WWW-Authenticate", "Basic realm=\"hoster\"")
+            }
+            _ => Reply::status(404),
+        }
+    });
+    env.host("mbx.hoster.test", exchange(expected));
 }
