@@ -57,6 +57,8 @@ pub struct Report {
     pub seconds: f64,
     /// Why nothing was found; `None` on success.
     pub error: Option<Failure>,
+    /// What the domain's administrator or the user can do, when the discovery failed.
+    pub remedy: Option<String>,
 }
 
 impl Report {
@@ -81,6 +83,7 @@ impl Report {
             trail: Vec::new(),
             seconds: 0.0,
             error: None,
+            remedy: None,
         }
     }
 
@@ -202,6 +205,9 @@ pub struct Attempt {
     pub authenticated: bool,
     /// Milliseconds the attempt took.
     pub ms: u64,
+    /// Milliseconds from the start of the discovery to the start of this attempt (the
+    /// timeline of `discover --report`).
+    pub start_ms: u64,
 }
 
 /// The kind of an attempt.

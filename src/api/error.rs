@@ -105,7 +105,7 @@ impl IntoResponse for ApiError {
                     (StatusCode::CONFLICT, "consent_required", err.to_string())
                 }
                 E::ExchangeOnline
-                | E::DiscoveryFailed(_)
+                | E::DiscoveryFailed { .. }
                 | E::Unconfirmed
                 | E::NotActiveSync(_) => (
                     StatusCode::UNPROCESSABLE_ENTITY,
@@ -132,6 +132,15 @@ impl IntoResponse for ApiError {
         if let Self::Connect(connect::Error::ConsentRequired { host, reason, from }) = &self {
             // What the application shows its user, and sends back once they allow it.
             body["consent"] = json!({ "host": host, "reason": reason, "from": from });
+        }
+        if let Self::Connect(connect::Error::DiscoveryFailed {
+            code,
+            remedy: Some(remedy),
+        }) = &self
+        {
+            // What the domain's administrator can do: worth passing on to the user.
+            body["code"] = json!(code.as_str());
+            body["remedy"] = json!(remedy);
         }
         let mut response = (status, Json(body)).into_response();
         let retry_after = match &self {

@@ -6,6 +6,7 @@ mod batch;
 mod bench;
 mod output;
 mod queue;
+mod report_page;
 
 use self::output::{write_human, write_probe, write_trail};
 
@@ -145,6 +146,10 @@ struct ProbeArgs {
     /// Print one JSON object on the last line of standard output.
     #[arg(long)]
     json: bool,
+    /// Also write a self-contained HTML page: the headline, the remedy, a picture of the race
+    /// and the trail.
+    #[arg(long, value_name = "FILE.html")]
+    report: Option<PathBuf>,
     #[command(flatten)]
     network: NetworkArgs,
 }
@@ -176,6 +181,10 @@ struct DiscoverArgs {
     /// Print one JSON object on the last line of standard output.
     #[arg(long)]
     json: bool,
+    /// Also write a self-contained HTML page: the headline, the remedy, a picture of the race
+    /// and the trail.
+    #[arg(long, value_name = "FILE.html")]
+    report: Option<PathBuf>,
     #[command(flatten)]
     network: NetworkArgs,
 }
@@ -315,6 +324,10 @@ async fn run_discover(args: DiscoverArgs) -> anyhow::Result<ExitCode> {
             _ => pipeline.discover(&address, credentials.as_ref()).await,
         },
     };
+    if let Some(path) = &args.report {
+        std::fs::write(path, report_page::render(&report))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
     let mut out = std::io::stdout().lock();
     if args.json {
         writeln!(out, "{}", serde_json::to_string(&report)?)?;

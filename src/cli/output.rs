@@ -41,7 +41,10 @@ pub fn write_human(out: &mut impl Write, report: &Report) -> std::io::Result<()>
             }
         }
         (None, Some(failure)) => {
-            writeln!(out, "not found: {} ({})", failure.message, failure.code)?
+            writeln!(out, "not found: {} ({})", failure.message, failure.code)?;
+            if let Some(remedy) = &report.remedy {
+                writeln!(out, "  remedy  {remedy}")?;
+            }
         }
         (None, None) => writeln!(out, "not found")?,
     }

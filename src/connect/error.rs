@@ -30,9 +30,14 @@ pub enum Error {
     ExchangeOnline,
     /// Discovery found no host.
     #[error(
-        "the Exchange server could not be discovered ({0}); pass settings.exchange_server_host"
+        "the Exchange server could not be discovered ({code}); pass settings.exchange_server_host"
     )]
-    DiscoveryFailed(crate::code::Code),
+    DiscoveryFailed {
+        /// The headline code.
+        code: crate::code::Code,
+        /// What the domain's administrator or the user can do.
+        remedy: Option<String>,
+    },
     /// The host found needs confirmation (a foreign domain).
     #[error(
         "the Exchange server found is in another domain and needs confirmation; pass it as settings.exchange_server_host"
@@ -111,7 +116,7 @@ impl Error {
             Self::BadClient => "invalid_client",
             Self::CredentialsRefused => "credentials_refused",
             Self::ExchangeOnline => "exchange_online",
-            Self::DiscoveryFailed(_) => "discovery_failed",
+            Self::DiscoveryFailed { .. } => "discovery_failed",
             Self::Unconfirmed => "host_unconfirmed",
             Self::ConsentRequired { .. } => "consent_required",
             Self::NotActiveSync(_) => "not_activesync",

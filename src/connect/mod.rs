@@ -598,7 +598,10 @@ fn check_verification(report: &Report) -> Result<(), Error> {
         if code == Code::CredentialBudget {
             return Err(Error::TooManyAttempts);
         }
-        return Err(Error::DiscoveryFailed(code));
+        return Err(Error::DiscoveryFailed {
+            code,
+            remedy: report.remedy.clone(),
+        });
     }
     if report.provider == Some(Provider::Office365) {
         return Err(Error::ExchangeOnline);

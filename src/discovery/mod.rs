@@ -24,6 +24,7 @@ pub mod activesync;
 mod address_policy;
 mod candidates;
 mod challenge;
+mod diagnosis;
 mod dns;
 mod error;
 mod http;
@@ -476,6 +477,7 @@ impl Pipeline {
         }
         report.trail = context.take_trail();
         report.seconds = started.elapsed().as_secs_f64();
+        diagnosis::diagnose(&mut report, current.domain());
         report
     }
 
@@ -518,6 +520,7 @@ impl Pipeline {
             credential_gate: context.credential_gate.clone(),
             mx: OnceCell::new(),
             findings: context.findings.clone(),
+            started: context.started,
         });
         Steps {
             shared: self.shared.clone(),
@@ -577,11 +580,13 @@ struct RunContext {
     credential_gate: Arc<Semaphore>,
     consented: Vec<String>,
     findings: Arc<Mutex<Findings>>,
+    started: Instant,
 }
 
 impl RunContext {
     fn new(config: &Config, consented: &[String]) -> Self {
         Self {
+            started: Instant::now(),
             hops: Arc::new(Mutex::new(Hops::new(config.max_redirects))),
             trail: Arc::new(Mutex::new(Vec::new())),
             credential_attempts: Arc::new(AtomicU32::new(0)),

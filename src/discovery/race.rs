@@ -214,6 +214,7 @@ impl Pipeline {
         started: Instant,
     ) {
         let pending_ms = started.elapsed().as_millis() as u64;
+        let race_start_ms = (run.started.elapsed().as_millis() as u64).saturating_sub(pending_ms);
         let mut trail = run.trail.lock().unwrap_or_else(|e| e.into_inner());
         for (candidate, slot) in candidates.iter().zip(slots) {
             let superseded = matches!(
@@ -244,6 +245,7 @@ impl Pipeline {
                 detail: Some("a preferred answer was chosen".to_owned()),
                 authenticated: false,
                 ms: pending_ms,
+                start_ms: race_start_ms,
             });
         }
     }

@@ -156,10 +156,14 @@ pub struct RunState {
     pub mx: OnceCell<Result<Vec<String>, Code>>,
     /// What the discovery learned besides its answer, shared across address redirects.
     pub findings: Arc<Mutex<Findings>>,
+    /// When the discovery started: attempts are placed on its timeline.
+    pub started: Instant,
 }
 
 impl RunState {
-    pub(super) fn record(&self, attempt: Attempt) {
+    pub(super) fn record(&self, mut attempt: Attempt) {
+        let now = self.started.elapsed().as_millis() as u64;
+        attempt.start_ms = now.saturating_sub(attempt.ms);
         debug!(
             step = ?attempt.step,
             target = %attempt.target,
@@ -393,6 +397,7 @@ impl Steps {
             detail: err.map(ToString::to_string).or(detail),
             authenticated,
             ms: started.elapsed().as_millis() as u64,
+            start_ms: 0,
         });
     }
 

@@ -325,6 +325,7 @@ mod tests {
                 detail: None,
                 authenticated: false,
                 ms: 1,
+                start_ms: 0,
             })
             .collect();
         report

@@ -492,3 +492,21 @@ impl FakeMicrosoft {
         }
     }
 }
+
+#[tokio::test]
+async fn the_report_page_renders_in_chromium() {
+    let Some(browser) = Browser::start(Scripts::Off).await else {
+        return;
+    };
+    browser.client.set_window_size(1200, 1000).await.unwrap();
+    let env = TestEnv::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let [found, failed] = crate::diagnosis::report_pages(&env, dir.path()).await;
+    for (page, name) in [(&failed, "09-report-failed"), (&found, "10-report-found")] {
+        browser.goto(&format!("file://{}", page.display())).await;
+        browser.wait_for("svg rect").await;
+        assert!(browser.has(".headline").await);
+        browser.screenshot(name).await;
+    }
+    browser.close().await;
+}

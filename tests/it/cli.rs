@@ -9,10 +9,10 @@ use crate::support::*;
 
 const PASSWORD: &str = "s3cret-never-logged";
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
 }
 
 impl Run {
@@ -21,7 +21,8 @@ impl Run {
     }
 }
 
-async fn exdisco(env: &TestEnv, args: Vec<String>, stdin: Option<String>) -> Run {
+/// The binary with `args`, pointed at `env`'s fakes.
+pub async fn exdisco(env: &TestEnv, args: Vec<String>, stdin: Option<String>) -> Run {
     let mut ca = tempfile::NamedTempFile::new().unwrap();
     ca.write_all(env.ca.pem().as_bytes()).unwrap();
     let port = env.fleet.addr.port().to_string();
@@ -59,7 +60,7 @@ async fn exdisco(env: &TestEnv, args: Vec<String>, stdin: Option<String>) -> Run
     .unwrap()
 }
 
-fn args(list: &[&str]) -> Vec<String> {
+pub fn args(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| (*s).to_owned()).collect()
 }
 

@@ -401,7 +401,7 @@ impl Reply<'_> {
                     text: "Too many passwords were tried for this mailbox. Wait 15 minutes, then try again.".into(),
                 }),
             ),
-            FlowError::DiscoveryFailed(_)
+            FlowError::DiscoveryFailed { .. }
             | FlowError::Unconfirmed
             | FlowError::NotActiveSync(_)
             | FlowError::Upstream(_)
@@ -420,7 +420,7 @@ impl Reply<'_> {
                     )),
                 )
             }
-            FlowError::DiscoveryFailed(code) | FlowError::NotActiveSync(code) => {
+            FlowError::DiscoveryFailed { code, .. } | FlowError::NotActiveSync(code) => {
                 self.server_unanswered(host, code.as_str())
             }
             FlowError::Upstream(code) => self.server_unanswered(host, code),

@@ -84,6 +84,7 @@ pub fn attempt_for(method: Method, request: ProbeRequest<'_>) -> Attempt {
         detail: Some(detail),
         authenticated: request.authenticated,
         ms: request.ms,
+        start_ms: 0,
     }
 }
 
