@@ -2,6 +2,12 @@
 //! discovery. A domain being discovered is awaited, not discovered again (in-flight
 //! de-duplication); a finished discovery is reused until its TTL runs out. Memory is bounded:
 //! past `capacity` entries, expired ones are dropped, then the oldest.
+//!
+//! A domain that fails for a passing reason, quickly (SERVFAIL, a refused connection, a server
+//! error), is tried again after a back-off, within [`Patience`]; then its report is the result,
+//! saying what failed and how many times, for every address of the domain. A discovery that
+//! failed slowly (timeouts, the deadline) is not tried again: a black hole costs its timeout
+//! once. Nothing here is a dead letter: a broken domain is an answer.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -9,9 +15,49 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::OnceCell;
 
+use crate::code::Code;
 use crate::discovery::Pipeline;
 use crate::domain::{Domain, EmailAddress};
-use crate::report::Report;
+use crate::report::{Outcome, Report};
+
+/// How patient a worker is with a domain that fails for a passing reason.
+#[derive(Debug, Clone, Copy)]
+pub struct Patience {
+    /// Discoveries of one domain at most. Default: 3.
+    pub tries: u32,
+    /// The wait before the second try; it doubles after. Default: 1 s.
+    pub backoff: Duration,
+    /// A failure that took longer than this is not tried again. Default: 2 s.
+    pub slow_after: Duration,
+}
+
+impl Default for Patience {
+    fn default() -> Self {
+        Self {
+            tries: 3,
+            backoff: Duration::from_secs(1),
+            slow_after: Duration::from_secs(2),
+        }
+    }
+}
+
+/// The reason a failed discovery may succeed later, if it may: every attempt failed for a
+/// passing reason ([`Code::is_retryable`]) and none answered.
+pub fn transient_failure(report: &Report) -> Option<Code> {
+    let failure = report.error.as_ref()?;
+    if failure.code == Code::Deadline {
+        return Some(Code::Deadline);
+    }
+    let failed: Vec<Code> = report
+        .trail
+        .iter()
+        .filter(|a| a.outcome == Outcome::Failed)
+        .filter_map(|a| a.code)
+        .collect();
+    let answered = report.trail.iter().any(|a| a.outcome == Outcome::Answered);
+    let passing = failed.iter().all(|code| code.is_retryable());
+    (!answered && !failed.is_empty() && passing).then_some(failure.code)
+}
 
 /// The cache. Cheap to clone.
 #[derive(Clone)]
@@ -23,6 +69,7 @@ struct Inner {
     entries: Mutex<HashMap<Domain, Entry>>,
     capacity: usize,
     default_ttl: Duration,
+    patience: Patience,
 }
 
 #[derive(Clone)]
@@ -48,7 +95,21 @@ impl DomainCache {
                 entries: Mutex::new(HashMap::new()),
                 capacity: capacity.max(1),
                 default_ttl,
+                patience: Patience::default(),
             }),
+        }
+    }
+
+    /// The same cache, `patience` with domains that fail for a passing reason.
+    pub fn with_patience(self, patience: Patience) -> Self {
+        let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner {
+            entries: Mutex::new(HashMap::new()),
+            capacity: shared.capacity,
+            default_ttl: shared.default_ttl,
+            patience,
+        });
+        Self {
+            inner: Arc::new(Inner { patience, ..inner }),
         }
     }
 
@@ -65,7 +126,7 @@ impl DomainCache {
         let (report, _) = cell
             .get_or_init(|| async {
                 ran = true;
-                let report = pipeline.discover(address, None).await;
+                let report = self.discover_patiently(pipeline, address).await;
                 let ttl = report
                     .ttl_seconds
                     .map(Duration::from_secs)
@@ -88,6 +149,32 @@ impl DomainCache {
             Source::Shared
         };
         (report, source)
+    }
+
+    /// Discovers `address`, again after a back-off while it fails quickly for a passing
+    /// reason, within the patience; the last report, its failure saying how many tries.
+    async fn discover_patiently(&self, pipeline: &Pipeline, address: &EmailAddress) -> Report {
+        let patience = self.inner.patience;
+        let mut wait = patience.backoff;
+        let mut tries = 1;
+        loop {
+            let started = Instant::now();
+            let mut report = pipeline.discover(address, None).await;
+            let passing = transient_failure(&report).is_some();
+            let quick = started.elapsed() < patience.slow_after;
+            if !(passing && quick) || tries >= patience.tries.max(1) {
+                if passing
+                    && tries > 1
+                    && let Some(failure) = report.error.as_mut()
+                {
+                    failure.message = format!("{} (after {tries} tries)", failure.message);
+                }
+                return report;
+            }
+            tokio::time::sleep(wait).await;
+            wait *= 2;
+            tries += 1;
+        }
     }
 
     /// Domains held now.
@@ -129,5 +216,46 @@ impl DomainCache {
         };
         entries.insert(domain.clone(), entry.clone());
         entry.cell
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::{Attempt, Failure, Method, Step};
+
+    fn failed_with(codes: &[Code]) -> Report {
+        let mut report = Report::empty("a@example.test".into());
+        report.error = Some(Failure {
+            code: Code::NotFound,
+            message: String::new(),
+        });
+        report.trail = codes
+            .iter()
+            .map(|code| Attempt {
+                step: Step::Pox,
+                method: Method::PoxDomain,
+                target: "https://example.test/autodiscover/autodiscover.xml".into(),
+                outcome: Outcome::Failed,
+                code: Some(*code),
+                detail: None,
+                authenticated: false,
+                ms: 1,
+                start_ms: 0,
+            })
+            .collect();
+        report
+    }
+
+    #[test]
+    fn passing_failures_are_what_the_engine_calls_retryable() {
+        // Refused connections and server errors were dropped by a string copy of this rule.
+        for code in [Code::ConnectionRefused, Code::HttpServerError, Code::Timeout] {
+            let report = failed_with(&[code, Code::DnsServFail]);
+            assert!(transient_failure(&report).is_some(), "{code:?}");
+        }
+        let gone = failed_with(&[Code::Timeout, Code::DnsNxDomain]);
+        assert_eq!(transient_failure(&gone), None, "a missing name stays missing");
+        assert_eq!(transient_failure(&failed_with(&[Code::HttpNotFound])), None);
     }
 }

@@ -11,6 +11,6 @@ pub mod cache;
 pub mod job;
 pub mod runner;
 
-pub use cache::{DomainCache, Source};
+pub use cache::{DomainCache, Patience, Source, transient_failure};
 pub use job::{Job, JobError, Target, parse_line};
 pub use runner::{BatchConfig, DoneLines, Event, Record, Summary, resume_output, run_batch};

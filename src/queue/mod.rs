@@ -18,13 +18,11 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use crate::batch::{DomainCache, parse_line};
-use crate::code::Code;
 use crate::discovery::Pipeline;
 use crate::metrics::Metrics;
-use crate::report::{Outcome, Report};
 use crate::store::Store;
 use crate::store::unix_now;
 
@@ -178,13 +176,8 @@ impl<Q: JobQueue> Worker<Q> {
                 return Ok(());
             }
         };
+        // A broken domain is an answer (the cache was patient with it), not a dead letter.
         let (report, _) = discovered;
-        if let Some(reason) = transient_failure(&report) {
-            let buried = self.queue.fail(&job, reason.as_str(), false).await?;
-            self.count(if buried { "dead_letter" } else { "retry" });
-            debug!(job = %job.id, reason = reason.as_str(), buried, "job failed for a passing reason");
-            return Ok(());
-        }
         let result = serde_json::to_string(&*report).map_err(|_| Error::Encode)?;
         self.queue.complete(&job, &result).await?;
         self.count(report.error.as_ref().map_or("found", |f| f.code.as_str()));
@@ -202,24 +195,6 @@ impl<Q: JobQueue> Worker<Q> {
             metrics.job(outcome);
         }
     }
-}
-
-/// The reason a failed discovery may succeed later, if it may: the deadline, or every
-/// attempt failed for a passing reason ([`Code::is_retryable`]) and none answered.
-fn transient_failure(report: &Report) -> Option<Code> {
-    let failure = report.error.as_ref()?;
-    if failure.code == Code::Deadline {
-        return Some(Code::Deadline);
-    }
-    let failed: Vec<Code> = report
-        .trail
-        .iter()
-        .filter(|a| a.outcome == Outcome::Failed)
-        .filter_map(|a| a.code)
-        .collect();
-    let answered = report.trail.iter().any(|a| a.outcome == Outcome::Answered);
-    let passing = failed.iter().all(|code| code.is_retryable());
-    (!answered && !failed.is_empty() && passing).then_some(Code::Unreachable)
 }
 
 /// The daemon's embedded queue, in the SQLite store.
@@ -300,56 +275,5 @@ impl Error {
             Self::Redis(_) => "redis",
             Self::Encode => "encode",
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::report::{Attempt, Failure, Method, Step};
-
-    fn failed_with(codes: &[Code]) -> Report {
-        let mut report = Report::empty("a@example.test".into());
-        report.error = Some(Failure {
-            code: Code::NotFound,
-            message: String::new(),
-        });
-        report.trail = codes
-            .iter()
-            .map(|code| Attempt {
-                step: Step::Pox,
-                method: Method::PoxDomain,
-                target: "https://example.test/autodiscover/autodiscover.xml".into(),
-                outcome: Outcome::Failed,
-                code: Some(*code),
-                detail: None,
-                authenticated: false,
-                ms: 1,
-                start_ms: 0,
-            })
-            .collect();
-        report
-    }
-
-    #[test]
-    fn the_queue_retries_what_the_engine_calls_passing() {
-        // Refused connections and server errors were dropped by a string copy of this rule.
-        for code in [
-            Code::ConnectionRefused,
-            Code::HttpServerError,
-            Code::Timeout,
-        ] {
-            assert_eq!(
-                transient_failure(&failed_with(&[code, Code::DnsServFail])),
-                Some(Code::Unreachable),
-                "{code:?}"
-            );
-        }
-        assert_eq!(
-            transient_failure(&failed_with(&[Code::Timeout, Code::DnsNxDomain])),
-            None,
-            "a name that does not exist will not exist later"
-        );
-        assert_eq!(transient_failure(&failed_with(&[Code::HttpNotFound])), None);
     }
 }

@@ -6,8 +6,9 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use exdisco::batch::{BatchConfig, DomainCache, DoneLines, Event, run_batch};
+use exdisco::batch::{BatchConfig, DomainCache, DoneLines, Event, Patience, run_batch};
 use exdisco::discovery::Pipeline;
+use hickory_proto::rr::RecordType;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -326,4 +327,79 @@ async fn the_embedded_queue_through_the_api() {
     app.use_client("other", vec![]).await;
     let (status, _) = app.job(&ids[0]).await;
     assert_eq!(status, 404, "a job is its client's");
+}
+
+#[tokio::test]
+async fn a_broken_domain_is_an_answer_after_a_few_patient_tries() {
+    let env = TestEnv::start().await;
+    // SERVFAIL for every name of broken.test: a passing failure, quick to come.
+    for name in [
+        "broken.test",
+        "autodiscover.broken.test",
+        "_autodiscover._tcp.broken.test",
+        "mail.broken.test",
+        "owa.broken.test",
+        "webmail.broken.test",
+        "exchange.broken.test",
+    ] {
+        for record in [
+            RecordType::A,
+            RecordType::AAAA,
+            RecordType::SRV,
+            RecordType::MX,
+        ] {
+            env.dns.set(name, record, exdisco::fleet::Answer::ServFail);
+        }
+    }
+    let pipeline = Pipeline::builder(env.config()).build().unwrap();
+    let patience = Patience {
+        tries: 3,
+        backoff: Duration::from_millis(20),
+        ..Patience::default()
+    };
+    let cache = DomainCache::new(100, Duration::from_secs(60)).with_patience(patience);
+    let input = "a@broken.test\nb@broken.test\nc@gone.test\n";
+    let mut output = Vec::new();
+    let summary = run_batch(
+        &pipeline,
+        &cache,
+        input.as_bytes(),
+        &mut output,
+        &DoneLines::default(),
+        &BatchConfig::default(),
+        &CancellationToken::new(),
+        |_| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary.done, 3, "every job has a result line");
+    let records: Vec<Value> = output
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect();
+    for record in &records {
+        let error = &record["error"];
+        if record["input"].as_str().unwrap().ends_with("@broken.test") {
+            assert_eq!(error["code"], "dns_servfail", "{record}");
+            assert!(
+                error["message"]
+                    .as_str()
+                    .unwrap()
+                    .ends_with("(after 3 tries)")
+            );
+        } else {
+            assert_eq!(error["code"], "dns_nxdomain", "nothing to retry: {record}");
+        }
+    }
+    let srv = env
+        .dns
+        .queried()
+        .iter()
+        .filter(|q| q.contains("_autodiscover._tcp.broken.test"))
+        .count();
+    assert!(
+        (3..=6).contains(&srv),
+        "three discoveries for the domain, not one per address: {srv}"
+    );
 }
