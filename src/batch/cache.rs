@@ -250,12 +250,20 @@ mod tests {
     #[test]
     fn passing_failures_are_what_the_engine_calls_retryable() {
         // Refused connections and server errors were dropped by a string copy of this rule.
-        for code in [Code::ConnectionRefused, Code::HttpServerError, Code::Timeout] {
+        for code in [
+            Code::ConnectionRefused,
+            Code::HttpServerError,
+            Code::Timeout,
+        ] {
             let report = failed_with(&[code, Code::DnsServFail]);
             assert!(transient_failure(&report).is_some(), "{code:?}");
         }
         let gone = failed_with(&[Code::Timeout, Code::DnsNxDomain]);
-        assert_eq!(transient_failure(&gone), None, "a missing name stays missing");
+        assert_eq!(
+            transient_failure(&gone),
+            None,
+            "a missing name stays missing"
+        );
         assert_eq!(transient_failure(&failed_with(&[Code::HttpNotFound])), None);
     }
 }
