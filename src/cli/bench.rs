@@ -13,6 +13,7 @@
 //!    the same under a slow-body attack from another address (`api`).
 
 mod api;
+mod mix;
 
 use std::io::Write;
 use std::sync::Arc;
@@ -60,6 +61,12 @@ pub struct BenchArgs {
     /// Seconds each run of figure 5 lasts (default: 12, quick: 3).
     #[arg(long)]
     api_seconds: Option<u64>,
+    /// Batch sizes of figure 6, in domains (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
+    mix_sizes: Vec<usize>,
+    /// Jobs in flight in figure 6.
+    #[arg(long, default_value_t = 256)]
+    mix_concurrency: usize,
     /// Only these figures (repeatable; default: all).
     #[arg(long, value_enum)]
     only: Vec<Figure>,
@@ -78,6 +85,8 @@ enum Figure {
     Cache,
     /// 5: authorize + token flows.
     Api,
+    /// 6: a realistic mix of domains at growing sizes.
+    Mix,
 }
 
 pub(super) struct World {
@@ -330,6 +339,32 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
                 attack.opened,
                 attack.refused,
                 attack.timed_out,
+            )?;
+        }
+    }
+    // 6. A realistic mix at growing sizes.
+    if wanted(Figure::Mix) {
+        mix::install(&world);
+        writeln!(
+            out,
+            "\n6. a realistic mix (25% no such domain, 20% web host, 20% Exchange Online, 10% refused, 15% on-premises, 5% hoster, 3% slow, 2% black hole), one address each, {} in flight",
+            args.mix_concurrency
+        )?;
+        let mut first_cost = None;
+        for &domains in &args.mix_sizes {
+            let figures = mix::run(&world, domains, args.mix_concurrency).await?;
+            let cost = figures.seconds / figures.domains.max(1) as f64;
+            let relative = cost / *first_cost.get_or_insert(cost);
+            writeln!(
+                out,
+                "   {:>7} domains: {:.1} s, {:.0} domains/s, CPU {:.2} ms per domain, peak {:.1} MiB, cost per domain x{:.2} of the first size, {} results against the fleet's truth wrong",
+                figures.domains,
+                figures.seconds,
+                figures.domains as f64 / figures.seconds,
+                figures.cpu * 1000.0 / figures.domains.max(1) as f64,
+                figures.peak,
+                relative,
+                figures.wrong
             )?;
         }
     }
