@@ -132,7 +132,8 @@ fn is_right(record: &serde_json::Value, i: usize) -> bool {
 /// One batch of `domains` domains of the mix, one address each, `concurrency` in flight.
 pub async fn run(world: &World, domains: usize, concurrency: usize) -> anyhow::Result<MixFigures> {
     let pipeline = Pipeline::builder(world.config()).build()?;
-    let cache = DomainCache::new(domains + 16, Duration::from_secs(3600));
+    // As `exdisco batch` holds it.
+    let cache = DomainCache::new(100_000, Duration::from_secs(3600));
     let input: String = (0..domains)
         .map(|i| format!("user{i}@{}\n", domain_of(i)))
         .collect();
@@ -141,7 +142,8 @@ pub async fn run(world: &World, domains: usize, concurrency: usize) -> anyhow::R
     super::reset_peak_memory();
     let cpu_before = super::cpu_seconds();
     let started = Instant::now();
-    let mut output = Vec::new();
+    // The results are checked as they are written, as a file would take them: none is kept.
+    let mut output = Checker::default();
     run_batch(
         &pipeline,
         &cache,
@@ -156,14 +158,7 @@ pub async fn run(world: &World, domains: usize, concurrency: usize) -> anyhow::R
     let seconds = started.elapsed().as_secs_f64();
     let cpu = super::cpu_seconds() - cpu_before;
     let peak = super::peak_memory_mib();
-    let mut wrong = 0;
-    for line in output.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-        let record: serde_json::Value = serde_json::from_slice(line)?;
-        let i = record["line"].as_u64().unwrap_or(0).saturating_sub(1) as usize;
-        if !is_right(&record, i) {
-            wrong += 1;
-        }
-    }
+    let wrong = output.wrong;
     Ok(MixFigures {
         domains,
         seconds,
@@ -171,4 +166,55 @@ pub async fn run(world: &World, domains: usize, concurrency: usize) -> anyhow::R
         peak,
         wrong,
     })
+}
+
+/// An output that checks each result line against the truth as it is written.
+#[derive(Default)]
+struct Checker {
+    partial: Vec<u8>,
+    wrong: usize,
+}
+
+impl Checker {
+    fn check(&mut self, line: &[u8]) {
+        let right = serde_json::from_slice::<serde_json::Value>(line).is_ok_and(|record| {
+            let i = record["line"].as_u64().unwrap_or(0).saturating_sub(1) as usize;
+            is_right(&record, i)
+        });
+        if !right {
+            self.wrong += 1;
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for Checker {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        bytes: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let this = &mut *self;
+        this.partial.extend_from_slice(bytes);
+        while let Some(end) = this.partial.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = this.partial.drain(..=end).collect();
+            if line.len() > 1 {
+                this.check(&line[..line.len() - 1]);
+            }
+        }
+        std::task::Poll::Ready(Ok(bytes.len()))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
 }
