@@ -11,6 +11,8 @@
 //! 4. Lookups per second of a domain already in the cache.
 //! 5. authorize + token flows per second against a fake ActiveSync server, p50 and p99, then
 //!    the same under a slow-body attack from another address (`api`).
+//! 6. A realistic mix of domains through the batch runner at growing sizes, every result
+//!    checked against the fleet's truth (`mix`).
 
 mod api;
 mod mix;
