@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use exdisco::batch::{BatchConfig, DomainCache, DoneLines, Event, Patience, run_batch};
 use exdisco::discovery::Pipeline;
-use hickory_proto::rr::RecordType;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -333,24 +332,7 @@ async fn the_embedded_queue_through_the_api() {
 async fn a_broken_domain_is_an_answer_after_a_few_patient_tries() {
     let env = TestEnv::start().await;
     // SERVFAIL for every name of broken.test: a passing failure, quick to come.
-    for name in [
-        "broken.test",
-        "autodiscover.broken.test",
-        "_autodiscover._tcp.broken.test",
-        "mail.broken.test",
-        "owa.broken.test",
-        "webmail.broken.test",
-        "exchange.broken.test",
-    ] {
-        for record in [
-            RecordType::A,
-            RecordType::AAAA,
-            RecordType::SRV,
-            RecordType::MX,
-        ] {
-            env.dns.set(name, record, exdisco::fleet::Answer::ServFail);
-        }
-    }
+    dns_everywhere(&env, "broken.test", || exdisco::fleet::Answer::ServFail);
     let pipeline = Pipeline::builder(env.config()).build().unwrap();
     let patience = Patience {
         tries: 3,

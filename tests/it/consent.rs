@@ -110,66 +110,17 @@ async fn the_hosted_page_asks_and_allow_connects_the_hosted_mailbox() {
 
 /// Signs in to reach the consent page, then posts its form back with `fields`.
 async fn consent_round(app: &TestApp, fields: &[(&str, &str)]) -> Result<url::Url, (u16, String)> {
-    // The consent page is a page like the sign-in page: its form is posted back as is.
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let first = http.get(page(app)).send().await.unwrap();
-    let (cookie, csrf, _) = hosted_page(first).await;
+    let Ok(mut session) = PageSession::open(&page(app)).await else {
+        panic!("no sign-in page");
+    };
     let sign_in = [
-        ("csrf", csrf.as_str()),
-        ("client_id", app.client_id.as_str()),
-        ("redirect_uri", CALLBACK),
-        ("scopes", "email.read_only"),
         ("email", EMAIL),
         ("password", PASSWORD),
         ("step", "account"),
     ];
-    let html = post(&http, app, &cookie, &sign_in).await.1;
-    let mut form = hidden_inputs(&html);
-    form.retain(|(name, _)| !fields.iter().any(|(field, _)| field == name));
-    form.extend(
-        fields
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-    );
-    let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let (status, html, location) = post(&http, app, &cookie, &pairs).await;
-    match location {
-        Some(location) => Ok(url::Url::parse(&location).unwrap()),
-        None => Err((status, html)),
-    }
-}
-
-async fn post(
-    http: &reqwest::Client,
-    app: &TestApp,
-    cookie: &str,
-    form: &[(&str, &str)],
-) -> (u16, String, Option<String>) {
-    let body = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(form)
-        .finish();
-    let response = http
-        .post(app.url("/oauth/authorize"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header("cookie", cookie)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let location = (status == 303)
-        .then(|| {
-            response
-                .headers()
-                .get("location")
-                .map(|l| l.to_str().unwrap().to_owned())
-        })
-        .flatten();
-    (status, response.text().await.unwrap(), location)
+    let (status, html) = session.submit(&sign_in).await.unwrap_err();
+    assert!(status == 200 && html.contains("consent_token"), "{html}");
+    session.submit(fields).await
 }
 
 #[tokio::test]

@@ -3,33 +3,9 @@
 //! `discover --report` draws the race in a self-contained page.
 
 use exdisco::fleet::Answer;
-use hickory_proto::rr::RecordType;
 
 use crate::cli::{args, exdisco};
 use crate::support::*;
-
-/// Every name a discovery of `domain` asks about answers `answer`.
-fn dns_everywhere(env: &TestEnv, domain: &str, answer: fn() -> Answer) {
-    let names = [
-        domain.to_owned(),
-        format!("autodiscover.{domain}"),
-        format!("_autodiscover._tcp.{domain}"),
-        format!("mail.{domain}"),
-        format!("owa.{domain}"),
-        format!("webmail.{domain}"),
-        format!("exchange.{domain}"),
-    ];
-    for name in &names {
-        for record in [
-            RecordType::A,
-            RecordType::AAAA,
-            RecordType::SRV,
-            RecordType::MX,
-        ] {
-            env.dns.set(name, record, answer());
-        }
-    }
-}
 
 #[tokio::test]
 async fn dns_that_dooms_every_candidate_is_the_headline() {

@@ -296,13 +296,7 @@ pub async fn hosted_page(
 ) -> (String, String, reqwest::header::HeaderMap) {
     assert_eq!(response.status(), 200);
     let headers = response.headers().clone();
-    let cookie = headers["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let cookie = cookie_of(&headers);
     let html = response.text().await.unwrap();
     let token = html
         .split("name=\"csrf\" value=\"")
@@ -328,6 +322,94 @@ pub fn init_tracing() {
     });
 }
 
+/// A browser without JavaScript on the hosted page: its CSRF cookie and the page it shows.
+pub struct PageSession {
+    http: reqwest::Client,
+    cookie: String,
+    action: url::Url,
+    /// The page shown now.
+    pub html: String,
+}
+
+impl PageSession {
+    /// Opens `page_url`; when the daemon answers with no page, where it sends the browser
+    /// (`Ok`) or the status and page (`Err`).
+    pub async fn open(page_url: &str) -> Result<Self, Result<url::Url, (u16, String)>> {
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let page = http.get(page_url).send().await.unwrap();
+        if page.status() != 200 {
+            return Err(landing(page).await);
+        }
+        let cookie = cookie_of(page.headers());
+        let action = url::Url::parse(page_url)
+            .unwrap()
+            .join("/oauth/authorize")
+            .unwrap();
+        Ok(Self {
+            http,
+            cookie,
+            action,
+            html: page.text().await.unwrap(),
+        })
+    }
+
+    /// Posts the page's form back, its hidden fields and `fields` (which replace what the
+    /// page had, the step for one): where a 303 sends the browser, or the status and the page,
+    /// which is then the page shown.
+    pub async fn submit(&mut self, fields: &[(&str, &str)]) -> Result<url::Url, (u16, String)> {
+        let mut form: Vec<(String, String)> = hidden_inputs(&self.html);
+        form.retain(|(name, _)| !fields.iter().any(|(field, _)| field == name));
+        form.extend(
+            fields
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(&form)
+            .finish();
+        let answer = self
+            .http
+            .post(self.action.clone())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("cookie", &self.cookie)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let landed = landing(answer).await;
+        if let Err((_, html)) = &landed {
+            self.html.clone_from(html);
+        }
+        landed
+    }
+}
+
+/// Where a 30x answer sends the browser, or the status and the page.
+async fn landing(response: reqwest::Response) -> Result<url::Url, (u16, String)> {
+    let status = response.status();
+    match response.headers().get("location") {
+        Some(location) if status.is_redirection() => {
+            Ok(url::Url::parse(location.to_str().unwrap()).unwrap())
+        }
+        _ => Err((status.as_u16(), response.text().await.unwrap())),
+    }
+}
+
+/// The `name=value` of the first cookie a response sets.
+fn cookie_of(headers: &reqwest::header::HeaderMap) -> String {
+    headers["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
 /// Signs in through the hosted page as a browser without JavaScript would: opens `page_url`,
 /// posts the form back with its hidden fields and `fields`, and returns where the daemon sends
 /// the browser (the `Location` of its 303), or the status and page when it does not.
@@ -335,64 +417,14 @@ pub async fn sign_in_through_page(
     page_url: &str,
     fields: &[(&str, &str)],
 ) -> Result<url::Url, (u16, String)> {
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let page = http.get(page_url).send().await.unwrap();
-    if page.status() != 200 {
-        let status = page.status().as_u16();
-        let location = page
-            .headers()
-            .get("location")
-            .map(|l| l.to_str().unwrap().to_owned());
-        return match location {
-            Some(location) => Ok(url::Url::parse(&location).unwrap()),
-            None => Err((status, page.text().await.unwrap())),
-        };
-    }
-    let cookie = page.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let html = page.text().await.unwrap();
-    let mut form: Vec<(String, String)> = hidden_inputs(&html);
-    // What the user fills in replaces what the page had (the step, for one).
-    form.retain(|(name, _)| !fields.iter().any(|(field, _)| field == name));
-    form.extend(
-        fields
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
-    );
-    let action = url::Url::parse(page_url)
-        .unwrap()
-        .join("/oauth/authorize")
-        .unwrap();
-    let body = url::form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(&form)
-        .finish();
-    let answer = http
-        .post(action)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .header("cookie", cookie)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    match answer.headers().get("location") {
-        Some(location) if answer.status() == 303 => {
-            Ok(url::Url::parse(location.to_str().unwrap()).unwrap())
-        }
-        _ => Err((answer.status().as_u16(), answer.text().await.unwrap())),
+    match PageSession::open(page_url).await {
+        Ok(mut session) => session.submit(fields).await,
+        Err(landed) => landed,
     }
 }
 
 /// The `name` and `value` of every `<input type="hidden">` of a page.
-pub fn hidden_inputs(html: &str) -> Vec<(String, String)> {
+fn hidden_inputs(html: &str) -> Vec<(String, String)> {
     let attribute = |tag: &str, name: &str| {
         tag.split(&format!("{name}=\""))
             .nth(1)
@@ -441,4 +473,27 @@ pub fn hosted_exchange(env: &TestEnv, email: &str, password: &str) {
         }
     });
     env.host("mbx.hoster.test", exchange(expected));
+}
+
+/// Every name a discovery of `domain` asks about answers `answer`.
+pub fn dns_everywhere(env: &TestEnv, domain: &str, answer: fn() -> Answer) {
+    let names = [
+        domain.to_owned(),
+        format!("autodiscover.{domain}"),
+        format!("_autodiscover._tcp.{domain}"),
+        format!("mail.{domain}"),
+        format!("owa.{domain}"),
+        format!("webmail.{domain}"),
+        format!("exchange.{domain}"),
+    ];
+    for name in &names {
+        for record in [
+            hickory_proto::rr::RecordType::A,
+            hickory_proto::rr::RecordType::AAAA,
+            hickory_proto::rr::RecordType::SRV,
+            hickory_proto::rr::RecordType::MX,
+        ] {
+            env.dns.set(name, record, answer());
+        }
+    }
 }
