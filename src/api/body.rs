@@ -47,6 +47,23 @@ pub async fn read_whole(State(bounds): State<Bounds>, request: Request, next: Ne
     }
 }
 
+/// A body of parameters: JSON when its `Content-Type` says so, else a form
+/// (`application/x-www-form-urlencoded`, as RFC 6749 and RFC 7009 send them).
+pub fn form_or_json<T: serde::de::DeserializeOwned>(
+    headers: &axum::http::HeaderMap,
+    body: &[u8],
+) -> Option<T> {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().starts_with("application/json"));
+    if json {
+        serde_json::from_slice(body).ok()
+    } else {
+        serde_urlencoded::from_bytes(body).ok()
+    }
+}
+
 fn is_length_limit(err: &axum::Error) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(err) = source {

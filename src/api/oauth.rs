@@ -22,6 +22,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::auth::basic_client;
+use super::body::form_or_json;
 use super::no_store;
 use super::state::{AppState, SourceLimit};
 use crate::connect::{self, CodeRedemption, KNOWN_SCOPES};
@@ -198,15 +199,7 @@ fn read_form(
     if method == Method::GET {
         return serde_urlencoded::from_str(query.unwrap_or_default()).map_err(|_| unreadable());
     }
-    let json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim_start().starts_with("application/json"));
-    if json {
-        serde_json::from_slice(body).map_err(|_| unreadable())
-    } else {
-        serde_urlencoded::from_bytes(body).map_err(|_| unreadable())
-    }
+    form_or_json(headers, body).ok_or_else(unreadable)
 }
 
 /// RFC 8414 2: where the endpoints are and what they take.

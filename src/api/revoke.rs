@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, header};
+use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::routing::post;
 use secrecy::{ExposeSecret, SecretString};
@@ -22,6 +22,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::auth::{access_token, basic_client};
+use super::body::form_or_json;
 use super::error::ApiError;
 use super::no_store;
 use super::state::{AppState, SourceLimit};
@@ -82,16 +83,7 @@ fn read_form(headers: &HeaderMap, body: &[u8]) -> Result<RevokeForm, ApiError> {
     if body.is_empty() {
         return Ok(RevokeForm::default());
     }
-    let json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim_start().starts_with("application/json"));
-    let parsed = if json {
-        serde_json::from_slice(body).ok()
-    } else {
-        serde_urlencoded::from_bytes(body).ok()
-    };
-    parsed.ok_or_else(|| ApiError::BadJson {
+    form_or_json(headers, body).ok_or_else(|| ApiError::BadJson {
         status: axum::http::StatusCode::BAD_REQUEST,
         message: "the body is not a revocation form".to_owned(),
     })
