@@ -184,7 +184,7 @@ async fn submit(
     let email = form.email.trim();
     let reply = Reply {
         state: &state,
-        headers: &headers,
+        cookie: &csrf,
         flow: &flow,
         csrf: &token,
         fields: Fields {
@@ -272,7 +272,8 @@ async fn submit(
 /// Answers to one submission.
 struct Reply<'a> {
     state: &'a AppState,
-    headers: &'a HeaderMap,
+    /// This browser's CSRF cookie (consent tokens are bound to it).
+    cookie: &'a Csrf,
     flow: &'a Flow,
     csrf: &'a str,
     fields: Fields<'a>,
@@ -328,17 +329,13 @@ impl Reply<'_> {
         };
         match err {
             FlowError::ConsentRequired { host, from, .. } => {
-                let csrf = Csrf::from_headers(self.headers);
-                let Some(csrf) = csrf else {
-                    return internal(self.state);
-                };
                 let view = page::Consent {
                     flow: self.flow,
                     csrf: self.csrf,
                     fields: self.fields,
                     host: &host,
                     from: &from,
-                    token: &csrf.consent_token(self.state.connect.key(), &host),
+                    token: &self.cookie.consent_token(self.state.connect.key(), &host),
                 };
                 page::respond(
                     StatusCode::OK,
