@@ -409,8 +409,8 @@ impl Probe {
         }
     }
 
-    /// A probe that sent nothing: the answer is known without asking (Exchange Online) or the
-    /// credential budget is spent.
+    /// A probe with no answer: it sent nothing (the answer is known without asking, as for
+    /// Exchange Online, or the credential budget is spent), or the server could not be reached.
     pub fn not_sent(url: &Url, outcome: ProbeOutcome, code: Code) -> Self {
         Self {
             url: url.to_string(),

@@ -306,18 +306,7 @@ fn classify(url: &Url, status: StatusCode, headers: &HeaderMap, authenticated: b
 
 fn unreachable(url: &Url, err: &Error) -> Classified {
     Classified {
-        report: Probe {
-            url: url.to_string(),
-            outcome: ProbeOutcome::Unreachable,
-            code: err.code(),
-            status: None,
-            versions: Vec::new(),
-            commands: Vec::new(),
-            server_build: None,
-            authenticated: false,
-            moves: Vec::new(),
-            ms: 0,
-        },
+        report: Probe::not_sent(url, ProbeOutcome::Unreachable, err.code()),
         moved_to: None,
     }
 }
