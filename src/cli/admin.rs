@@ -89,28 +89,22 @@ pub async fn client(command: ClientCommand) -> anyhow::Result<ExitCode> {
         ClientCommand::Add {
             name,
             redirect_uris,
-            public: true,
+            public,
             json,
             state,
         } => {
             let store = open_store(&load_config(&state)?.store.path)?;
-            let client_id = connect::add_public_client(&store, &name, redirect_uris).await?;
-            if json {
-                let answer = json!({ "client_id": client_id, "name": name, "public": true });
-                writeln!(out, "{answer}")?;
-            } else {
-                writeln!(out, "client_id      {client_id}")?;
-                writeln!(out, "(a public client: no secret; it must use PKCE)")?;
+            if public {
+                let client_id = connect::add_public_client(&store, &name, redirect_uris).await?;
+                if json {
+                    let answer = json!({ "client_id": client_id, "name": name, "public": true });
+                    writeln!(out, "{answer}")?;
+                } else {
+                    writeln!(out, "client_id      {client_id}")?;
+                    writeln!(out, "(a public client: no secret; it must use PKCE)")?;
+                }
+                return Ok(ExitCode::SUCCESS);
             }
-        }
-        ClientCommand::Add {
-            name,
-            redirect_uris,
-            public: false,
-            json,
-            state,
-        } => {
-            let store = open_store(&load_config(&state)?.store.path)?;
             let client = connect::add_client(&store, &name, redirect_uris).await?;
             let secret = client.client_secret.expose_secret();
             if json {
