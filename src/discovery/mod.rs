@@ -29,6 +29,7 @@ mod dns;
 mod error;
 mod http;
 mod limits;
+mod memo;
 mod online;
 pub mod pox;
 mod race;
@@ -61,7 +62,9 @@ use self::dns::Dns;
 pub use self::online::DEFAULT_V2_BASE;
 use self::trust::Trust;
 
+use self::activesync::shared_probes::SharedProbes;
 use self::activesync::{CredentialUse, Probe, ProbeOutcome};
+use self::memo::Memo;
 use self::race::{RaceEnd, summarise_failure};
 use self::redirect::Hops;
 use self::steps::{Findings, Found, RunState, Steps};
@@ -109,6 +112,11 @@ pub struct Config {
     /// Run the candidates one after another, as most clients do, instead of at once. Only for
     /// measuring what concurrency buys (`exdisco bench`). Default: false.
     pub sequential: bool,
+    /// How long a host's answers to anonymous requests are shared with the pipeline's other
+    /// discoveries: the ActiveSync probe of a found host (Exchange Online's, for every
+    /// tenant) and a 401 to an anonymous Autodiscover POST (a hoster's, for every customer
+    /// domain). Zero: every discovery asks. Default: 10 min.
+    pub shared_answer_ttl: Duration,
 }
 
 impl Default for Config {
@@ -127,6 +135,7 @@ impl Default for Config {
             exchange_online_v2_base: DEFAULT_V2_BASE.to_owned(),
             confirm_activesync: true,
             sequential: false,
+            shared_answer_ttl: Duration::from_secs(600),
             second_wave_delay: Duration::from_millis(200),
             fallback_delay: Duration::from_millis(500),
         }
@@ -140,12 +149,17 @@ pub struct Pipeline {
     shared: Arc<Shared>,
 }
 
+/// Autodiscover URLs whose anonymous 401 is remembered at most.
+const CHALLENGES_HELD: usize = 4096;
+
 /// What every candidate of every discovery shares.
 pub(crate) struct Shared {
     config: Config,
     http: Http,
     dns: Dns,
     limits: Limits,
+    probes: SharedProbes,
+    challenges: Memo<()>,
 }
 
 /// Builds a [`Pipeline`].
@@ -172,6 +186,8 @@ impl PipelineBuilder {
         let http = Http::new(self.config.http.clone(), dns.clone(), limits.clone())?;
         Ok(Pipeline {
             shared: Arc::new(Shared {
+                probes: SharedProbes::new(self.config.shared_answer_ttl),
+                challenges: Memo::new(self.config.shared_answer_ttl, CHALLENGES_HELD),
                 config: self.config,
                 http,
                 dns,
@@ -495,8 +511,9 @@ impl Pipeline {
             .and_then(|u| Url::parse(u).ok())
             .filter(|u| u.scheme() == "https")
             .or_else(|| activesync::activesync_url(&found.host))?;
-        let probe = steps.probe_recorded(&url, CredentialUse::Anonymous);
-        tokio::time::timeout_at(deadline, probe).await.ok()
+        tokio::time::timeout_at(deadline, steps.probe_shared(&url))
+            .await
+            .ok()
     }
 
     fn steps(

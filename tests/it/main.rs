@@ -19,4 +19,5 @@ mod real_servers;
 mod redirects;
 mod redis_queue;
 mod security;
+mod shared_answers;
 mod sogo;

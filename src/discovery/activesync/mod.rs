@@ -341,6 +341,7 @@ fn header_list(headers: &HeaderMap, name: &str) -> Vec<String> {
         .collect()
 }
 
+pub(super) mod shared_probes;
 mod step;
 
 #[cfg(test)]

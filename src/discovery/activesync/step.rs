@@ -63,6 +63,40 @@ impl Steps {
         last
     }
 
+    /// Probes `url` anonymously, or takes the answer another discovery of the pipeline got
+    /// ([`super::shared_probes`]); records the requests in the trail either way.
+    pub(in crate::discovery) async fn probe_shared(&self, url: &Url) -> Probe {
+        let shared = &self.shared;
+        let method = self.method;
+        let answer = shared
+            .probes
+            .probe(url.as_str(), || async {
+                let mut trail = Vec::new();
+                let ports = &shared.config.extra_https_ports;
+                let usage = CredentialUse::Anonymous;
+                let probe = probe_activesync(&shared.http, url, usage, ports, |request| {
+                    trail.push(attempt_for(method, request))
+                })
+                .await;
+                (probe, trail)
+            })
+            .await;
+        for mut attempt in answer.trail {
+            if let Some(age) = answer.age {
+                attempt.ms = 0;
+                attempt.method = method;
+                attempt.detail = Some(format!(
+                    "{}; the answer another discovery got {:.0} s ago (a host's answer to an anonymous probe is shared for {} s)",
+                    attempt.detail.unwrap_or_default(),
+                    age.as_secs_f64(),
+                    shared.probes.ttl().as_secs()
+                ));
+            }
+            self.run.record(attempt);
+        }
+        answer.probe
+    }
+
     /// Probes `url` and records every request in the trail.
     pub(in crate::discovery) async fn probe_recorded(
         &self,

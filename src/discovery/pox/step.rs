@@ -12,13 +12,13 @@ use url::Url;
 
 use super::{Answer, Schema, Settings};
 use crate::code::Code;
-use crate::discovery::activesync::{self, CredentialUse};
+use crate::discovery::activesync;
 use crate::discovery::challenge::Challenge;
 use crate::discovery::error::Error;
 use crate::discovery::http::Fetched;
 use crate::discovery::steps::{CandidateOutcome, Found, Origin, Steps, failed, location};
 use crate::domain::{Credentials, Domain, EmailAddress};
-use crate::report::{AutodiscoverEndpoint, Evidence, Outcome, Step};
+use crate::report::{Attempt, AutodiscoverEndpoint, Evidence, Outcome, Step};
 
 /// What one POST came to.
 enum PostResult {
@@ -134,9 +134,7 @@ impl Steps {
         let Some(activesync) = activesync::activesync_url(host) else {
             return CandidateOutcome::Endpoint(endpoint);
         };
-        let probe = self
-            .probe_recorded(&activesync, CredentialUse::Anonymous)
-            .await;
+        let probe = self.probe_shared(&activesync).await;
         if !probe.outcome.shows_endpoint() {
             return CandidateOutcome::Endpoint(endpoint);
         }
@@ -151,6 +149,10 @@ impl Steps {
 
     async fn post(&self, url: &Url, trusted: bool, schema: Schema) -> PostResult {
         let body = self.run.body(schema);
+        let sends_no_password = self.run.credentials.is_none() || !trusted;
+        if sends_no_password && self.remembered_challenge(url) {
+            return self.withhold_or_end(url);
+        }
         let fetched = match self.send_pox(url, body, None).await {
             Ok(fetched) => fetched,
             Err(code) => return PostResult::Failed(code),
@@ -158,20 +160,15 @@ impl Steps {
         if fetched.status != StatusCode::UNAUTHORIZED {
             return self.read_post_answer(url, fetched, false);
         }
+        // Challenged before the body counts: the URL's answer to anyone without a password.
+        self.shared.challenges.insert(url.as_str(), ());
         let Some(credentials) = self.run.credentials.as_ref() else {
             return PostResult::AuthRequired;
         };
         let challenge = Challenge::parse(&fetched.headers);
         if !trusted {
             // Rule 5: an untrusted host's challenge never gets credentials.
-            self.record_refusal(
-                Step::Pox,
-                url.as_str(),
-                &Error::CredentialsWithheld {
-                    url: url.to_string(),
-                },
-            );
-            return PostResult::AuthRequired;
+            return self.withhold_or_end(url);
         }
         if challenge.bearer && !challenge.basic {
             let err = Error::ModernAuthOnly {
@@ -202,6 +199,48 @@ impl Steps {
             Ok(fetched) => self.read_post_answer(url, fetched, true),
             Err(code) => PostResult::Failed(code),
         }
+    }
+
+    /// Whether another discovery's anonymous POST to `url` was answered 401 lately (a
+    /// hoster's Autodiscover, for each of its customer domains): then none is sent, and the
+    /// trail says whose answer it was.
+    fn remembered_challenge(&self, url: &Url) -> bool {
+        let Some(((), age)) = self.shared.challenges.get(url.as_str()) else {
+            return false;
+        };
+        let err = Error::AuthRequired {
+            url: url.to_string(),
+        };
+        self.run.record(Attempt {
+            step: Step::Pox,
+            method: self.method,
+            target: url.to_string(),
+            outcome: Outcome::Answered,
+            code: Some(err.code()),
+            detail: Some(format!(
+                "{err}: http 401 to another discovery's anonymous POST {:.0} s ago (shared for {} s), not asked again",
+                age.as_secs_f64(),
+                self.shared.challenges.ttl().as_secs()
+            )),
+            authenticated: false,
+            ms: 0,
+            start_ms: 0,
+        });
+        true
+    }
+
+    /// A 401 that gets no password: none was given, or the host is not trusted (rule 5).
+    fn withhold_or_end(&self, url: &Url) -> PostResult {
+        if self.run.credentials.is_some() {
+            self.record_refusal(
+                Step::Pox,
+                url.as_str(),
+                &Error::CredentialsWithheld {
+                    url: url.to_string(),
+                },
+            );
+        }
+        PostResult::AuthRequired
     }
 
     async fn send_pox(
