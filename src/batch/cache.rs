@@ -1,7 +1,10 @@
 //! The per-domain discovery cache of a worker: many addresses of one domain share one
 //! discovery. A domain being discovered is awaited, not discovered again (in-flight
 //! de-duplication); a finished discovery is reused until its TTL runs out. Memory is bounded:
-//! past `capacity` entries, expired ones are dropped, then the oldest.
+//! past `capacity` entries the oldest go (an expired one is replaced when its domain comes
+//! again); an entry holds the
+//! answer without its trail (the trail is the report of the job that ran the discovery; the
+//! jobs that share it get the answer, an empty trail, and `shared`).
 //!
 //! A domain that fails for a passing reason, quickly (SERVFAIL, a refused connection, a server
 //! error), is tried again after a back-off, within [`Patience`]; then its report is the result,
@@ -9,7 +12,7 @@
 //! failed slowly (timeouts, the deadline) is not tried again: a black hole costs its timeout
 //! once. Nothing here is a dead letter: a broken domain is an answer.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -66,10 +69,17 @@ pub struct DomainCache {
 }
 
 struct Inner {
-    entries: Mutex<HashMap<Domain, Entry>>,
+    entries: Mutex<Entries>,
     capacity: usize,
     default_ttl: Duration,
     patience: Patience,
+}
+
+/// The entries, and the order they were made in (the oldest first: who goes when full).
+#[derive(Default)]
+struct Entries {
+    map: HashMap<Domain, Entry>,
+    order: VecDeque<(Domain, Instant)>,
 }
 
 #[derive(Clone)]
@@ -92,7 +102,7 @@ impl DomainCache {
     pub fn new(capacity: usize, default_ttl: Duration) -> Self {
         Self {
             inner: Arc::new(Inner {
-                entries: Mutex::new(HashMap::new()),
+                entries: Mutex::new(Entries::default()),
                 capacity: capacity.max(1),
                 default_ttl,
                 patience: Patience::default(),
@@ -103,7 +113,7 @@ impl DomainCache {
     /// The same cache, `patience` with domains that fail for a passing reason.
     pub fn with_patience(self, patience: Patience) -> Self {
         let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner {
-            entries: Mutex::new(HashMap::new()),
+            entries: Mutex::new(Entries::default()),
             capacity: shared.capacity,
             default_ttl: shared.default_ttl,
             patience,
@@ -113,8 +123,9 @@ impl DomainCache {
         }
     }
 
-    /// The report for `address`: its domain's discovery (cached, awaited, or run now), with
-    /// `address` as its email when another address of the domain ran it.
+    /// The report for `address`: its domain's discovery run now (with its trail), or
+    /// another job's, cached or awaited ([`Source::Shared`], without the trail), with
+    /// `address` as its email.
     pub async fn discover(
         &self,
         pipeline: &Pipeline,
@@ -122,33 +133,36 @@ impl DomainCache {
     ) -> (Arc<Report>, Source) {
         let domain = address.domain().clone();
         let cell = self.cell(&domain);
-        let mut ran = false;
-        let (report, _) = cell
+        let mut ran = None;
+        let (kept, _) = cell
             .get_or_init(|| async {
-                ran = true;
-                let report = self.discover_patiently(pipeline, address).await;
+                let mut report = self.discover_patiently(pipeline, address).await;
                 let ttl = report
                     .ttl_seconds
                     .map(Duration::from_secs)
                     .filter(|_| report.is_found())
                     .unwrap_or(self.inner.default_ttl);
-                (Arc::new(report), Instant::now() + ttl)
+                // The cache keeps the answer, not the trail: the trail is this job's, and
+                // 100,000 finished domains' trails would be most of a batch's memory.
+                let trail = std::mem::take(&mut report.trail);
+                let kept = Arc::new(report.clone());
+                report.trail = trail;
+                ran = Some(report);
+                (kept, Instant::now() + ttl)
             })
             .await
             .clone();
-        let report = if report.email == address.to_string() {
-            report
+        if let Some(report) = ran {
+            return (Arc::new(report), Source::Discovered);
+        }
+        let report = if kept.email == address.to_string() {
+            kept
         } else {
-            let mut own = (*report).clone();
+            let mut own = (*kept).clone();
             own.email = address.to_string();
             Arc::new(own)
         };
-        let source = if ran {
-            Source::Discovered
-        } else {
-            Source::Shared
-        };
-        (report, source)
+        (report, Source::Shared)
     }
 
     /// Discovers `address`, again after a back-off while it fails quickly for a passing
@@ -179,7 +193,7 @@ impl DomainCache {
 
     /// Domains held now.
     pub fn len(&self) -> usize {
-        self.inner.entries.lock().map(|e| e.len()).unwrap_or(0)
+        self.inner.entries.lock().map(|e| e.map.len()).unwrap_or(0)
     }
 
     /// Whether nothing is held.
@@ -190,31 +204,34 @@ impl DomainCache {
     fn cell(&self, domain: &Domain) -> Arc<OnceCell<(Arc<Report>, Instant)>> {
         let now = Instant::now();
         let mut entries = self.inner.entries.lock().unwrap_or_else(|e| e.into_inner());
-        let fresh = entries.get(domain).filter(|entry| match entry.cell.get() {
+        let fresh = entries.map.get(domain).filter(|entry| match entry.cell.get() {
             Some((_, expires)) => *expires > now,
             None => true, // in flight
         });
         if let Some(entry) = fresh {
             return entry.cell.clone();
         }
-        if entries.len() >= self.inner.capacity {
-            entries.retain(|_, e| e.cell.get().is_none_or(|(_, expires)| *expires > now));
-            while entries.len() >= self.inner.capacity {
-                let Some(oldest) = entries
-                    .iter()
-                    .min_by_key(|(_, e)| e.created)
-                    .map(|(d, _)| d.clone())
-                else {
-                    break;
-                };
-                entries.remove(&oldest);
+        // The oldest go first, in constant time per entry: a run past the capacity costs the
+        // same per job as one within it.
+        while entries.map.len() >= self.inner.capacity {
+            let Some((oldest, created)) = entries.order.pop_front() else {
+                break;
+            };
+            if entries.map.get(&oldest).is_some_and(|e| e.created == created) {
+                entries.map.remove(&oldest);
             }
         }
         let entry = Entry {
             cell: Arc::new(OnceCell::new()),
             created: now,
         };
-        entries.insert(domain.clone(), entry.clone());
+        entries.map.insert(domain.clone(), entry.clone());
+        entries.order.push_back((domain.clone(), now));
+        if entries.order.len() > 2 * self.inner.capacity {
+            // Replaced entries leave stale places in the order: drop them now and then.
+            let Entries { map, order } = &mut *entries;
+            order.retain(|(domain, created)| map.get(domain).is_some_and(|e| e.created == *created));
+        }
         entry.cell
     }
 }
@@ -245,6 +262,23 @@ mod tests {
             })
             .collect();
         report
+    }
+
+    #[test]
+    fn past_its_capacity_the_oldest_domain_goes() {
+        let cache = DomainCache::new(2, Duration::from_secs(60));
+        let domain = |name: &str| Domain::parse(name).unwrap();
+        let first = cache.cell(&domain("one.example"));
+        cache.cell(&domain("two.example"));
+        cache.cell(&domain("three.example"));
+        assert_eq!(cache.len(), 2);
+        assert!(!Arc::ptr_eq(&first, &cache.cell(&domain("one.example"))));
+        for i in 0..10 {
+            cache.cell(&domain(&format!("d{i}.example")));
+        }
+        let entries = cache.inner.entries.lock().unwrap();
+        assert_eq!(entries.map.len(), 2);
+        assert!(entries.order.len() <= 4, "the order stays bounded too");
     }
 
     #[test]

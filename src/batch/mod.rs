@@ -13,4 +13,6 @@ pub mod runner;
 
 pub use cache::{DomainCache, Patience, Source, transient_failure};
 pub use job::{Job, JobError, Target, parse_line};
-pub use runner::{BatchConfig, DoneLines, Event, Record, Summary, resume_output, run_batch};
+pub use runner::{
+    BatchConfig, DEFAULT_CONCURRENCY, DoneLines, Event, Record, Summary, resume_output, run_batch,
+};

@@ -15,13 +15,15 @@
 //!    checked against the fleet's truth (`mix`).
 
 mod api;
+mod child;
 mod mix;
+mod redis_workers;
 
 use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use exdisco::batch::{BatchConfig, DomainCache, DoneLines, run_batch};
+use exdisco::batch::{BatchConfig, DEFAULT_CONCURRENCY, DomainCache, DoneLines, run_batch};
 use exdisco::discovery::{Config, Pipeline};
 use exdisco::domain::EmailAddress;
 use exdisco::fleet::{self, FLEET_IP, FakeDns, Fleet, REFUSED_IP, Reply, TestCa};
@@ -66,9 +68,24 @@ pub struct BenchArgs {
     /// Batch sizes of figure 6, in domains (comma-separated).
     #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
     mix_sizes: Vec<usize>,
-    /// Jobs in flight in figure 6.
-    #[arg(long, default_value_t = 256)]
-    mix_concurrency: usize,
+    /// Jobs in flight in figure 6 (comma-separated: each size runs at each; default:
+    /// `exdisco batch`'s own default).
+    #[arg(long, value_delimiter = ',')]
+    mix_concurrency: Vec<usize>,
+    /// Domains of the mix that a client one step at a time is timed on in figure 6 (0: none).
+    #[arg(long, default_value_t = 200)]
+    sequential_sample: usize,
+    /// A Redis server for figure 7 (redis://HOST:PORT/DB; its database is emptied). Without
+    /// it, figure 7 is skipped.
+    #[arg(long, value_name = "URL")]
+    redis: Option<String>,
+    /// Domains of the mix in figure 7.
+    #[arg(long, default_value_t = 10_000)]
+    redis_domains: usize,
+    /// Per-worker concurrencies of figure 7 (comma-separated): one that leaves the CPU
+    /// partly idle, one where the CPU is the limit.
+    #[arg(long, value_delimiter = ',', default_value = "16,128")]
+    redis_concurrency: Vec<usize>,
     /// Only these figures (repeatable; default: all).
     #[arg(long, value_enum)]
     only: Vec<Figure>,
@@ -89,6 +106,8 @@ enum Figure {
     Api,
     /// 6: a realistic mix of domains at growing sizes.
     Mix,
+    /// 7: the mix through Redis Streams, 1 and 2 worker processes.
+    Redis,
 }
 
 pub(super) struct World {
@@ -344,33 +363,132 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
             )?;
         }
     }
-    // 6. A realistic mix at growing sizes.
-    if wanted(Figure::Mix) {
+    // 6. A realistic mix at growing sizes, through `exdisco batch` as its own process.
+    if wanted(Figure::Mix) || wanted(Figure::Redis) {
         mix::install(&world);
+    }
+    if wanted(Figure::Mix) {
+        let launcher = child::Launcher::new(&world)?;
         writeln!(
             out,
-            "\n6. a realistic mix (25% no such domain, 20% web host, 20% Exchange Online, 10% refused, 15% on-premises, 5% hoster, 3% slow, 2% black hole), one address each, {} in flight",
-            args.mix_concurrency
+            "\n6. a realistic mix (25% no such domain, 20% web host, 20% Exchange Online, 10% refused, 15% on-premises, 5% hoster, 3% slow, 2% black hole), one address each, through `exdisco batch FILE --out FILE` as its own process (the fleet in this one)"
+        )?;
+        let concurrencies: Vec<Option<usize>> = if args.mix_concurrency.is_empty() {
+            vec![None]
+        } else {
+            args.mix_concurrency.iter().copied().map(Some).collect()
+        };
+        // What a process costs before its first job (start, roots, resolver), measured on
+        // an empty input and taken off the per-domain figures.
+        let fixed = mix::run(&launcher, 0, None).await?.usage;
+        writeln!(
+            out,
+            "   an empty input: {:.2} s, CPU {:.2} s, peak {:.1} MiB (the fixed cost, taken off the CPU per domain below)",
+            fixed.seconds, fixed.cpu, fixed.peak_mib
         )?;
         let mut first_cost = None;
+        let mut mean_seconds = 0.0;
         for &domains in &args.mix_sizes {
-            let figures = mix::run(&world, domains, args.mix_concurrency).await?;
-            let cost = figures.seconds / figures.domains.max(1) as f64;
-            let relative = cost / *first_cost.get_or_insert(cost);
+            for &concurrency in &concurrencies {
+                let figures = mix::run(&launcher, domains, concurrency).await?;
+                let usage = figures.usage;
+                let cost = (usage.cpu - fixed.cpu).max(0.0) / figures.domains.max(1) as f64;
+                let relative = cost / *first_cost.get_or_insert(cost);
+                writeln!(
+                    out,
+                    "   {:>7} domains, {} in flight: {:.1} s, {:.0} domains/s, CPU {:.2} ms per domain (x{:.2} of the first), peak {:.1} MiB; {} of {} results wrong",
+                    figures.domains,
+                    concurrency.map_or(format!("{DEFAULT_CONCURRENCY} (the default)"), |c| c.to_string()),
+                    usage.seconds,
+                    figures.domains as f64 / usage.seconds,
+                    cost * 1000.0,
+                    relative,
+                    usage.peak_mib,
+                    figures.tally.wrong,
+                    figures.tally.results,
+                )?;
+                let all: Vec<f64> = figures.tally.seconds.values().flatten().copied().collect();
+                mean_seconds = all.iter().sum::<f64>() / all.len().max(1) as f64;
+            }
+        }
+        // What each kind costs on its own: a light run, where no discovery waits for a core.
+        let mut light = mix::run(&launcher, 400, Some(4)).await?;
+        let costs = light.tally.costs();
+        writeln!(
+            out,
+            "   what each kind of domain costs, 400 domains 4 at a time (ms, p50/max; {} wrong): {costs}",
+            light.tally.wrong,
+        )?;
+        if args.sequential_sample > 0 {
+            let sample = args.sequential_sample;
+            let (seconds, wrong) = mix::sequential_seconds(&world, sample).await?;
+            let per_domain = seconds / sample as f64;
             writeln!(
                 out,
-                "   {:>7} domains: {:.1} s, {:.0} domains/s, CPU {:.2} ms per domain, peak {:.1} MiB, cost per domain x{:.2} of the first size, {} results against the fleet's truth wrong",
-                figures.domains,
-                figures.seconds,
-                figures.domains as f64 / figures.seconds,
-                figures.cpu * 1000.0 / figures.domains.max(1) as f64,
-                figures.peak,
-                relative,
-                figures.wrong
+                "   a client one step at a time (10 s timeouts, no deadline), the first {sample} domains: {:.1} s per domain ({wrong} wrong), so one at a time 100,000 take {:.1} h; exdisco's own discoveries: {:.2} s per domain (x{:.1} less)",
+                per_domain,
+                per_domain * 100_000.0 / 3600.0,
+                mean_seconds,
+                per_domain / mean_seconds.max(1e-9),
             )?;
         }
     }
+    // 7. The mix through Redis Streams, 1 and 2 worker processes.
+    if wanted(Figure::Redis) {
+        figure_redis(&args, &world, &mut out).await?;
+    }
     Ok(std::process::ExitCode::SUCCESS)
+}
+
+async fn figure_redis(
+    args: &BenchArgs,
+    world: &World,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let domains = args.redis_domains;
+    writeln!(
+        out,
+        "\n7. {domains} domains of the mix through Redis Streams (`exdisco batch --queue`), 1 and 2 worker processes, against the file runner"
+    )?;
+    let Some(url) = &args.redis else {
+        writeln!(
+            out,
+            "   skipped: give --redis redis://HOST:PORT/DB (a database the bench may empty)"
+        )?;
+        return Ok(());
+    };
+    let launcher = child::Launcher::new(world)?;
+    for &concurrency in &args.redis_concurrency {
+        let file = mix::run(&launcher, domains, Some(concurrency)).await?;
+        let one = redis_workers::drain(&launcher, url, domains, 1, concurrency).await?;
+        let two = redis_workers::drain(&launcher, url, domains, 2, concurrency).await?;
+        let per_job = |cpu: f64| cpu * 1000.0 / domains.max(1) as f64;
+        let file_cpu = per_job(file.usage.cpu);
+        writeln!(
+            out,
+            "   {concurrency} in flight per process: file {:.1} s ({:.0}/s, CPU {:.2} ms/job); 1 worker {:.1} s ({:.0}/s, CPU {:.2} ms/job + redis {:.2}); 2 workers {:.1} s ({:.0}/s, CPU {:.2} ms/job + redis {:.2}); 2 workers / 1: x{:.2}; the queue's overhead {:.2} ms CPU per job (workers {:+.2}, redis {:.2}); wrong {}/{}/{}; peak per worker {:.0} MiB",
+            file.usage.seconds,
+            domains as f64 / file.usage.seconds,
+            file_cpu,
+            one.seconds,
+            domains as f64 / one.seconds,
+            per_job(one.cpu),
+            per_job(one.redis_cpu),
+            two.seconds,
+            domains as f64 / two.seconds,
+            per_job(two.cpu),
+            per_job(two.redis_cpu),
+            one.seconds / two.seconds,
+            per_job(one.cpu) - file_cpu + per_job(one.redis_cpu),
+            per_job(one.cpu) - file_cpu,
+            per_job(one.redis_cpu),
+            file.tally.wrong,
+            one.tally.wrong,
+            two.tally.wrong,
+            one.peak_mib.max(two.peak_mib),
+        )?;
+    }
+    Ok(())
 }
 
 /// One throughput round: the limit just before and just after the batch, so that the

@@ -20,11 +20,14 @@ pub enum CertKind {
     SelfSigned,
 }
 
-/// The per-run CA.
+/// The per-run CA, and the one key pair of its leaf certificates (made once: a fleet of
+/// 100,000 hosts mints its certificates by signing, not by generating keys).
 pub struct TestCa {
     issuer: Issuer<'static, KeyPair>,
     cert: CertificateDer<'static>,
     pem: String,
+    leaf_key: KeyPair,
+    leaf_signing_key: Arc<dyn rustls::sign::SigningKey>,
 }
 
 impl Default for TestCa {
@@ -42,10 +45,18 @@ impl TestCa {
             .push(rcgen::DnType::CommonName, "exdisco test CA");
         let key = KeyPair::generate().expect("fleet setup");
         let cert = params.self_signed(&key).expect("fleet setup");
+        let leaf_key = KeyPair::generate().expect("fleet setup");
+        let key_der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
+        let leaf_signing_key = rustls::crypto::ring::default_provider()
+            .key_provider
+            .load_private_key(key_der)
+            .expect("fleet setup");
         Self {
             pem: cert.pem(),
             cert: cert.der().clone(),
             issuer: Issuer::new(params, key),
+            leaf_key,
+            leaf_signing_key,
         }
     }
 
@@ -70,17 +81,14 @@ impl TestCa {
             params.not_before = rcgen::date_time_ymd(2019, 1, 1);
             params.not_after = rcgen::date_time_ymd(2020, 1, 1);
         }
-        let key = KeyPair::generate().expect("fleet setup");
+        let key = &self.leaf_key;
         let cert = match kind {
-            CertKind::SelfSigned => params.self_signed(&key).expect("fleet setup"),
-            _ => params.signed_by(&key, &self.issuer).expect("fleet setup"),
+            CertKind::SelfSigned => params.self_signed(key).expect("fleet setup"),
+            _ => params.signed_by(key, &self.issuer).expect("fleet setup"),
         };
-        let key_der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-        let provider = rustls::crypto::ring::default_provider();
-        let signing_key = provider
-            .key_provider
-            .load_private_key(key_der)
-            .expect("fleet setup");
-        Arc::new(CertifiedKey::new(vec![cert.der().clone()], signing_key))
+        Arc::new(CertifiedKey::new(
+            vec![cert.der().clone()],
+            self.leaf_signing_key.clone(),
+        ))
     }
 }

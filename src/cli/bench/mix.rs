@@ -15,14 +15,17 @@
 //! | `slow` | 3% | a server that answers after 1.5 s | `mail.DOMAIN` |
 //! | `hole` | 2% | a black hole: TLS completes, no answer ever | no host |
 
+use std::collections::BTreeMap;
+use std::io::BufRead;
 use std::time::{Duration, Instant};
 
-use exdisco::batch::{BatchConfig, DomainCache, DoneLines, run_batch};
 use exdisco::discovery::Pipeline;
+use exdisco::domain::EmailAddress;
 use exdisco::fleet::{self, FLEET_IP, REFUSED_IP, Reply};
-use tokio_util::sync::CancellationToken;
+use tokio::task::JoinSet;
 
 use super::World;
+use super::child::{Launcher, Usage, write_lines};
 
 /// Exchange Online's own answer to a POX request, as recorded (fixtures/pox/o365-full.xml).
 const EXO_ANSWER: &[u8] = include_bytes!("../../../fixtures/pox/o365-full.xml");
@@ -43,18 +46,14 @@ const KINDS: [(&str, u32); 8] = [
 pub struct MixFigures {
     /// Domains.
     pub domains: usize,
-    /// Seconds.
-    pub seconds: f64,
-    /// CPU seconds of the process.
-    pub cpu: f64,
-    /// Peak resident MiB.
-    pub peak: f64,
-    /// Results that disagree with the fleet's truth.
-    pub wrong: usize,
+    /// What the `exdisco batch` process used.
+    pub usage: Usage,
+    /// The results, checked.
+    pub tally: Tally,
 }
 
 /// The kind of domain `i` (a fixed, seeded draw).
-fn kind_of(i: usize) -> &'static str {
+pub fn kind_of(i: usize) -> &'static str {
     let mut rng = fastrand::Rng::with_seed(0x5eed ^ i as u64);
     let mut pick = rng.u32(0..100);
     for (kind, share) in KINDS {
@@ -66,7 +65,7 @@ fn kind_of(i: usize) -> &'static str {
     "nx"
 }
 
-fn domain_of(i: usize) -> String {
+pub fn domain_of(i: usize) -> String {
     match kind_of(i) {
         // Outside every wildcard of the fake DNS: NXDOMAIN.
         "nx" => format!("d{i}.mixgone.test"),
@@ -115,7 +114,8 @@ pub fn install(world: &World) {
     });
 }
 
-/// Whether `record` (a batch output line) is what the fleet holds for its domain.
+/// Whether `record` (a result: a batch output line or a queue's result) is what the fleet
+/// holds for domain `i`.
 fn is_right(record: &serde_json::Value, i: usize) -> bool {
     let host = record["exchange_server_host"].as_str();
     let domain = domain_of(i);
@@ -129,92 +129,123 @@ fn is_right(record: &serde_json::Value, i: usize) -> bool {
     }
 }
 
-/// One batch of `domains` domains of the mix, one address each, `concurrency` in flight.
-pub async fn run(world: &World, domains: usize, concurrency: usize) -> anyhow::Result<MixFigures> {
-    let pipeline = Pipeline::builder(world.config()).build()?;
-    // As `exdisco batch` holds it.
-    let cache = DomainCache::new(100_000, Duration::from_secs(3600));
-    let input: String = (0..domains)
-        .map(|i| format!("user{i}@{}\n", domain_of(i)))
-        .collect();
-    let mut config = BatchConfig::default();
-    config.concurrency = concurrency.max(1);
-    super::reset_peak_memory();
-    let cpu_before = super::cpu_seconds();
-    let started = Instant::now();
-    // The results are checked as they are written, as a file would take them: none is kept.
-    let mut output = Checker::default();
-    run_batch(
-        &pipeline,
-        &cache,
-        input.as_bytes(),
-        &mut output,
-        &DoneLines::default(),
-        &config,
-        &CancellationToken::new(),
-        |_| {},
-    )
-    .await?;
-    let seconds = started.elapsed().as_secs_f64();
-    let cpu = super::cpu_seconds() - cpu_before;
-    let peak = super::peak_memory_mib();
-    let wrong = output.wrong;
+/// The input of a batch of `domains` domains of the mix, one address each.
+pub fn addresses(domains: usize) -> impl Iterator<Item = String> {
+    (0..domains).map(|i| format!("user{i}@{}", domain_of(i)))
+}
+
+/// Results checked against the truth, and what each kind of domain cost.
+#[derive(Debug, Default)]
+pub struct Tally {
+    /// Results read.
+    pub results: usize,
+    /// Of those, not what the fleet holds (or unreadable).
+    pub wrong: usize,
+    /// Seconds of each discovery, by kind.
+    pub seconds: BTreeMap<&'static str, Vec<f64>>,
+}
+
+impl Tally {
+    /// Checks one result (JSON); its domain is known by its address, `user{i}@...`.
+    pub fn check(&mut self, result: &[u8]) {
+        self.results += 1;
+        let record: serde_json::Value = serde_json::from_slice(result).unwrap_or_default();
+        let index = record["email"]
+            .as_str()
+            .and_then(|email| email.strip_prefix("user")?.split('@').next()?.parse().ok());
+        let Some(i) = index else {
+            self.wrong += 1;
+            return;
+        };
+        if !is_right(&record, i) {
+            self.wrong += 1;
+        }
+        let seconds = record["seconds"].as_f64().unwrap_or(0.0);
+        self.seconds.entry(kind_of(i)).or_default().push(seconds);
+    }
+
+    /// "kind p50/max" for every kind, in milliseconds.
+    pub fn costs(&mut self) -> String {
+        self.seconds
+            .iter_mut()
+            .map(|(kind, seconds)| {
+                seconds.sort_by(f64::total_cmp);
+                let p50 = seconds.get(seconds.len() / 2).copied().unwrap_or(0.0);
+                let max = seconds.last().copied().unwrap_or(0.0);
+                format!("{kind} {:.0}/{:.0}", p50 * 1000.0, max * 1000.0)
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// One batch of `domains` domains of the mix through `exdisco batch FILE --out FILE` as its
+/// own process, `concurrency` in flight (none: its default); every output line checked.
+pub async fn run(
+    launcher: &Launcher,
+    domains: usize,
+    concurrency: Option<usize>,
+) -> anyhow::Result<MixFigures> {
+    let input = launcher.path("mix.txt");
+    let output = launcher.path("mix.jsonl");
+    write_lines(&input, addresses(domains))?;
+    let _ = std::fs::remove_file(&output);
+    let concurrency = concurrency.map(|c| c.to_string());
+    let (input_arg, output_arg) = (input.display().to_string(), output.display().to_string());
+    let mut args = vec![input_arg.as_str(), "--out", output_arg.as_str()];
+    if let Some(concurrency) = &concurrency {
+        args.extend(["--concurrency", concurrency.as_str()]);
+    }
+    let usage = launcher.batch(&args)?.wait().await?;
+    let mut tally = Tally::default();
+    for line in std::io::BufReader::new(std::fs::File::open(&output)?).split(b'\n') {
+        tally.check(&line?);
+    }
+    let _ = std::fs::remove_file(&output);
     Ok(MixFigures {
         domains,
-        seconds,
-        cpu,
-        peak,
-        wrong,
+        usage,
+        tally,
     })
 }
 
-/// An output that checks each result line against the truth as it is written.
-#[derive(Default)]
-struct Checker {
-    partial: Vec<u8>,
-    wrong: usize,
-}
-
-impl Checker {
-    fn check(&mut self, line: &[u8]) {
-        let right = serde_json::from_slice::<serde_json::Value>(line).is_ok_and(|record| {
-            let i = record["line"].as_u64().unwrap_or(0).saturating_sub(1) as usize;
-            is_right(&record, i)
+/// What a client that follows the protocol one step at a time, with the usual 10 s
+/// timeouts and no deadline of its own, spends on the first `sample` domains of the mix:
+/// the sum of their discoveries' durations (each is sequential; they are timed side by side,
+/// `side_by_side` at once, which changes none of their durations on an idle fleet).
+pub async fn sequential_seconds(world: &World, sample: usize) -> anyhow::Result<(f64, usize)> {
+    let mut config = world.config();
+    config.sequential = true;
+    config.http.timeouts.connect = Duration::from_secs(10);
+    config.http.timeouts.read = Duration::from_secs(10);
+    config.http.timeouts.request = Duration::from_secs(10);
+    config.dns.timeout = Duration::from_secs(10);
+    config.deadline = Duration::from_secs(600);
+    let pipeline = Pipeline::builder(config).build()?;
+    let side_by_side = 64;
+    let mut set: JoinSet<(f64, bool)> = JoinSet::new();
+    let (mut total, mut wrong) = (0.0, 0);
+    for (i, address) in addresses(sample).enumerate() {
+        if set.len() >= side_by_side
+            && let Some(done) = set.join_next().await
+        {
+            let (seconds, right) = done?;
+            total += seconds;
+            wrong += usize::from(!right);
+        }
+        let pipeline = pipeline.clone();
+        set.spawn(async move {
+            let address = EmailAddress::parse(&address).expect("a valid address");
+            let started = Instant::now();
+            let report = pipeline.discover(&address, None).await;
+            let record = serde_json::to_value(&report).unwrap_or_default();
+            (started.elapsed().as_secs_f64(), is_right(&record, i))
         });
-        if !right {
-            self.wrong += 1;
-        }
     }
-}
-
-impl tokio::io::AsyncWrite for Checker {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-        bytes: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        let this = &mut *self;
-        this.partial.extend_from_slice(bytes);
-        while let Some(end) = this.partial.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = this.partial.drain(..=end).collect();
-            if line.len() > 1 {
-                this.check(&line[..line.len() - 1]);
-            }
-        }
-        std::task::Poll::Ready(Ok(bytes.len()))
+    while let Some(done) = set.join_next().await {
+        let (seconds, right) = done?;
+        total += seconds;
+        wrong += usize::from(!right);
     }
-
-    fn poll_flush(
-        self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(
-        self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::task::Poll::Ready(Ok(()))
-    }
+    Ok((total, wrong))
 }
