@@ -204,10 +204,13 @@ impl DomainCache {
     fn cell(&self, domain: &Domain) -> Arc<OnceCell<(Arc<Report>, Instant)>> {
         let now = Instant::now();
         let mut entries = self.inner.entries.lock().unwrap_or_else(|e| e.into_inner());
-        let fresh = entries.map.get(domain).filter(|entry| match entry.cell.get() {
-            Some((_, expires)) => *expires > now,
-            None => true, // in flight
-        });
+        let fresh = entries
+            .map
+            .get(domain)
+            .filter(|entry| match entry.cell.get() {
+                Some((_, expires)) => *expires > now,
+                None => true, // in flight
+            });
         if let Some(entry) = fresh {
             return entry.cell.clone();
         }
@@ -217,7 +220,11 @@ impl DomainCache {
             let Some((oldest, created)) = entries.order.pop_front() else {
                 break;
             };
-            if entries.map.get(&oldest).is_some_and(|e| e.created == created) {
+            if entries
+                .map
+                .get(&oldest)
+                .is_some_and(|e| e.created == created)
+            {
                 entries.map.remove(&oldest);
             }
         }
@@ -230,7 +237,8 @@ impl DomainCache {
         if entries.order.len() > 2 * self.inner.capacity {
             // Replaced entries leave stale places in the order: drop them now and then.
             let Entries { map, order } = &mut *entries;
-            order.retain(|(domain, created)| map.get(domain).is_some_and(|e| e.created == *created));
+            order
+                .retain(|(domain, created)| map.get(domain).is_some_and(|e| e.created == *created));
         }
         entry.cell
     }

@@ -398,7 +398,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
                     out,
                     "   {:>7} domains, {} in flight: {:.1} s, {:.0} domains/s, CPU {:.2} ms per domain (x{:.2} of the first), peak {:.1} MiB; {} of {} results wrong",
                     figures.domains,
-                    concurrency.map_or(format!("{DEFAULT_CONCURRENCY} (the default)"), |c| c.to_string()),
+                    concurrency.map_or(format!("{DEFAULT_CONCURRENCY} (the default)"), |c| c
+                        .to_string()),
                     usage.seconds,
                     figures.domains as f64 / usage.seconds,
                     cost * 1000.0,
@@ -440,11 +441,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     Ok(std::process::ExitCode::SUCCESS)
 }
 
-async fn figure_redis(
-    args: &BenchArgs,
-    world: &World,
-    out: &mut impl Write,
-) -> anyhow::Result<()> {
+async fn figure_redis(args: &BenchArgs, world: &World, out: &mut impl Write) -> anyhow::Result<()> {
     let domains = args.redis_domains;
     writeln!(
         out,

@@ -2,9 +2,11 @@
 //! only then acknowledge it (rule 23: at least once, idempotent).
 //!
 //! - A job whose input is not a job is buried at once (a poison job).
-//! - A discovery that failed for a reason that may pass (timeouts, SERVFAIL, unreachable
-//!   servers) is tried again later, and buried as a dead letter after `max_attempts`.
-//! - Anything else, found or not found, is a result.
+//! - A job delivered `max_attempts` times (Redis: `max_deliveries`) without an end, because
+//!   its worker died or was killed each time, is buried on its next claim: a job that crashes
+//!   workers cannot loop for ever.
+//! - Anything else, found or not found, broken domains included, is a result (the domain
+//!   cache was patient with passing failures: [`crate::batch::Patience`]).
 //!
 //! Backends: [`SqliteQueue`] (the daemon's embedded queue) and [`redis::RedisQueue`] (Redis
 //! Streams, shared by workers on many machines). `Worker::try_run_one` does one job and says
@@ -47,13 +49,8 @@ pub trait JobQueue: Send + Sync + 'static {
         job: &Claimed,
         result: &str,
     ) -> impl Future<Output = Result<(), Error>> + Send;
-    /// Tries again later, or buries the job; returns whether it is buried.
-    fn fail(
-        &self,
-        job: &Claimed,
-        reason: &str,
-        poison: bool,
-    ) -> impl Future<Output = Result<bool, Error>> + Send;
+    /// Makes the job a dead letter, with its reason.
+    fn bury(&self, job: &Claimed, reason: &str) -> impl Future<Output = Result<(), Error>> + Send;
     /// Gives the job back untouched.
     fn release(&self, job: &Claimed) -> impl Future<Output = Result<(), Error>> + Send;
 }
@@ -68,7 +65,8 @@ pub struct QueueConfig {
     /// How long a claimed job is held before another worker may take it. Default: 2 min.
     #[serde(with = "humantime_serde")]
     pub lease: Duration,
-    /// Attempts before a failing job is a dead letter. Default: 3.
+    /// Deliveries of one job without an end (its worker died or was killed) before it is a
+    /// dead letter. Default: 3.
     pub max_attempts: u32,
     /// A Redis Streams queue to work from as well (redis://HOST:PORT/DB). Default: none.
     pub redis_url: Option<String>,
@@ -185,7 +183,7 @@ impl<Q: JobQueue> Worker<Q> {
     }
 
     async fn bury(&self, job: &Claimed, reason: &str) -> Result<(), Error> {
-        self.queue.fail(job, reason, true).await?;
+        self.queue.bury(job, reason).await?;
         self.count("dead_letter");
         Ok(())
     }
@@ -203,7 +201,6 @@ pub struct SqliteQueue {
     store: Store,
     lease: Duration,
     max_attempts: u32,
-    retry_after: Duration,
 }
 
 impl SqliteQueue {
@@ -213,22 +210,29 @@ impl SqliteQueue {
             store,
             lease,
             max_attempts,
-            retry_after: Duration::from_secs(30),
         }
     }
 }
 
 impl JobQueue for SqliteQueue {
     async fn claim(&self) -> Result<Option<Claimed>, Error> {
-        let row = self
-            .store
-            .claim_job(unix_now(), self.lease.as_secs().max(1) as i64)
-            .await?;
-        Ok(row.map(|r| Claimed {
-            id: r.job_id,
-            input: r.input,
-            attempts: r.attempts,
-        }))
+        loop {
+            let row = self
+                .store
+                .claim_job(unix_now(), self.lease.as_secs().max(1) as i64)
+                .await?;
+            let Some(row) = row else { return Ok(None) };
+            let job = Claimed {
+                id: row.job_id,
+                input: row.input,
+                attempts: row.attempts,
+            };
+            if job.attempts <= self.max_attempts.max(1) {
+                return Ok(Some(job));
+            }
+            warn!(job = %job.id, attempts = job.attempts, "job buried after too many deliveries");
+            self.bury(&job, "too many deliveries").await?;
+        }
     }
 
     async fn complete(&self, job: &Claimed, result: &str) -> Result<(), Error> {
@@ -238,13 +242,9 @@ impl JobQueue for SqliteQueue {
             .await?)
     }
 
-    async fn fail(&self, job: &Claimed, reason: &str, poison: bool) -> Result<bool, Error> {
-        let max = if poison { 0 } else { self.max_attempts };
-        let retry_at = unix_now() + self.retry_after.as_secs() as i64;
-        Ok(self
-            .store
-            .retry_or_bury_job(job.id.clone(), reason.to_owned(), max, retry_at, unix_now())
-            .await?)
+    async fn bury(&self, job: &Claimed, reason: &str) -> Result<(), Error> {
+        let (id, reason) = (job.id.clone(), reason.to_owned());
+        Ok(self.store.bury_job(id, reason, unix_now()).await?)
     }
 
     async fn release(&self, job: &Claimed) -> Result<(), Error> {

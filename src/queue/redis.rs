@@ -124,7 +124,7 @@ impl RedisQueue {
             .unwrap_or(1))
     }
 
-    async fn bury(&self, id: &str, input: &str, reason: &str) -> Result<(), Error> {
+    async fn bury_entry(&self, id: &str, input: &str, reason: &str) -> Result<(), Error> {
         let mut connection = self.connection.clone();
         redis::pipe()
             .atomic()
@@ -170,7 +170,8 @@ impl JobQueue for RedisQueue {
             let input = field(&entry, "input");
             if deliveries > self.config.max_deliveries {
                 warn!(entry = %entry.id, deliveries, "redis entry buried after too many deliveries");
-                self.bury(&entry.id, &input, "too many deliveries").await?;
+                self.bury_entry(&entry.id, &input, "too many deliveries")
+                    .await?;
                 continue;
             }
             return Ok(Some(Claimed {
@@ -227,13 +228,8 @@ impl JobQueue for RedisQueue {
         Ok(())
     }
 
-    async fn fail(&self, job: &Claimed, reason: &str, poison: bool) -> Result<bool, Error> {
-        if poison || job.attempts >= self.config.max_deliveries {
-            self.bury(&job.id, &job.input, reason).await?;
-            return Ok(true);
-        }
-        // Left pending: reclaimed once idle, its delivery count one higher.
-        Ok(false)
+    async fn bury(&self, job: &Claimed, reason: &str) -> Result<(), Error> {
+        self.bury_entry(&job.id, &job.input, reason).await
     }
 
     async fn release(&self, _job: &Claimed) -> Result<(), Error> {

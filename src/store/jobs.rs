@@ -101,24 +101,13 @@ pub fn complete(c: &mut Connection, job_id: &str, result: &str, now: i64) -> Res
     Ok(())
 }
 
-pub fn retry_or_bury(
-    c: &mut Connection,
-    job_id: &str,
-    reason: &str,
-    max_attempts: u32,
-    retry_at: i64,
-    now: i64,
-) -> Result<bool, Error> {
-    let buried = c.query_row(
-        "UPDATE jobs SET
-             state = CASE WHEN attempts >= ?3 THEN 'dead' ELSE 'queued' END,
-             reason = ?2, not_before = ?4, lease_until = 0, updated_at = ?5
-         WHERE job_id = ?1
-         RETURNING state = 'dead'",
-        params![job_id, reason, max_attempts, retry_at, now],
-        |row| row.get::<_, bool>(0),
+pub fn bury(c: &mut Connection, job_id: &str, reason: &str, now: i64) -> Result<(), Error> {
+    c.execute(
+        "UPDATE jobs SET state = 'dead', reason = ?2, lease_until = 0, updated_at = ?3
+         WHERE job_id = ?1",
+        params![job_id, reason, now],
     )?;
-    Ok(buried)
+    Ok(())
 }
 
 pub fn release(c: &mut Connection, job_id: &str, now: i64) -> Result<(), Error> {
@@ -223,19 +212,15 @@ mod tests {
     }
 
     #[test]
-    fn repeated_failures_end_as_dead_letters() {
+    fn a_buried_job_is_a_dead_letter_with_its_reason() {
         let mut c = queue();
-        for now in [100, 200] {
-            let job = claim(&mut c, now, 30).unwrap().unwrap();
-            assert_eq!(job.job_id, "j1");
-            assert!(!retry_or_bury(&mut c, "j1", "timeout", 3, now + 1, now).unwrap());
-        }
-        claim(&mut c, 300, 30).unwrap().unwrap();
-        assert!(retry_or_bury(&mut c, "j1", "timeout", 3, 301, 300).unwrap());
+        claim(&mut c, 100, 30).unwrap().unwrap();
+        bury(&mut c, "j1", "invalid_address", 101).unwrap();
         let dead = status(&mut c, "cli_a", "j1").unwrap().unwrap();
         assert_eq!(
             (dead.state.as_str(), dead.reason.as_deref()),
-            ("dead", Some("timeout"))
+            ("dead", Some("invalid_address"))
         );
+        assert_eq!(claim(&mut c, 200, 30).unwrap().unwrap().job_id, "j2");
     }
 }

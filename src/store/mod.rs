@@ -231,17 +231,9 @@ impl Store {
             .await
     }
 
-    /// Queues a failed job again at `retry_at`, or buries it after `max_attempts`; returns
-    /// whether it is now a dead letter.
-    pub async fn retry_or_bury_job(
-        &self,
-        job_id: String,
-        reason: String,
-        max_attempts: u32,
-        retry_at: i64,
-        now: i64,
-    ) -> Result<bool, Error> {
-        self.with(move |c| jobs::retry_or_bury(c, &job_id, &reason, max_attempts, retry_at, now))
+    /// Makes a job a dead letter, with its reason.
+    pub async fn bury_job(&self, job_id: String, reason: String, now: i64) -> Result<(), Error> {
+        self.with(move |c| jobs::bury(c, &job_id, &reason, now))
             .await
     }
 

@@ -385,3 +385,37 @@ async fn a_broken_domain_is_an_answer_after_a_few_patient_tries() {
         "three discoveries for the domain, not one per address: {srv}"
     );
 }
+
+#[tokio::test]
+async fn a_job_whose_worker_dies_each_time_ends_as_a_dead_letter() {
+    use exdisco::queue::{JobQueue, SqliteQueue};
+    let dir = tempfile::tempdir().unwrap();
+    let store = exdisco::store::Store::open(&dir.path().join("exdisco.db")).unwrap();
+    let now = exdisco::store::unix_now();
+    store
+        .enqueue_jobs(
+            "cli_a".into(),
+            vec![("j1".into(), "a@example.test".into())],
+            10,
+            now,
+        )
+        .await
+        .unwrap();
+    // A lease of 1 s, 2 deliveries: each claim below stands for a worker killed mid-job.
+    let queue = SqliteQueue::new(store.clone(), Duration::from_secs(1), 2);
+    for attempt in 1..=2 {
+        let job = queue.claim().await.unwrap().expect("delivered again");
+        assert_eq!(job.attempts, attempt);
+        tokio::time::sleep(Duration::from_millis(2100)).await;
+    }
+    assert!(queue.claim().await.unwrap().is_none(), "not a third time");
+    let status = store
+        .job_status("cli_a".into(), "j1".into())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (status.state.as_str(), status.reason.as_deref()),
+        ("dead", Some("too many deliveries"))
+    );
+}

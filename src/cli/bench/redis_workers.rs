@@ -101,12 +101,13 @@ pub async fn drain(
 
 /// The Redis server's user plus system CPU seconds (`INFO cpu`).
 async fn redis_cpu(connection: &mut redis::aio::MultiplexedConnection) -> anyhow::Result<f64> {
-    let info: String = redis::cmd("INFO").arg("cpu").query_async(connection).await?;
+    let info: String = redis::cmd("INFO")
+        .arg("cpu")
+        .query_async(connection)
+        .await?;
     Ok(info
         .lines()
-        .filter(|line| {
-            line.starts_with("used_cpu_user:") || line.starts_with("used_cpu_sys:")
-        })
+        .filter(|line| line.starts_with("used_cpu_user:") || line.starts_with("used_cpu_sys:"))
         .filter_map(|line| line.split(':').nth(1)?.trim().parse::<f64>().ok())
         .sum())
 }
