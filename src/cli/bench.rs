@@ -396,7 +396,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
                 let relative = cost / *first_cost.get_or_insert(cost);
                 writeln!(
                     out,
-                    "   {:>7} domains, {} in flight: {:.1} s, {:.0} domains/s, CPU {:.2} ms per domain (x{:.2} of the first), peak {:.1} MiB; {} of {} results wrong",
+                    "   {:>7} domains, {} in flight: {:.1} s, {:.0} domains/s, CPU {:.2} ms per domain (x{:.2} of the first; the fleet {:.2} more), peak {:.1} MiB; {} of {} results wrong",
                     figures.domains,
                     concurrency.map_or(format!("{DEFAULT_CONCURRENCY} (the default)"), |c| c
                         .to_string()),
@@ -404,6 +404,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
                     figures.domains as f64 / usage.seconds,
                     cost * 1000.0,
                     relative,
+                    figures.fleet_cpu * 1000.0 / figures.domains.max(1) as f64,
                     usage.peak_mib,
                     figures.tally.wrong,
                     figures.tally.results,

@@ -48,6 +48,8 @@ pub struct MixFigures {
     pub domains: usize,
     /// What the `exdisco batch` process used.
     pub usage: Usage,
+    /// CPU seconds of this process (the fleet and the DNS) meanwhile.
+    pub fleet_cpu: f64,
     /// The results, checked.
     pub tally: Tally,
 }
@@ -196,7 +198,9 @@ pub async fn run(
     if let Some(concurrency) = &concurrency {
         args.extend(["--concurrency", concurrency.as_str()]);
     }
+    let fleet_before = super::cpu_seconds();
     let usage = launcher.batch(&args)?.wait().await?;
+    let fleet_cpu = super::cpu_seconds() - fleet_before;
     let mut tally = Tally::default();
     for line in std::io::BufReader::new(std::fs::File::open(&output)?).split(b'\n') {
         tally.check(&line?);
@@ -205,6 +209,7 @@ pub async fn run(
     Ok(MixFigures {
         domains,
         usage,
+        fleet_cpu,
         tally,
     })
 }
