@@ -23,8 +23,10 @@
 //!   - `address_policy`: which IP addresses may be reached. `dns`: the one resolver.
 //!   - `http`: the one client and the bounded fetch. `limits`: per-host and per-account
 //!     governors. `error`: `discovery::Error` and its stable codes.
-//!   - `activesync`: the ActiveSync OPTIONS probe and its classification; `online`: Exchange
-//!     Online (Autodiscover v2, provider detection).
+//!   - `activesync`: the ActiveSync OPTIONS probe and its classification;
+//!     `activesync::shared_probes`: a host's anonymous probe shared by the pipeline's
+//!     discoveries. `memo`: the bounded memory of hosts' anonymous answers it and the POX
+//!     step use. `online`: Exchange Online (Autodiscover v2, provider detection).
 //! - [`connect`]: the native-authentication flow (authorize); `connect::grant`: codes that
 //!   carry an account until redeemed, tokens, revocation, and what may replace an account.
 //! - [`api`]: the HTTP API of the daemon (router, serve with its per-source connection cap,

@@ -49,6 +49,10 @@ pub struct Settings {
     /// The window of `credential_attempts_per_account`. Default: 15 min.
     #[serde(with = "humantime_serde")]
     pub account_window: Duration,
+    /// How long a host's answers to anonymous requests are shared by the process's
+    /// discoveries (`0s`: not shared). Default: 10 min.
+    #[serde(with = "humantime_serde")]
+    pub shared_answer_ttl: Duration,
 }
 
 impl Default for Settings {
@@ -69,6 +73,7 @@ impl Default for Settings {
             per_host_in_flight: defaults.limits.per_host_in_flight,
             credential_attempts_per_account: defaults.limits.credential_attempts_per_account,
             account_window: defaults.limits.account_window,
+            shared_answer_ttl: defaults.shared_answer_ttl,
         }
     }
 }
@@ -101,6 +106,7 @@ impl Settings {
         config.limits.per_host_in_flight = self.per_host_in_flight;
         config.limits.credential_attempts_per_account = self.credential_attempts_per_account;
         config.limits.account_window = self.account_window;
+        config.shared_answer_ttl = self.shared_answer_ttl;
         for path in &self.ca_files {
             config.http.extra_roots.extend(read_certificates(path)?);
         }
