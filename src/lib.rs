@@ -41,6 +41,8 @@
 //!   and the sweep that deletes what ended.
 //! - [`secrets`]: random tokens, hashes, the key that seals account secrets.
 //! - [`batch`]: jobs, the per-domain cache, the resumable file runner.
+//! - `bounded_map`: a map that forgets its oldest entries first, in constant time (the
+//!   per-domain cache and the discovery's `memo` are built on it).
 //! - [`queue`]: queue workers; the SQLite queue; Redis Streams.
 //! - [`metrics`]: Prometheus metrics.
 //! - `fleet` (feature `fleet`, on for the tests): the loopback fleet (DNS, HTTPS, CA) of the
@@ -71,6 +73,7 @@
 pub mod api;
 pub mod app;
 pub mod batch;
+mod bounded_map;
 pub mod code;
 pub mod config;
 pub mod connect;

@@ -12,12 +12,12 @@
 //! failed slowly (timeouts, the deadline) is not tried again: a black hole costs its timeout
 //! once. Nothing here is a dead letter: a broken domain is an answer.
 
-use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::OnceCell;
 
+use crate::bounded_map::BoundedMap;
 use crate::code::Code;
 use crate::discovery::Pipeline;
 use crate::domain::{Domain, EmailAddress};
@@ -69,24 +69,14 @@ pub struct DomainCache {
 }
 
 struct Inner {
-    entries: Mutex<Entries>,
+    entries: Mutex<BoundedMap<Domain, Entry>>,
     capacity: usize,
     default_ttl: Duration,
     patience: Patience,
 }
 
-/// The entries, and the order they were made in (the oldest first: who goes when full).
-#[derive(Default)]
-struct Entries {
-    map: HashMap<Domain, Entry>,
-    order: VecDeque<(Domain, Instant)>,
-}
-
-#[derive(Clone)]
-struct Entry {
-    cell: Arc<OnceCell<(Arc<Report>, Instant)>>,
-    created: Instant,
-}
+/// A domain's discovery: in flight while empty, then its report and when it expires.
+type Entry = Arc<OnceCell<(Arc<Report>, Instant)>>;
 
 /// Where a report came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,7 +92,7 @@ impl DomainCache {
     pub fn new(capacity: usize, default_ttl: Duration) -> Self {
         Self {
             inner: Arc::new(Inner {
-                entries: Mutex::new(Entries::default()),
+                entries: Mutex::new(BoundedMap::new(capacity)),
                 capacity: capacity.max(1),
                 default_ttl,
                 patience: Patience::default(),
@@ -113,7 +103,7 @@ impl DomainCache {
     /// The same cache, `patience` with domains that fail for a passing reason.
     pub fn with_patience(self, patience: Patience) -> Self {
         let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|shared| Inner {
-            entries: Mutex::new(Entries::default()),
+            entries: Mutex::new(BoundedMap::new(shared.capacity)),
             capacity: shared.capacity,
             default_ttl: shared.default_ttl,
             patience,
@@ -193,7 +183,7 @@ impl DomainCache {
 
     /// Domains held now.
     pub fn len(&self) -> usize {
-        self.inner.entries.lock().map(|e| e.map.len()).unwrap_or(0)
+        self.inner.entries.lock().map(|e| e.len()).unwrap_or(0)
     }
 
     /// Whether nothing is held.
@@ -201,46 +191,19 @@ impl DomainCache {
         self.len() == 0
     }
 
-    fn cell(&self, domain: &Domain) -> Arc<OnceCell<(Arc<Report>, Instant)>> {
+    fn cell(&self, domain: &Domain) -> Entry {
         let now = Instant::now();
         let mut entries = self.inner.entries.lock().unwrap_or_else(|e| e.into_inner());
-        let fresh = entries
-            .map
-            .get(domain)
-            .filter(|entry| match entry.cell.get() {
-                Some((_, expires)) => *expires > now,
-                None => true, // in flight
-            });
-        if let Some(entry) = fresh {
-            return entry.cell.clone();
+        let fresh = entries.get(domain).filter(|cell| match cell.get() {
+            Some((_, expires)) => *expires > now,
+            None => true, // in flight
+        });
+        if let Some(cell) = fresh {
+            return cell.clone();
         }
-        // The oldest go first, in constant time per entry: a run past the capacity costs the
-        // same per job as one within it.
-        while entries.map.len() >= self.inner.capacity {
-            let Some((oldest, created)) = entries.order.pop_front() else {
-                break;
-            };
-            if entries
-                .map
-                .get(&oldest)
-                .is_some_and(|e| e.created == created)
-            {
-                entries.map.remove(&oldest);
-            }
-        }
-        let entry = Entry {
-            cell: Arc::new(OnceCell::new()),
-            created: now,
-        };
-        entries.map.insert(domain.clone(), entry.clone());
-        entries.order.push_back((domain.clone(), now));
-        if entries.order.len() > 2 * self.inner.capacity {
-            // Replaced entries leave stale places in the order: drop them now and then.
-            let Entries { map, order } = &mut *entries;
-            order
-                .retain(|(domain, created)| map.get(domain).is_some_and(|e| e.created == *created));
-        }
-        entry.cell
+        let cell = Entry::default();
+        entries.insert(domain.clone(), cell.clone());
+        cell
     }
 }
 
@@ -284,9 +247,7 @@ mod tests {
         for i in 0..10 {
             cache.cell(&domain(&format!("d{i}.example")));
         }
-        let entries = cache.inner.entries.lock().unwrap();
-        assert_eq!(entries.map.len(), 2);
-        assert!(entries.order.len() <= 4, "the order stays bounded too");
+        assert_eq!(cache.len(), 2);
     }
 
     #[test]

@@ -1,16 +1,16 @@
 //! A bounded memory of what hosts answered, by URL, for `ttl`, shared by a pipeline's
 //! discoveries ([`super::activesync::shared_probes`], the anonymous 401s of Autodiscover
-//! URLs). At most `capacity` URLs: past it, expired ones go first, then the oldest.
+//! URLs). At most `capacity` URLs: past it, the oldest go ([`crate::bounded_map`]).
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+use crate::bounded_map::BoundedMap;
 
 /// The memory. `V` is cheap to clone.
 pub struct Memo<V> {
     ttl: Duration,
-    capacity: usize,
-    entries: Mutex<HashMap<String, (V, Instant)>>,
+    entries: Mutex<BoundedMap<String, (V, Instant)>>,
 }
 
 impl<V: Clone> Memo<V> {
@@ -18,8 +18,7 @@ impl<V: Clone> Memo<V> {
     pub fn new(ttl: Duration, capacity: usize) -> Self {
         Self {
             ttl,
-            capacity: capacity.max(1),
-            entries: Mutex::new(HashMap::new()),
+            entries: Mutex::new(BoundedMap::new(capacity)),
         }
     }
 
@@ -30,49 +29,48 @@ impl<V: Clone> Memo<V> {
 
     /// The value of `url` and its age, if it is still fresh.
     pub fn get(&self, url: &str) -> Option<(V, Duration)> {
-        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        let (value, at) = entries.get(url)?;
-        let age = at.elapsed();
-        (age < self.ttl).then(|| (value.clone(), age))
+        let entries = self.lock();
+        self.fresh(&entries, url)
     }
 
-    /// The fresh value of `url`, or `make()` remembered now.
+    /// The fresh value of `url`, or `make()` remembered now (one lock: callers at the same
+    /// moment get the same value).
     pub fn get_or_insert_with(&self, url: &str, make: impl FnOnce() -> V) -> V {
-        if let Some((value, _)) = self.get(url) {
+        let mut entries = self.lock();
+        if let Some((value, _)) = self.fresh(&entries, url) {
             return value;
         }
         let value = make();
-        self.insert(url, value.clone());
+        if !self.ttl.is_zero() {
+            entries.insert(url.to_owned(), (value.clone(), Instant::now()));
+        }
         value
     }
 
     /// Remembers `value` for `url` from now.
     pub fn insert(&self, url: &str, value: V) {
-        if self.ttl.is_zero() {
-            return;
+        if !self.ttl.is_zero() {
+            self.lock().insert(url.to_owned(), (value, Instant::now()));
         }
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if entries.len() >= self.capacity && !entries.contains_key(url) {
-            let ttl = self.ttl;
-            entries.retain(|_, (_, at)| at.elapsed() < ttl);
-            while entries.len() >= self.capacity {
-                let oldest = entries
-                    .iter()
-                    .min_by_key(|(_, (_, at))| *at)
-                    .map(|(url, _)| url.clone());
-                let Some(oldest) = oldest else { break };
-                entries.remove(&oldest);
-            }
-        }
-        entries.insert(url.to_owned(), (value, Instant::now()));
     }
 
     /// Forgets `url` if its value is `is`'s.
     pub fn forget_if(&self, url: &str, is: impl FnOnce(&V) -> bool) {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if entries.get(url).is_some_and(|(value, _)| is(value)) {
-            entries.remove(url);
-        }
+        self.lock().remove_if(url, |(value, _)| is(value));
+    }
+
+    fn fresh(
+        &self,
+        entries: &BoundedMap<String, (V, Instant)>,
+        url: &str,
+    ) -> Option<(V, Duration)> {
+        let (value, at) = entries.get(url)?;
+        let age = at.elapsed();
+        (age < self.ttl).then(|| (value.clone(), age))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BoundedMap<String, (V, Instant)>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 

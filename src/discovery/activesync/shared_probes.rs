@@ -56,12 +56,9 @@ impl SharedProbes {
     where
         F: Future<Output = (Probe, Vec<Attempt>)>,
     {
-        let cell = if self.ttl().is_zero() {
-            Arc::new(OnceCell::new())
-        } else {
-            self.memo
-                .get_or_insert_with(url, || Arc::new(OnceCell::new()))
-        };
+        let cell = self
+            .memo
+            .get_or_insert_with(url, || Arc::new(OnceCell::new()));
         let mut made = false;
         let answer = cell
             .get_or_init(|| async {
