@@ -125,6 +125,9 @@ pub enum Code {
     NeedsConsent,
     /// `not_verified`: no verification ran.
     NotVerified,
+    /// `imap_only`: the domain's own Autodiscover names IMAP, POP3 and SMTP servers and no
+    /// Exchange server, and nothing else found one: the mailbox is not Exchange.
+    ImapOnly,
 }
 
 impl Code {
@@ -183,6 +186,7 @@ impl Code {
             Self::AuthInconclusive => "auth_inconclusive",
             Self::NeedsConsent => "needs_consent",
             Self::NotVerified => "not_verified",
+            Self::ImapOnly => "imap_only",
         }
     }
 

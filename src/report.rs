@@ -47,6 +47,11 @@ pub struct Report {
     /// Whether the credentials work: `Some(true)` only after a 200 with the ActiveSync headers
     /// to an authenticated request; `None` when not checked or not decidable.
     pub credentials_valid: Option<bool>,
+    /// The ActiveSync URL that answered the password with `451` ([MS-ASHTTP] 3.1.5.2.2): the
+    /// mailbox moved from there to `activesync_url` (Exchange sends it for mailboxes moved to
+    /// Exchange Online or to another site). The host, the URL and the provider are the new
+    /// place's.
+    pub moved_from: Option<String>,
     /// The address the answer is for, when Autodiscover redirected to another address.
     pub redirected_email: Option<String>,
     /// How long the answer may be cached, in seconds (`TTL` in hours, default 1).
@@ -59,6 +64,35 @@ pub struct Report {
     pub error: Option<Failure>,
     /// What the domain's administrator or the user can do, when the discovery failed.
     pub remedy: Option<String>,
+    /// The IMAP, POP3 and SMTP servers the domain's own Autodiscover named instead of an
+    /// Exchange server (web hosters, mailcow, cPanel): when nothing else was found, the
+    /// mailbox is not Exchange (`imap_only`) and these are where it is reached.
+    pub mail_servers: Vec<MailServer>,
+}
+
+/// A mail server an Autodiscover answer names in an IMAP, POP3 or SMTP `Protocol` block.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MailServer {
+    /// `imap`, `pop3` or `smtp`.
+    pub protocol: String,
+    /// The host name.
+    pub server: String,
+    /// The port, when given.
+    pub port: Option<u16>,
+    /// `ssl`, `tls`, `starttls`, `auto` or `none`: `Encryption`, else `SSL` (on by default).
+    pub encryption: String,
+    /// The login name to use, when given (often a template or empty).
+    pub login_name: Option<String>,
+}
+
+impl std::fmt::Display for MailServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.protocol, self.server)?;
+        if let Some(port) = self.port {
+            write!(f, ":{port}")?;
+        }
+        write!(f, " ({})", self.encryption)
+    }
 }
 
 impl Report {
@@ -78,12 +112,14 @@ impl Report {
             activesync: None,
             verification: None,
             credentials_valid: None,
+            moved_from: None,
             redirected_email: None,
             ttl_seconds: None,
             trail: Vec::new(),
             seconds: 0.0,
             error: None,
             remedy: None,
+            mail_servers: Vec::new(),
         }
     }
 

@@ -106,6 +106,7 @@ impl IntoResponse for ApiError {
                 }
                 E::ExchangeOnline
                 | E::DiscoveryFailed { .. }
+                | E::ImapOnly { .. }
                 | E::Unconfirmed
                 | E::NotActiveSync(_) => (
                     StatusCode::UNPROCESSABLE_ENTITY,
@@ -132,6 +133,11 @@ impl IntoResponse for ApiError {
         if let Self::Connect(connect::Error::ConsentRequired { host, reason, from }) = &self {
             // What the application shows its user, and sends back once they allow it.
             body["consent"] = json!({ "host": host, "reason": reason, "from": from });
+        }
+        if let Self::Connect(connect::Error::ImapOnly { servers }) = &self {
+            // Where the mailbox is reached instead: the application's IMAP connector's input.
+            body["code"] = json!("imap_only");
+            body["mail_servers"] = json!(servers);
         }
         if let Self::Connect(connect::Error::DiscoveryFailed {
             code,

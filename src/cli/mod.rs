@@ -172,9 +172,14 @@ struct DiscoverArgs {
     address: String,
     #[command(flatten)]
     credentials: CredentialArgs,
-    /// Check the credentials on the host found (one ActiveSync OPTIONS exchange).
-    #[arg(long)]
+    /// Check the credentials on the host found (one ActiveSync OPTIONS exchange). The
+    /// default whenever credentials are given; kept so that it can be said explicitly.
+    #[arg(long, conflicts_with = "no_verify")]
     verify: bool,
+    /// With credentials, only discover: skip the check on the host found. The report is then
+    /// where discovery points, not proof that the password works there.
+    #[arg(long)]
+    no_verify: bool,
     /// The Exchange host, when known: discovery is skipped (no network traffic).
     #[arg(long)]
     host: Option<String>,
@@ -304,7 +309,9 @@ async fn run_discover(args: DiscoverArgs) -> anyhow::Result<ExitCode> {
     let pipeline = Pipeline::builder(args.network.config()?)
         .build()
         .context("cannot set up discovery")?;
-    let verify_with = credentials.as_ref().filter(|_| args.verify);
+    // Given a password, the answer is where that password works (as the daemon's).
+    let verify = !args.no_verify;
+    let verify_with = credentials.as_ref().filter(|_| verify);
     let report = match &args.host {
         Some(host) => match pipeline
             .known_host(&address, KnownHost::explicit(host), verify_with)
@@ -319,7 +326,7 @@ async fn run_discover(args: DiscoverArgs) -> anyhow::Result<ExitCode> {
                 ));
             }
         },
-        None => match (&credentials, args.verify) {
+        None => match (&credentials, verify) {
             (Some(credentials), true) => pipeline.discover_and_verify(&address, credentials).await,
             _ => pipeline.discover(&address, credentials.as_ref()).await,
         },

@@ -26,6 +26,12 @@ pub fn write_human(out: &mut impl Write, report: &Report) -> std::io::Result<()>
             if let Some(url) = &report.activesync_url {
                 writeln!(out, "  activesync  {url}")?;
             }
+            if let Some(from) = &report.moved_from {
+                writeln!(
+                    out,
+                    "  moved from  {from} (ActiveSync 451: the mailbox lives here now)"
+                )?;
+            }
             if let Some(url) = &report.ews_url {
                 writeln!(out, "  ews         {url}")?;
             }

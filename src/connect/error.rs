@@ -38,6 +38,13 @@ pub enum Error {
         /// What the domain's administrator or the user can do.
         remedy: Option<String>,
     },
+    /// The domain's own Autodiscover names IMAP, POP3 and SMTP servers and no Exchange
+    /// server: the mailbox is not Exchange. No password went to those servers.
+    #[error("the mailbox is not on Exchange: its domain's Autodiscover names {}", list_servers(.servers))]
+    ImapOnly {
+        /// The servers, for the application's IMAP connector.
+        servers: Vec<crate::report::MailServer>,
+    },
     /// The host found needs confirmation (a foreign domain).
     #[error(
         "the Exchange server found is in another domain and needs confirmation; pass it as settings.exchange_server_host"
@@ -103,6 +110,17 @@ pub enum Error {
     Corrupt(&'static str),
 }
 
+fn list_servers(servers: &[crate::report::MailServer]) -> String {
+    if servers.is_empty() {
+        return "IMAP or POP settings".to_owned();
+    }
+    servers
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 impl Error {
     pub(super) fn invalid(field: &'static str, message: String) -> Self {
         Self::InvalidRequest { field, message }
@@ -117,6 +135,7 @@ impl Error {
             Self::CredentialsRefused => "credentials_refused",
             Self::ExchangeOnline => "exchange_online",
             Self::DiscoveryFailed { .. } => "discovery_failed",
+            Self::ImapOnly { .. } => "imap_only",
             Self::Unconfirmed => "host_unconfirmed",
             Self::ConsentRequired { .. } => "consent_required",
             Self::NotActiveSync(_) => "not_activesync",

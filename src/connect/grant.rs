@@ -207,8 +207,8 @@ impl Connect {
             client_id: request.client_id,
             client_secret: Some(request.client_secret),
             code: request.code,
-            redirect_uri: None,
-            code_verifier: None,
+            redirect_uri: request.redirect_uri.filter(|uri| !uri.is_empty()),
+            code_verifier: request.code_verifier,
         })
         .await
     }

@@ -192,6 +192,14 @@ pub struct TokenRequest {
     pub client_secret: SecretString,
     /// The one-time code.
     pub code: SecretString,
+    /// The PKCE verifier, for a code issued with a `code_challenge` through the hosted page
+    /// (RFC 7636 4.5): such a code redeems only with it, at either token endpoint.
+    #[serde(default)]
+    pub code_verifier: Option<SecretString>,
+    /// The redirect URI the code was sent to, when the caller presents it (RFC 6749 4.1.3);
+    /// it must then be that one.
+    #[serde(default)]
+    pub redirect_uri: Option<String>,
 }
 
 struct Prepared {
@@ -351,19 +359,24 @@ impl Connect {
             .or(settings.eas_server_host)
             .filter(|h| !h.trim().is_empty());
         let consent_given = settings.consented_autodiscover_host.is_some();
+        let consented: Vec<String> = settings
+            .consented_autodiscover_host
+            .iter()
+            .map(|h| h.trim().trim_end_matches('.').to_ascii_lowercase())
+            .filter(|h| !h.is_empty())
+            .collect();
         let report = match explicit {
             Some(host) => self
                 .pipeline
-                .known_host(address, KnownHost::explicit(&host), Some(&credentials))
+                .known_host_with_consent(
+                    address,
+                    KnownHost::explicit(&host),
+                    Some(&credentials),
+                    &consented,
+                )
                 .await
                 .map_err(|e| Error::invalid("settings.exchange_server_host", e.to_string()))?,
             None => {
-                let consented: Vec<String> = settings
-                    .consented_autodiscover_host
-                    .iter()
-                    .map(|h| h.trim().trim_end_matches('.').to_ascii_lowercase())
-                    .filter(|h| !h.is_empty())
-                    .collect();
                 self.discover_and_verify(address, &credentials, &consented)
                     .await?
             }
@@ -447,7 +460,9 @@ impl Connect {
             .pipeline
             .discover_and_verify(address, credentials)
             .await;
-        if report.confirmed && report.credentials_valid == Some(true) {
+        // A moved mailbox (ActiveSync 451) is one mailbox's news, not the domain's host.
+        if report.confirmed && report.credentials_valid == Some(true) && report.moved_from.is_none()
+        {
             let ttl = report
                 .ttl_seconds
                 .unwrap_or(self.config.cache_ttl.as_secs());
@@ -597,6 +612,11 @@ fn check_verification(report: &Report) -> Result<(), Error> {
         }
         if code == Code::CredentialBudget {
             return Err(Error::TooManyAttempts);
+        }
+        if code == Code::ImapOnly {
+            return Err(Error::ImapOnly {
+                servers: report.mail_servers.clone(),
+            });
         }
         return Err(Error::DiscoveryFailed {
             code,

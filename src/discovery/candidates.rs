@@ -60,6 +60,16 @@ impl Candidate {
         }
     }
 
+    /// Whether this candidate may send the password (Autodiscover POX, reached directly, by
+    /// the plain-HTTP redirect or by SRV); Autodiscover v2 and the ActiveSync host probes are
+    /// anonymous.
+    pub fn carries_password(&self) -> bool {
+        matches!(
+            self.start,
+            Start::Pox(_) | Start::HttpRedirect(_) | Start::Srv(_)
+        )
+    }
+
     /// The target shown in the trail.
     pub fn target(&self) -> String {
         match &self.start {

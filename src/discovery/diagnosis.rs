@@ -34,6 +34,8 @@ fn headline(failure: Failure, trail: &[Attempt], domain: &Domain) -> Failure {
         Code::AuthFailed,
         Code::AuthInconclusive,
         Code::AuthRequired,
+        Code::ActiveSyncMoved,
+        Code::ImapOnly,
         Code::Deadline,
         Code::RedirectLoop,
         Code::RedirectLimit,
@@ -128,6 +130,26 @@ fn remedy(failure: &Failure, report: &Report, domain: &Domain) -> String {
             .to_owned(),
         Code::AuthRequired => "Autodiscover names the server only to the account's credentials: \
              run again with --username and a password"
+            .to_owned(),
+        Code::ImapOnly => {
+            let servers: Vec<String> = report
+                .mail_servers
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            format!(
+                "{domain} is an IMAP/SMTP mailbox, not Exchange: connect it with an IMAP \
+                 client{}",
+                if servers.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", servers.join(", "))
+                }
+            )
+        }
+        Code::ActiveSyncMoved => "the mailbox moved (ActiveSync answered 451) to a server \
+             that could not be confirmed: ask the administrator where it lives now, and give \
+             that server (--host, exchange_server_host)"
             .to_owned(),
         Code::CredentialBudget => "the password was tried the most times allowed for now (so \
              that Active Directory does not lock the account): try again in 15 minutes"

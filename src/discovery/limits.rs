@@ -4,14 +4,29 @@
 //! semaphore (requests in flight). Per account: a governor limiter on credentialed attempts, so
 //! that a wrong password cannot lock an Active Directory account. The key maps are pruned as
 //! they grow, so memory stays bounded however many hosts a batch touches.
+//!
+//! The budget counts *unverified* attempts. Directories lock an account after failed logins;
+//! a password that a host speaking for the account's domain has just accepted cannot add to
+//! that count. So an accepted password is remembered (as a keyed hash, per account and source,
+//! for `account_window`), and later attempts with that same password spend nothing: the
+//! schema fallback and the verification that follow an accepted password are never refused
+//! (Horde accepts the password for the Outlook schema, then names ActiveSync only in the
+//! mobilesync one). Any other password is charged as before, so the number of unverified
+//! attempts anyone can cause per account is unchanged.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use hmac::{Hmac, Mac};
+use secrecy::ExposeSecret;
+use sha2::Sha256;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::bounded_map::BoundedMap;
+use crate::domain::Credentials;
 
 /// Limits settings.
 #[derive(Debug, Clone)]
@@ -55,6 +70,10 @@ struct Inner {
     hosts: DefaultKeyedRateLimiter<String>,
     accounts: DefaultKeyedRateLimiter<String>,
     in_flight: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Passwords accepted lately, by [`Limits::password_tag`], with when.
+    accepted: Mutex<BoundedMap<[u8; 32], Instant>>,
+    /// The key of those tags, random per process: a tag says nothing outside it.
+    tag_key: [u8; 32],
 }
 
 /// Held while a request to a host is in flight.
@@ -74,11 +93,17 @@ impl Limits {
         let accounts = Quota::with_period(replenish.max(Duration::from_millis(1)))
             .map(|q| q.allow_burst(account_quota))
             .unwrap_or_else(|| Quota::per_second(account_quota));
+        let mut tag_key = [0u8; 32];
+        // Without randomness the tags are still per account and password; only their
+        // secrecy outside the process would be lost, and nothing leaves the process.
+        let _ = getrandom::fill(&mut tag_key);
         Self {
             inner: Arc::new(Inner {
                 hosts: RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)),
                 accounts: RateLimiter::keyed(accounts),
                 in_flight: Mutex::new(HashMap::new()),
+                accepted: Mutex::new(BoundedMap::new(ACCEPTED_HELD)),
+                tag_key,
                 config,
             }),
         }
@@ -96,10 +121,52 @@ impl Limits {
         HostPermit { _permit: permit }
     }
 
-    /// Takes one credentialed attempt for `key` (an account, per source:
-    /// [`crate::domain::Credentials::budget_key`]); `false` when its window is spent.
-    pub fn try_account_attempt(&self, key: &str) -> bool {
-        self.inner.accounts.check_key(&key.to_lowercase()).is_ok()
+    /// Takes one credentialed attempt of `credentials` from their account's budget (per
+    /// source: [`Credentials::budget_key`]); `false` when its window is spent. A password
+    /// accepted lately ([`Limits::password_accepted`]) spends nothing.
+    pub fn try_account_attempt(&self, credentials: &Credentials) -> bool {
+        self.is_accepted(credentials)
+            || self
+                .inner
+                .accounts
+                .check_key(&credentials.budget_key().to_lowercase())
+                .is_ok()
+    }
+
+    /// Whether a host speaking for the account's domain accepted this very password (for
+    /// this account, from this source) within `account_window`.
+    pub fn is_accepted(&self, credentials: &Credentials) -> bool {
+        let tag = self.password_tag(credentials);
+        let accepted = self
+            .inner
+            .accepted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        accepted
+            .get(&tag)
+            .is_some_and(|at| at.elapsed() < self.inner.config.account_window)
+    }
+
+    /// Remembers that a host speaking for the account's domain accepted `credentials`: later
+    /// attempts with the same password spend no budget, since they cannot lock the account.
+    /// Callers decide what counts as acceptance; a consented host's never does.
+    pub fn password_accepted(&self, credentials: &Credentials) {
+        let tag = self.password_tag(credentials);
+        self.inner
+            .accepted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(tag, Instant::now());
+    }
+
+    /// HMAC-SHA-256 under the process's key of the budget key and the password.
+    fn password_tag(&self, credentials: &Credentials) -> [u8; 32] {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.inner.tag_key)
+            .expect("HMAC takes a key of any length");
+        mac.update(credentials.budget_key().to_lowercase().as_bytes());
+        mac.update(&[0]);
+        mac.update(credentials.password.expose_secret().as_bytes());
+        mac.finalize().into_bytes().into()
     }
 
     /// The configured limits.
@@ -139,6 +206,8 @@ const DEFAULT_CREDENTIAL_ATTEMPTS_PER_DISCOVERY: u32 = 2;
 const DEFAULT_CREDENTIAL_ATTEMPTS_PER_ACCOUNT: u32 = 5;
 const DEFAULT_ACCOUNT_WINDOW: Duration = Duration::from_secs(15 * 60);
 const PRUNE_AT: usize = 4096;
+/// Accepted passwords remembered at most (the oldest go first).
+const ACCEPTED_HELD: usize = 4096;
 
 #[cfg(test)]
 mod tests {
@@ -171,9 +240,40 @@ mod tests {
             credential_attempts_per_account: 3,
             ..LimitsConfig::default()
         });
-        assert!((0..3).all(|_| limits.try_account_attempt("alice@example.test")));
-        assert!(!limits.try_account_attempt("ALICE@example.test"));
-        assert!(limits.try_account_attempt("bob@example.test"));
+        let alice = Credentials::new("alice@example.test", "wrong");
+        assert!((0..3).all(|_| limits.try_account_attempt(&alice)));
+        let shouting = Credentials::new("ALICE@example.test", "wrong");
+        assert!(!limits.try_account_attempt(&shouting));
+        assert!(limits.try_account_attempt(&Credentials::new("bob@example.test", "wrong")));
+    }
+
+    #[test]
+    fn an_accepted_password_spends_nothing_and_any_other_still_does() {
+        let limits = Limits::new(LimitsConfig {
+            credential_attempts_per_account: 2,
+            ..LimitsConfig::default()
+        });
+        let right = Credentials::new("alice@example.test", "right");
+        assert!(limits.try_account_attempt(&right));
+        limits.password_accepted(&right);
+        assert!(limits.is_accepted(&right));
+        assert!(
+            (0..10).all(|_| limits.try_account_attempt(&right)),
+            "a password the domain accepted cannot lock the account"
+        );
+        // One unit is left (the accepted attempt spent one before it was known to be right).
+        let wrong = Credentials::new("alice@example.test", "wrong");
+        assert!(!limits.is_accepted(&wrong));
+        assert!(limits.try_account_attempt(&wrong));
+        assert!(
+            !limits.try_account_attempt(&wrong),
+            "a password nobody accepted is charged as before"
+        );
+        let elsewhere = Credentials {
+            source: Some("192.0.2.7".parse().unwrap()),
+            ..right.clone()
+        };
+        assert!(!limits.is_accepted(&elsewhere), "acceptance is per source");
     }
 
     #[tokio::test]

@@ -216,6 +216,19 @@ impl Pipeline {
         known: KnownHost,
         credentials: Option<&Credentials>,
     ) -> Result<Report, Error> {
+        self.known_host_with_consent(address, known, credentials, &[])
+            .await
+    }
+
+    /// [`Pipeline::known_host`] with the caller's consent for the hosts in `consented`: a
+    /// `451` move to one of them takes the credentials along.
+    pub async fn known_host_with_consent(
+        &self,
+        address: &EmailAddress,
+        known: KnownHost,
+        credentials: Option<&Credentials>,
+        consented: &[String],
+    ) -> Result<Report, Error> {
         let host = Domain::parse(&known.host)?;
         let mut report = Report::empty(address.to_string());
         report.provider = Some(
@@ -229,7 +242,8 @@ impl Pipeline {
         report.confirmed = true;
         report.evidence = Some(Evidence::Explicit);
         if let Some(credentials) = credentials {
-            self.verify(&mut report, credentials).await;
+            self.verify_with_consent(&mut report, credentials, consented)
+                .await;
         }
         Ok(report)
     }
@@ -284,7 +298,8 @@ impl Pipeline {
             .discover_inner(address, Some(credentials), consented, false)
             .instrument(span)
             .await;
-        self.verify(&mut report, credentials).await;
+        self.verify_with_consent(&mut report, credentials, consented)
+            .await;
         report
     }
 
@@ -292,7 +307,21 @@ impl Pipeline {
     /// anonymous first, then Basic only if the host challenges for it and is trusted (the
     /// report's `confirmed`). Exchange Online gets no password at all: basic authentication is
     /// off there. Fills `verification` and `credentials_valid`, and appends to the trail.
+    ///
+    /// The report then says where the password works: a `451` move puts the host, the
+    /// ActiveSync URL and the provider where the mailbox moved (outside the trust set, it is
+    /// the consent case and no host is reported); a refusal is the report's error
+    /// (`auth_failed`), with the host in its message only.
     pub async fn verify(&self, report: &mut Report, credentials: &Credentials) {
+        self.verify_with_consent(report, credentials, &[]).await;
+    }
+
+    async fn verify_with_consent(
+        &self,
+        report: &mut Report,
+        credentials: &Credentials,
+        consented: &[String],
+    ) {
         let Some(host) = report.exchange_server_host.clone() else {
             return;
         };
@@ -306,7 +335,7 @@ impl Pipeline {
             .filter(|u| u.scheme() == "https" && u.host_str().is_some())
             .or_else(|| activesync::activesync_url(&host));
         let Some(url) = url else { return };
-        let context = RunContext::new(&self.shared.config, &[]);
+        let context = RunContext::new(&self.shared.config, consented);
         let steps = self.steps(
             &context,
             &address,
@@ -326,18 +355,18 @@ impl Pipeline {
                 credentials,
                 trusted: &trusted,
             };
-            let probe = steps.probe_recorded(&url, usage).await;
-            if probe.outcome == ProbeOutcome::CredentialsWithheld
-                && let Some(moved_to) = probe.moves.last()
-            {
-                report.needs_consent = Url::parse(moved_to).ok().map(|u| ConsentNeeded {
-                    host: u.host_str().unwrap_or_default().to_owned(),
-                    reason: "activesync_move_outside_domain",
-                    from: url.to_string(),
-                });
-            }
-            probe
+            steps.probe_recorded(&url, usage).await
         };
+        let answered_host = Url::parse(&probe.url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_default();
+        if probe.outcome == ProbeOutcome::Confirmed
+            && probe.authenticated
+            && steps.run.trust.speaks_for_domain(&answered_host)
+        {
+            self.shared.limits.password_accepted(credentials);
+        }
         report.credentials_valid = match probe.outcome {
             ProbeOutcome::Confirmed => Some(true),
             ProbeOutcome::CredentialsRefused => Some(false),
@@ -353,6 +382,19 @@ impl Pipeline {
         }
         report.verification = Some(probe);
         report.trail.extend(context.take_trail());
+        follow_move(report, &url, &steps.run.trust);
+        if report.credentials_valid == Some(false) {
+            let host = report.exchange_server_host.take().unwrap_or_default();
+            report.confirmed = false;
+            report.error = Some(Failure {
+                code: Code::AuthFailed,
+                message: format!("{host} refused the credentials (ActiveSync answered 401)"),
+            });
+        }
+        if report.error.is_some() {
+            report.remedy = None;
+            diagnosis::diagnose(report, address.domain());
+        }
     }
 
     /// The HTTP client, for other calls that must follow the same rules (the Microsoft token
@@ -428,14 +470,14 @@ impl Pipeline {
                 }
                 Ok(RaceEnd::Found { rank_method, found }) => {
                     let refused = context.findings().credentials_refused;
-                    if had_credentials && refused && found.evidence != Evidence::Settings {
-                        // A trusted Autodiscover endpoint refused the password: a host found
-                        // anonymously does not make the password right.
+                    if had_credentials && refused && !found.answered_password {
+                        // A trusted Autodiscover endpoint refused the password: a host named
+                        // anonymously (a probe, Autodiscover v2) does not make it right.
                         break Err(Failure {
                             code: Code::AuthFailed,
                             message: format!(
                                 "the domain's Autodiscover server refused the credentials \
-                                 ({} answers as ActiveSync, but the password was not accepted)",
+                                 ({} was named without them)",
                                 found.host
                             ),
                         });
@@ -485,6 +527,11 @@ impl Pipeline {
         {
             let findings = context.findings();
             report.autodiscover_endpoint = findings.endpoint.as_ref().map(|(_, e)| e.clone());
+            if report.exchange_server_host.is_none()
+                && let Some((_, servers)) = &findings.mail_servers
+            {
+                report.mail_servers = servers.clone();
+            }
             report.needs_consent = findings.consent.clone();
         }
         if report.needs_consent.as_ref().map(|c| &c.host) == report.exchange_server_host.as_ref() {
@@ -620,7 +667,7 @@ impl RunContext {
     /// The failure of a discovery whose every candidate failed: a host that needs consent
     /// first, then an Autodiscover endpoint that wants credentials none were given for, then
     /// what the candidates' codes say.
-    fn failure(&self, codes: &[Code], had_credentials: bool) -> Failure {
+    fn failure(&self, ended: &[(bool, Code)], had_credentials: bool) -> Failure {
         let findings = self.findings();
         if let Some(consent) = &findings.consent {
             return Failure {
@@ -632,9 +679,23 @@ impl RunContext {
                 ),
             };
         }
+        if let Some((url, servers)) = &findings.mail_servers {
+            let named: Vec<String> = servers.iter().map(ToString::to_string).collect();
+            return Failure {
+                code: Code::ImapOnly,
+                message: format!(
+                    "the domain's mail is not Exchange: its Autodiscover ({url}) names {}",
+                    if named.is_empty() {
+                        "IMAP or POP settings".to_owned()
+                    } else {
+                        named.join(", ")
+                    }
+                ),
+            };
+        }
         if let Some((_, endpoint)) = &findings.endpoint
             && !had_credentials
-            && !codes.contains(&Code::AuthRejected)
+            && !ended.iter().any(|(_, code)| *code == Code::AuthRejected)
         {
             return Failure {
                 code: Code::AuthRequired,
@@ -645,7 +706,7 @@ impl RunContext {
                 ),
             };
         }
-        summarise_failure(codes)
+        summarise_failure(ended)
     }
 
     fn hops(&self) -> std::sync::MutexGuard<'_, Hops> {
@@ -654,6 +715,73 @@ impl RunContext {
 
     fn take_trail(&self) -> Vec<Attempt> {
         std::mem::take(&mut *self.trail.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+/// Puts the report where a verification's `451` moves led ([MS-ASHTTP] 3.1.5.2.2): a mailbox
+/// lives where it moved. `from` is the ActiveSync URL the verification started at.
+fn follow_move(report: &mut Report, from: &Url, trust: &Trust) {
+    let Some(probe) = report.verification.as_ref() else {
+        return;
+    };
+    let Some(last) = probe.moves.last() else {
+        return;
+    };
+    let moved_from = match probe.moves.len() {
+        1 => from.to_string(),
+        n => probe.moves[n - 2].clone(),
+    };
+    let target = Url::parse(last).ok();
+    let target_host = target
+        .as_ref()
+        .and_then(|u| u.host_str())
+        .unwrap_or_default()
+        .to_owned();
+    report.moved_from = Some(moved_from.clone());
+    report.confirmed = false;
+    match probe.outcome {
+        ProbeOutcome::CredentialsWithheld if !trust.is_trusted(&target_host) => {
+            // Outside the trust set: the consent case; the old host is not the mailbox's.
+            report.exchange_server_host = None;
+            report.activesync_url = None;
+            report.provider = None;
+            report.needs_consent = Some(ConsentNeeded {
+                host: target_host.clone(),
+                reason: "activesync_move_outside_domain",
+                from: moved_from.clone(),
+            });
+            report.error = Some(Failure {
+                code: Code::NeedsConsent,
+                message: format!(
+                    "the mailbox moved from {moved_from} to {last} ({target_host} is outside \
+                     the domain and gets the password only with consent)"
+                ),
+            });
+        }
+        ProbeOutcome::Moved | ProbeOutcome::Unreachable => {
+            // Moved again and again, to a target refused, or to one that does not answer.
+            report.exchange_server_host = None;
+            report.activesync_url = None;
+            report.provider = None;
+            report.error = Some(Failure {
+                code: probe.code,
+                message: format!(
+                    "the mailbox moved from {moved_from} to {last}, which could not be \
+                     confirmed ({})",
+                    probe.code.as_str()
+                ),
+            });
+        }
+        _ => {
+            let same_host = report.exchange_server_host.as_deref() == Some(target_host.as_str());
+            if !same_host {
+                report.ews_url = None;
+            }
+            report.provider = Some(online::provider_of(&target_host, None));
+            report.confirmed = trust.is_trusted(&target_host);
+            report.exchange_server_host = Some(target_host);
+            report.activesync_url = Some(last.clone());
+        }
     }
 }
 

@@ -155,6 +155,7 @@ impl Steps {
                 ..Settings::default()
             }),
             probe: None,
+            answered_password: false,
         }))
     }
 
@@ -241,6 +242,7 @@ impl Steps {
                 ..Settings::default()
             }),
             probe: None,
+            answered_password: false,
         }))
     }
 }

@@ -129,12 +129,15 @@ impl Pipeline {
                     };
                 }
                 Decision::AllFailed => {
-                    let codes = slots
+                    let codes = candidates
                         .iter()
-                        .map(|slot| {
-                            slot.as_ref()
+                        .zip(&slots)
+                        .map(|(candidate, slot)| {
+                            let code = slot
+                                .as_ref()
                                 .and_then(CandidateOutcome::failure_code)
-                                .unwrap_or(Code::Cancelled)
+                                .unwrap_or(Code::Cancelled);
+                            (candidate.carries_password(), code)
                         })
                         .collect();
                     return RaceEnd::AllFailed { codes };
@@ -200,7 +203,11 @@ impl Pipeline {
                 CandidateOutcome::RedirectAddr { address, trusted } => {
                     return RaceEnd::RedirectAddr { address, trusted };
                 }
-                failure => codes.extend(failure.failure_code()),
+                failure => codes.extend(
+                    failure
+                        .failure_code()
+                        .map(|code| (candidate.carries_password(), code)),
+                ),
             }
         }
         RaceEnd::AllFailed { codes }
@@ -261,7 +268,8 @@ pub(super) enum RaceEnd {
         trusted: bool,
     },
     AllFailed {
-        codes: Vec<Code>,
+        /// Each candidate's last code, with whether the candidate could carry the password.
+        codes: Vec<(bool, Code)>,
     },
 }
 
@@ -294,8 +302,13 @@ fn decide(slots: &[Option<CandidateOutcome>]) -> Decision {
     Decision::AllFailed
 }
 
-/// The failure of a discovery from the last code of each candidate.
-pub(super) fn summarise_failure(codes: &[Code]) -> Failure {
+/// The failure of a discovery from the last code of each candidate, each with whether that
+/// candidate could carry the password (Autodiscover POX, the plain-HTTP redirect and SRV; not
+/// Autodiscover v2 nor the ActiveSync host probes, which are anonymous). A refusal outweighs
+/// what the anonymous candidates came to; it is inconclusive only when another candidate that
+/// could have taken the password was not reached.
+pub(super) fn summarise_failure(ended: &[(bool, Code)]) -> Failure {
+    let codes: Vec<Code> = ended.iter().map(|(_, code)| *code).collect();
     // A spent password budget is not a wrong password: nothing was tried (rule 19).
     if codes.contains(&Code::CredentialBudget) && !codes.contains(&Code::AuthRejected) {
         return Failure {
@@ -306,7 +319,11 @@ pub(super) fn summarise_failure(codes: &[Code]) -> Failure {
     }
     let refused = |c: &Code| matches!(c, Code::AuthRejected | Code::CredentialBudget);
     if codes.iter().any(refused) {
-        if codes.iter().all(|c| refused(c) || c.is_absent()) {
+        let with_password = ended.iter().filter(|(carries, _)| *carries);
+        if with_password
+            .map(|(_, c)| c)
+            .all(|c| refused(c) || c.is_absent())
+        {
             return Failure {
                 code: Code::AuthFailed,
                 message: "every Autodiscover endpoint that answered refused the credentials".into(),
@@ -350,6 +367,7 @@ mod tests {
             confirmed: true,
             settings: None,
             probe: None,
+            answered_password: true,
         }))
     }
 
@@ -398,27 +416,53 @@ mod tests {
         assert_eq!(wait.after(Duration::from_secs(60)), Duration::from_secs(1));
     }
 
+    fn with_passwords(codes: &[Code]) -> Vec<(bool, Code)> {
+        codes.iter().map(|c| (true, *c)).collect()
+    }
+
+    #[test]
+    fn a_refusal_outweighs_the_anonymous_candidates() {
+        let ended = [
+            (true, Code::AuthRejected),
+            (true, Code::AuthRejected),
+            (false, Code::HttpStatus),
+            (false, Code::Tls),
+        ];
+        assert_eq!(summarise_failure(&ended).code, Code::AuthFailed);
+        let unreached = [(true, Code::AuthRejected), (true, Code::Timeout)];
+        assert_eq!(summarise_failure(&unreached).code, Code::AuthInconclusive);
+    }
+
     #[test]
     fn auth_failure_needs_every_answering_endpoint_to_refuse() {
         assert_eq!(
-            summarise_failure(&[Code::AuthRejected, Code::DnsNxDomain, Code::NoRedirect]).code,
+            summarise_failure(&with_passwords(&[
+                Code::AuthRejected,
+                Code::DnsNxDomain,
+                Code::NoRedirect
+            ]))
+            .code,
             "auth_failed"
         );
         assert_eq!(
-            summarise_failure(&[Code::CredentialBudget, Code::DnsNxDomain]).code,
+            summarise_failure(&with_passwords(&[
+                Code::CredentialBudget,
+                Code::DnsNxDomain
+            ]))
+            .code,
             Code::CredentialBudget,
             "a spent budget is not a wrong password"
         );
         assert_eq!(
-            summarise_failure(&[Code::AuthRejected, Code::Timeout]).code,
+            summarise_failure(&with_passwords(&[Code::AuthRejected, Code::Timeout])).code,
             "auth_inconclusive"
         );
         assert_eq!(
-            summarise_failure(&[Code::ModernAuthOnly, Code::Timeout]).code,
+            summarise_failure(&with_passwords(&[Code::ModernAuthOnly, Code::Timeout])).code,
             "modern_auth_only"
         );
         assert_eq!(
-            summarise_failure(&[Code::Timeout, Code::DnsNxDomain]).code,
+            summarise_failure(&with_passwords(&[Code::Timeout, Code::DnsNxDomain])).code,
             "not_found"
         );
     }

@@ -113,6 +113,9 @@ pub struct Findings {
     pub consent: Option<ConsentNeeded>,
     /// A trusted Autodiscover endpoint refused the credentials (401 to them).
     pub credentials_refused: bool,
+    /// The IMAP, POP3 and SMTP servers the domain's own Autodiscover named instead of an
+    /// Exchange server (the first such answer).
+    pub mail_servers: Option<(String, Vec<crate::report::MailServer>)>,
 }
 
 /// A host found by one candidate.
@@ -128,6 +131,9 @@ pub struct Found {
     pub settings: Option<Settings>,
     /// The ActiveSync probe that found the host, for the ActiveSync method.
     pub probe: Option<Probe>,
+    /// Whether the answer came to our password (a POX answer after the challenge): only such
+    /// an answer can stand against a trusted endpoint's refusal of the password.
+    pub answered_password: bool,
 }
 
 /// The state of one discovery run for one address, shared by its candidates.

@@ -24,7 +24,10 @@ pub const BUILT_IN_TRUSTED_HOSTS: &[&str] = &[
 #[derive(Debug, Clone)]
 pub struct Trust {
     registrable: String,
+    /// The built-in and the operator's hosts.
     allowed: HashSet<String>,
+    /// The hosts the caller consented to for this discovery.
+    consented: HashSet<String>,
 }
 
 impl Trust {
@@ -32,24 +35,32 @@ impl Trust {
     /// caller `consented` to for this discovery.
     pub fn new(domain: &Domain, allowed_hosts: &[String], consented: &[String]) -> Self {
         let registrable = domain.registrable().unwrap_or(domain.as_str()).to_owned();
-        let allowed = BUILT_IN_TRUSTED_HOSTS
-            .iter()
-            .map(|h| (*h).to_owned())
-            .chain(
-                allowed_hosts
-                    .iter()
-                    .chain(consented)
-                    .map(|h| h.trim_end_matches('.').to_ascii_lowercase()),
-            )
-            .collect();
+        let normalised = |hosts: &[String]| -> HashSet<String> {
+            hosts
+                .iter()
+                .map(|h| h.trim_end_matches('.').to_ascii_lowercase())
+                .collect()
+        };
+        let mut allowed = normalised(allowed_hosts);
+        allowed.extend(BUILT_IN_TRUSTED_HOSTS.iter().map(|h| (*h).to_owned()));
         Self {
             registrable,
             allowed,
+            consented: normalised(consented),
         }
     }
 
     /// Whether `host` may receive credentials.
     pub fn is_trusted(&self, host: &str) -> bool {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        self.consented.contains(&host) || self.speaks_for_domain(&host)
+    }
+
+    /// Whether `host` is trusted without anyone's consent: inside the domain's registrable
+    /// domain, or a host the operator (or the built-in list) trusts for every domain. Only
+    /// such a host's acceptance of a password counts as proof that the password is right
+    /// ([`super::limits`]): a consented host may be anyone's and accept anything.
+    pub fn speaks_for_domain(&self, host: &str) -> bool {
         let host = host.trim_end_matches('.').to_ascii_lowercase();
         self.allowed.contains(&host) || registrable_domain(&host) == Some(self.registrable.as_str())
     }
@@ -90,5 +101,11 @@ mod tests {
         assert!(!Trust::new(&domain, &[], &[]).is_trusted("hosted.partner.test"));
         let trust = Trust::new(&domain, &[], &["Hosted.Partner.Test.".into()]);
         assert!(trust.is_trusted("hosted.partner.test"));
+        assert!(
+            !trust.speaks_for_domain("hosted.partner.test"),
+            "a consented host's acceptance of a password proves nothing"
+        );
+        assert!(trust.speaks_for_domain("mail.example.test"));
+        assert!(trust.speaks_for_domain("outlook.office365.com"));
     }
 }

@@ -398,6 +398,29 @@ impl Reply<'_> {
                     text: "Too many passwords were tried for this mailbox. Wait 15 minutes, then try again.".into(),
                 }),
             ),
+            FlowError::ImapOnly { servers } => {
+                let list: Vec<String> = servers.iter().map(ToString::to_string).collect();
+                let back = self.flow.error_redirect(
+                    "access_denied",
+                    "the mailbox is not on Exchange (imap_only)",
+                );
+                page::respond(
+                    StatusCode::OK,
+                    page::error(
+                        &self.state.hosted,
+                        "This is not an Exchange mailbox",
+                        &format!(
+                            "The mail of {domain} is served by IMAP and SMTP servers ({}), not \
+                             by Exchange. This application connects Exchange mailboxes only; \
+                             your password was not sent to those servers.",
+                            list.join(", ")
+                        ),
+                        Some(("Return to the application", back)),
+                    ),
+                    None,
+                    None,
+                )
+            }
             FlowError::DiscoveryFailed { .. }
             | FlowError::Unconfirmed
             | FlowError::NotActiveSync(_)

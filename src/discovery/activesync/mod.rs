@@ -202,7 +202,7 @@ async fn probe_once(
     let Some(credentials) = credentials.filter(|_| url.scheme() == "https") else {
         return anonymous.withheld(ProbeOutcome::CredentialsWithheld.code());
     };
-    if !http.limits().try_account_attempt(&credentials.budget_key()) {
+    if !http.limits().try_account_attempt(credentials) {
         return anonymous.withheld(Code::CredentialBudget);
     }
     match send(http, url, Some(credentials), record).await {

@@ -58,6 +58,7 @@ impl Steps {
                 host,
                 settings: None,
                 probe: Some(probe),
+                answered_password: false,
             }));
         }
         last

@@ -16,6 +16,7 @@
 //!   `Action/Settings/Server[Type=MobileSync]/Url`, or `Action/Error/Status`.
 //! - Either schema may answer with the generic `Response/Error/ErrorCode` (600, 601).
 
+pub use crate::report::MailServer;
 use quick_xml::NsReader;
 use quick_xml::events::Event;
 use quick_xml::name::ResolveResult;
@@ -47,6 +48,8 @@ pub enum Answer {
     NotExchange {
         /// The protocol types the answer did name, space-separated.
         protocols: String,
+        /// Its IMAP, POP3 and SMTP servers, in the answer's order.
+        servers: Vec<MailServer>,
     },
     /// An `Error` element: `ErrorCode` (Outlook, generic) or `Status` (mobilesync).
     Error {
@@ -137,6 +140,11 @@ pub fn parse_answer(body: &[u8]) -> Result<Answer, ParseError> {
 }
 
 fn outlook_answer(response: &Element) -> Option<Answer> {
+    // Horde answers an Outlook request it cannot serve with the mobilesync schema's
+    // `Action/Error/Status`, in the Outlook namespace, and HTTP 200.
+    if let Some(error) = response.child("Action").and_then(|a| a.child("Error")) {
+        return Some(error_answer(error, "Status"));
+    }
     let account = response.child("Account")?;
     match account.child_text("Action")? {
         "redirectAddr" => Some(Answer::RedirectAddr(
@@ -177,6 +185,7 @@ fn outlook_answer(response: &Element) -> Option<Answer> {
                     .collect();
                 return Some(Answer::NotExchange {
                     protocols: named.join(" "),
+                    servers: protocols.iter().filter_map(|p| mail_server(p)).collect(),
                 });
             }
             Some(Answer::Settings(settings))
@@ -214,6 +223,34 @@ fn read_protocol(
         }
     }
 }
+
+/// An IMAP, POP3 or SMTP `Protocol` block ([MS-OXDSCLI] 2.2.4.1.1.2.1.1.2: `Type`, `Server`,
+/// `Port`, `SSL`, `Encryption`, `LoginName`). `Encryption` (None, SSL, TLS, Auto; hosters
+/// also write STARTTLS) wins over `SSL` (on/off), as the specification says.
+fn mail_server(protocol: &Element) -> Option<MailServer> {
+    let kind = protocol.child_text("Type")?.to_ascii_uppercase();
+    if !MAIL_PROTOCOLS.contains(&kind.as_str()) {
+        return None;
+    }
+    let encryption = match protocol.child_text("Encryption") {
+        Some(value) => value.to_ascii_lowercase(),
+        None => match protocol.child_text("SSL") {
+            Some(ssl) if ssl.eq_ignore_ascii_case("off") => "none".to_owned(),
+            // SSL defaults to on when absent.
+            _ => "ssl".to_owned(),
+        },
+    };
+    Some(MailServer {
+        protocol: kind.to_ascii_lowercase(),
+        server: protocol.owned_text("Server")?,
+        port: protocol.child_text("Port").and_then(|p| p.parse().ok()),
+        encryption,
+        login_name: protocol.owned_text("LoginName"),
+    })
+}
+
+/// The protocol types a mail client connects with.
+const MAIL_PROTOCOLS: [&str; 3] = ["IMAP", "POP3", "SMTP"];
 
 fn mobilesync_answer(response: &Element) -> Option<Answer> {
     let action = response.child("Action")?;

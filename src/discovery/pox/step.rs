@@ -34,6 +34,24 @@ enum PostResult {
     Failed(Code),
 }
 
+impl PostResult {
+    /// Whether an answer to the password proves it right: an Autodiscover answer that names
+    /// something (settings, IMAP only, a redirect). Not an error answer, nor a 200 that is not
+    /// Autodiscover at all (mailcow answers a wrong password with an empty 200).
+    fn accepts_password(&self) -> bool {
+        matches!(
+            self,
+            Self::Answer {
+                answer: Answer::Settings(_)
+                    | Answer::NotExchange { .. }
+                    | Answer::RedirectAddr(_)
+                    | Answer::RedirectUrl(_),
+                authenticated: true,
+            }
+        )
+    }
+}
+
 impl Steps {
     /// POSTs to `start` and follows its redirects. Trust is never extended by a redirect: a
     /// target outside the domain's registrable domain is asked anonymously and, when it wants
@@ -51,6 +69,19 @@ impl Steps {
             let host = url.host_str().unwrap_or_default().to_owned();
             let trusted = self.run.is_trusted(&host);
             let result = self.post(&url, trusted, schema).await;
+            if let PostResult::Answer {
+                answer: Answer::NotExchange { servers, .. },
+                ..
+            } = &result
+                && self.run.trust.speaks_for_domain(&host)
+            {
+                // Kept for the report: only the domain's own answer may say where its mail
+                // is, or a redirect could send the platform's IMAP connector anywhere.
+                let mut findings = self.run.findings();
+                findings
+                    .mail_servers
+                    .get_or_insert_with(|| (url.to_string(), servers.clone()));
+            }
             if schema == Schema::Outlook && wants_mobilesync(&result) {
                 schema = Schema::MobileSync;
                 continue;
@@ -58,8 +89,10 @@ impl Steps {
             let next = match result {
                 PostResult::Answer {
                     answer: Answer::Settings(settings),
-                    ..
-                } => return self.settings_found(&url, settings, trusted, &origin),
+                    authenticated,
+                } => {
+                    return self.settings_found(&url, settings, trusted, authenticated, &origin);
+                }
                 PostResult::Answer {
                     answer: Answer::RedirectAddr(address),
                     authenticated,
@@ -144,6 +177,7 @@ impl Steps {
             confirmed: trusted,
             settings: None,
             probe: Some(probe),
+            answered_password: false,
         }))
     }
 
@@ -182,10 +216,13 @@ impl Steps {
             return PostResult::AuthRequired;
         }
         let _turn = self.run.credential_gate.acquire().await;
-        if let Err(err) = self.take_credential_attempt(url, credentials) {
-            self.record_refusal(Step::Pox, url.as_str(), &err);
-            return PostResult::Failed(err.code());
-        }
+        let charged = match self.take_credential_attempt(url, credentials) {
+            Ok(charged) => charged,
+            Err(err) => {
+                self.record_refusal(Step::Pox, url.as_str(), &err);
+                return PostResult::Failed(err.code());
+            }
+        };
         match self.send_pox(url, body, Some(credentials)).await {
             Ok(fetched) if fetched.status == StatusCode::UNAUTHORIZED => {
                 self.run.findings().credentials_refused = true;
@@ -196,7 +233,17 @@ impl Steps {
                     .code(),
                 )
             }
-            Ok(fetched) => self.read_post_answer(url, fetched, true),
+            Ok(fetched) => {
+                let result = self.read_post_answer(url, fetched, true);
+                if result.accepts_password() {
+                    self.password_accepted(
+                        url.host_str().unwrap_or_default(),
+                        credentials,
+                        charged,
+                    );
+                }
+                result
+            }
             Err(code) => PostResult::Failed(code),
         }
     }
@@ -253,24 +300,36 @@ impl Steps {
             .await
     }
 
-    fn take_credential_attempt(&self, url: &Url, credentials: &Credentials) -> Result<(), Error> {
-        let cap = self
-            .shared
-            .limits
-            .config()
-            .credential_attempts_per_discovery;
+    /// Takes one credentialed attempt from the discovery's and the account's budgets; a
+    /// password a host speaking for the domain accepted lately spends neither
+    /// ([`crate::discovery::Limits`]). Returns whether it was charged.
+    fn take_credential_attempt(&self, url: &Url, credentials: &Credentials) -> Result<bool, Error> {
+        let limits = &self.shared.limits;
+        if limits.is_accepted(credentials) {
+            return Ok(false);
+        }
+        let cap = limits.config().credential_attempts_per_discovery;
         let spent = self.run.credential_attempts.fetch_add(1, Ordering::SeqCst);
-        if spent >= cap
-            || !self
-                .shared
-                .limits
-                .try_account_attempt(&credentials.budget_key())
-        {
+        if spent >= cap || !limits.try_account_attempt(credentials) {
             return Err(Error::CredentialBudget {
                 url: url.to_string(),
             });
         }
-        Ok(())
+        Ok(true)
+    }
+
+    /// A host speaking for the domain answered the password with an Autodiscover answer: the
+    /// password is right, so the attempt it was charged gives the discovery's budget back and
+    /// the account's budget no longer counts it (the schema fallback and the verification
+    /// that follow it are never refused for lack of budget).
+    fn password_accepted(&self, host: &str, credentials: &Credentials, charged: bool) {
+        if !self.run.trust.speaks_for_domain(host) {
+            return;
+        }
+        self.shared.limits.password_accepted(credentials);
+        if charged {
+            self.run.credential_attempts.fetch_sub(1, Ordering::SeqCst);
+        }
     }
 
     fn read_post_answer(&self, url: &Url, fetched: Fetched, authenticated: bool) -> PostResult {
@@ -282,7 +341,7 @@ impl Steps {
                             url: url.to_string(),
                             error_code: code.clone(),
                         }),
-                        Answer::NotExchange { protocols } => Some(Error::PoxNotExchange {
+                        Answer::NotExchange { protocols, .. } => Some(Error::PoxNotExchange {
                             url: url.to_string(),
                             protocols: protocols.clone(),
                         }),
@@ -331,6 +390,7 @@ impl Steps {
         url: &Url,
         settings: Settings,
         trusted: bool,
+        answered_password: bool,
         origin: &Origin,
     ) -> CandidateOutcome {
         if !trusted && let Some(consent) = origin.consent(url.host_str().unwrap_or_default()) {
@@ -344,6 +404,7 @@ impl Steps {
                 confirmed: trusted,
                 settings: Some(settings),
                 probe: None,
+                answered_password,
             })),
             None => {
                 let err = Error::PoxNoSettings {

@@ -9,8 +9,13 @@ fn fixture(path: &str) -> Vec<u8> {
 /// filled for `sven@rs2013.example`.
 fn body(path: &str) -> Vec<u8> {
     let raw = fixture(path);
-    let body = match raw.windows(2).position(|w| w == b"\n\n") {
-        Some(split) if path.ends_with(".http") => raw[split + 2..].to_vec(),
+    let crlf = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|at| at + 4);
+    let lf = raw.windows(2).position(|w| w == b"\n\n").map(|at| at + 2);
+    let body = match crlf.into_iter().chain(lf).min() {
+        Some(start) if path.ends_with(".http") => raw[start..].to_vec(),
         _ => raw,
     };
     String::from_utf8(body)
@@ -101,10 +106,51 @@ fn zimbra_exch_block_with_only_urls() {
 fn imap_only_answers_are_not_exchange() {
     for path in ["pox/cpanel-imap.xml", "pox/mailcow-imap.http"] {
         match parse_answer(&body(path)).unwrap() {
-            Answer::NotExchange { protocols } => assert!(protocols.contains("IMAP"), "{path}"),
+            Answer::NotExchange { protocols, .. } => assert!(protocols.contains("IMAP"), "{path}"),
             other => panic!("{path}: {other:?}"),
         }
     }
+}
+
+#[test]
+fn imap_only_answers_name_their_servers() {
+    let Answer::NotExchange { servers, .. } = parse_answer(&body("pox/cpanel-imap.xml")).unwrap()
+    else {
+        panic!("cpanel is not Exchange")
+    };
+    let summary: Vec<String> = servers.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        summary,
+        [
+            "imap s28.cpanelhost.example:143 (ssl)",
+            "pop3 s28.cpanelhost.example:995 (ssl)",
+            "smtp s28.cpanelhost.example:587 (starttls)",
+        ]
+    );
+    let Answer::NotExchange { servers, .. } =
+        parse_answer(&body("horde/ad-outlook-imap.http")).unwrap()
+    else {
+        panic!("Horde's Outlook answer is IMAP/SMTP only")
+    };
+    assert_eq!(servers[0].to_string(), "imap imap.horde.test:993 (ssl)");
+    assert_eq!(servers[1].to_string(), "smtp smtp.horde.test:587 (none)");
+    assert_eq!(servers[0].login_name.as_deref(), Some("test"));
+}
+
+#[test]
+fn hordes_error_in_a_200_is_an_error_answer() {
+    // Horde pitfall 5: the Outlook schema's 600 comes back as 200 OK, in Action/Error/Status.
+    match parse_answer(&body("horde/ad-outlook-600-in-200.http")).unwrap() {
+        Answer::Error { code, .. } => assert_eq!(code, "600"),
+        other => panic!("{other:?}"),
+    }
+    // Its mobilesync answer has leading white space before <Autodiscover>; the Url keeps
+    // what Horde wrote (pitfall 1: no port).
+    let s = settings("horde/ad-mobilesync.http");
+    assert_eq!(
+        s.activesync_url.as_deref(),
+        Some("https://horde.test/Microsoft-Server-ActiveSync")
+    );
 }
 
 #[test]
