@@ -347,3 +347,30 @@ async fn metadata_names_the_endpoints_rfc_8414() {
             .contains(&json!("email.read_only"))
     );
 }
+
+#[tokio::test]
+async fn connect_token_redeems_a_pkce_code_with_its_verifier() {
+    // Issue 22.5: the README says a code issued with a PKCE challenge redeems with its verifier
+    // at either token endpoint; /connect/token took no code_verifier.
+    let env = TestEnv::start().await;
+    let app = oauth_app(&env).await;
+    let code = code_for(&app, &app.client_id, Some(CHALLENGE)).await;
+    let mut request = app.token_request(&code);
+    let (status, _, answer) = app.post("/connect/token", &request).await;
+    assert_eq!(status, 400, "without its verifier: {answer}");
+    assert_eq!(answer["type"], "invalid_grant");
+
+    let code = code_for(&app, &app.client_id, Some(CHALLENGE)).await;
+    let mut request_wrong = app.token_request(&code);
+    request_wrong["code_verifier"] = "not-the-verifier-not-the-verifier-not-the-verif".into();
+    let (status, _, answer) = app.post("/connect/token", &request_wrong).await;
+    assert_eq!(status, 400, "{answer}");
+
+    let code = code_for(&app, &app.client_id, Some(CHALLENGE)).await;
+    request = app.token_request(&code);
+    request["code_verifier"] = VERIFIER.into();
+    request["redirect_uri"] = CALLBACK.into();
+    let (status, _, answer) = app.post("/connect/token", &request).await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer["access_token"].as_str().is_some());
+}

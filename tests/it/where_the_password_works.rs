@@ -295,3 +295,52 @@ async fn mailcows_imap_answer_outranks_a_failing_mobilesync_fallback() {
     assert_eq!(body["mail_servers"][0]["server"], "imap.rsmcow.example");
     assert_eq!(body["mail_servers"][0]["port"], 993);
 }
+
+#[tokio::test]
+async fn a_consented_hosts_acceptance_does_not_spare_the_domains_budget() {
+    // Rule 19: only a host that speaks for the domain can prove a password right. A host the
+    // user consented to may accept anything; were its acceptance believed, every later attempt
+    // at the domain's own servers would go unbudgeted.
+    let env = TestEnv::start().await;
+    env.refused("example.test");
+    env.host("autodiscover.example.test", |s| {
+        Reply::redirect(302, &format!("https://autodiscover.partner.test{}", s.path))
+    });
+    env.host("autodiscover.partner.test", |s| match &s.authorization {
+        // Accepts any password.
+        Some(_) => Reply::xml(settings_answer("mail.example.test")),
+        None => Reply::fixture("pox/zpush-401.http"),
+    });
+    env.host(
+        "mail.example.test",
+        exchange(basic("alice@example.test", "the-right-one")),
+    );
+    let mut config = env.config();
+    config.limits.credential_attempts_per_account = 1;
+    let pipeline = Pipeline::builder(config).build().unwrap();
+    let address = EmailAddress::parse("alice@example.test").unwrap();
+    let guess = Credentials::new("alice@example.test", "a-guess");
+    let report = pipeline
+        .discover_and_verify_with_consent(&address, &guess, &["autodiscover.partner.test".into()])
+        .await;
+    assert!(
+        env.fleet
+            .seen_by("autodiscover.partner.test")
+            .iter()
+            .any(|s| s.authorization.is_some()),
+        "the consented host got the password: {:#?}",
+        report.trail
+    );
+    assert!(
+        env.fleet
+            .seen_by("mail.example.test")
+            .iter()
+            .all(|s| s.authorization.is_none()),
+        "the account's one attempt is spent; the partner's 200 proved nothing: {:#?}",
+        report.trail
+    );
+    assert_eq!(
+        report.verification.as_ref().map(|p| p.code),
+        Some(Code::CredentialBudget)
+    );
+}
