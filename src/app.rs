@@ -13,6 +13,7 @@ use tracing::{info, warn};
 use crate::api::hosted::Hosted;
 use crate::api::{self, AppState};
 use crate::batch::DomainCache;
+use crate::clock::Clock;
 use crate::config::Config;
 use crate::connect::Connect;
 use crate::discovery::Pipeline;
@@ -38,10 +39,20 @@ impl App {
     /// Checks `config` and builds every part, reading each file it names once (the CA files,
     /// the logo, the database).
     pub fn build(config: &Config, key: MasterKey) -> Result<Self, StartError> {
+        Self::build_with_clock(config, key, Clock::system())
+    }
+
+    /// [`App::build`] on `clock`, the one every stored time is read from (tests move a
+    /// manual one).
+    pub fn build_with_clock(
+        config: &Config,
+        key: MasterKey,
+        clock: Clock,
+    ) -> Result<Self, StartError> {
         config.validate()?;
         let hosted = Hosted::load(&config.hosted, config.api.listen)?;
         let pipeline = Pipeline::builder(config.discovery.pipeline_config()?).build()?;
-        let store = Store::open(&config.store.path)?;
+        let store = Store::open_with_clock(&config.store.path, clock)?;
         let metrics = Metrics::new();
         let connect = Connect::new(
             store.clone(),

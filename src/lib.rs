@@ -5,6 +5,8 @@
 //! From the model up; no module names one above it (`.ci/module-cycles` checks that no two
 //! rooms name each other).
 //! - [`domain`]: validated inputs (`EmailAddress`, `Domain`, `Credentials`).
+//! - [`clock`]: the one clock of stored times (codes, tokens, leases, caches); tests move a
+//!   manual one instead of waiting.
 //! - [`code`]: the stable codes of failures and conclusions, with what they mean for a retry.
 //! - [`report`]: what a discovery returns: host, URLs, method, confidence, the trail, and what
 //!   an ActiveSync probe found (`Probe`).
@@ -74,6 +76,7 @@ pub mod api;
 pub mod app;
 pub mod batch;
 mod bounded_map;
+pub mod clock;
 pub mod code;
 pub mod config;
 pub mod connect;

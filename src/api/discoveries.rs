@@ -19,7 +19,7 @@ use super::error::{ApiError, ApiJson};
 use super::state::{AppState, SourceLimit};
 use crate::batch::parse_line;
 use crate::connect;
-use crate::store::{ClientRecord, Intake, unix_now};
+use crate::store::{ClientRecord, Intake};
 
 /// The routes.
 pub fn routes() -> Router<AppState> {
@@ -78,7 +78,12 @@ async fn enqueue(
     let intake = state
         .connect
         .store()
-        .enqueue_jobs(client.client_id, jobs, state.max_queued, unix_now())
+        .enqueue_jobs(
+            client.client_id,
+            jobs,
+            state.max_queued,
+            state.connect.now(),
+        )
         .await
         .map_err(connect::Error::from)?;
     if intake == Intake::Full {

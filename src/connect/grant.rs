@@ -11,7 +11,6 @@ use tracing::warn;
 
 use super::{Connect, Error};
 use crate::secrets;
-use crate::store::unix_now;
 use crate::store::{
     Account, ClientRecord, CodeBinding, NewAccount, NewCode, NewToken, Reauth, RedeemChecks,
     Redemption,
@@ -165,7 +164,7 @@ impl Connect {
             .create_code(NewCode {
                 code_hash: secrets::hash_token(code.expose_secret()),
                 client_id: account.client_id.clone(),
-                expires_at: unix_now() + self.config.code_ttl.as_secs() as i64,
+                expires_at: self.store.now() + self.config.code_ttl.as_secs() as i64,
                 account,
                 binding,
             })
@@ -222,7 +221,7 @@ impl Connect {
             .await?;
         let confidential = !client.secret_hash.is_empty();
         let access_token = secrets::random_token("exd_at_")?;
-        let now = unix_now();
+        let now = self.store.now();
         let expires_in = self.config.token_ttl.as_secs();
         let token = NewToken {
             token_hash: secrets::hash_token(access_token.expose_secret()),
@@ -278,7 +277,7 @@ impl Connect {
     /// The account an access token gives access to, unless it ended or was revoked.
     pub async fn account(&self, access_token: &str) -> Result<Account, Error> {
         self.store
-            .account_for_token(secrets::hash_token(access_token), unix_now())
+            .account_for_token(secrets::hash_token(access_token), self.store.now())
             .await?
             .ok_or(Error::BadToken)
     }

@@ -12,7 +12,7 @@ use url::Url;
 use super::{AuthorizeRequest, Connect, Error, Prepared, redact_serde_message};
 use crate::discovery::{Body, Outgoing};
 use crate::report::Provider;
-use crate::store::{NewAccount, Reauth, unix_now};
+use crate::store::{NewAccount, Reauth};
 
 /// The Microsoft identity platform token endpoint (tenant `common`).
 pub const DEFAULT_OFFICE365_TOKEN_URL: &str =
@@ -201,7 +201,7 @@ impl Connect {
             scopes: prepared.scopes.clone(),
             username: microsoft_client_id.to_owned(),
             sealed_secret: sealed,
-            now: unix_now(),
+            now: self.store.now(),
             reauth: Reauth::None,
         })
     }

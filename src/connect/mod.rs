@@ -43,7 +43,6 @@ use crate::domain::{Credentials, EmailAddress};
 use crate::metrics::Metrics;
 use crate::report::{Method, Provider, Report};
 use crate::secrets::{self, MasterKey};
-use crate::store::unix_now;
 use crate::store::{self, Account, CachedDiscovery, CodeBinding, NewAccount, Reauth, Store};
 
 /// Scopes an account may be granted.
@@ -256,6 +255,11 @@ impl Connect {
         }
     }
 
+    /// Unix seconds now, by the one clock ([`crate::clock::Clock`]).
+    pub fn now(&self) -> i64 {
+        self.store.now()
+    }
+
     /// The store.
     pub fn store(&self) -> &Store {
         &self.store
@@ -412,7 +416,7 @@ impl Connect {
             scopes: prepared.scopes.clone(),
             username: credentials.username.clone(),
             sealed_secret: sealed,
-            now: unix_now(),
+            now: self.store.now(),
             reauth: Reauth::None,
         })
     }
@@ -434,7 +438,7 @@ impl Connect {
         }
         if let Some(cached) = self
             .store
-            .cached_discovery(domain.clone(), unix_now())
+            .cached_discovery(domain.clone(), self.store.now())
             .await?
         {
             let provider = if cached.provider == "office365" {
@@ -477,7 +481,7 @@ impl Connect {
                         .map(|p| p.as_str())
                         .unwrap_or("exchange")
                         .to_owned(),
-                    expires_at: unix_now() + ttl as i64,
+                    expires_at: self.store.now() + ttl as i64,
                 })
                 .await?;
         }

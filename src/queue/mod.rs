@@ -26,7 +26,6 @@ use crate::batch::{DomainCache, parse_line};
 use crate::discovery::Pipeline;
 use crate::metrics::Metrics;
 use crate::store::Store;
-use crate::store::unix_now;
 
 /// A job handed to a worker.
 #[derive(Debug, Clone)]
@@ -219,7 +218,7 @@ impl JobQueue for SqliteQueue {
         loop {
             let row = self
                 .store
-                .claim_job(unix_now(), self.lease.as_secs().max(1) as i64)
+                .claim_job(self.store.now(), self.lease.as_secs().max(1) as i64)
                 .await?;
             let Some(row) = row else { return Ok(None) };
             let job = Claimed {
@@ -238,17 +237,20 @@ impl JobQueue for SqliteQueue {
     async fn complete(&self, job: &Claimed, result: &str) -> Result<(), Error> {
         Ok(self
             .store
-            .complete_job(job.id.clone(), result.to_owned(), unix_now())
+            .complete_job(job.id.clone(), result.to_owned(), self.store.now())
             .await?)
     }
 
     async fn bury(&self, job: &Claimed, reason: &str) -> Result<(), Error> {
         let (id, reason) = (job.id.clone(), reason.to_owned());
-        Ok(self.store.bury_job(id, reason, unix_now()).await?)
+        Ok(self.store.bury_job(id, reason, self.store.now()).await?)
     }
 
     async fn release(&self, job: &Claimed) -> Result<(), Error> {
-        Ok(self.store.release_job(job.id.clone(), unix_now()).await?)
+        Ok(self
+            .store
+            .release_job(job.id.clone(), self.store.now())
+            .await?)
     }
 }
 

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::clock::Clock;
 use rusqlite::Connection;
 use serde::Deserialize;
 
@@ -25,6 +26,7 @@ pub use self::sqlite::{
 #[derive(Clone)]
 pub struct Store {
     connection: Arc<Mutex<Connection>>,
+    clock: Clock,
 }
 
 impl Store {
@@ -32,12 +34,28 @@ impl Store {
     /// its WAL companions are readable by their owner only (mode 0600): they hold sealed
     /// secrets and hashes.
     pub fn open(path: &Path) -> Result<Self, Error> {
+        Self::open_with_clock(path, Clock::system())
+    }
+
+    /// [`Store::open`] with the clock whose time every stored time is compared with.
+    pub fn open_with_clock(path: &Path, clock: Clock) -> Result<Self, Error> {
         owner_only(path)?;
         let mut connection = Connection::open(path)?;
         sqlite::prepare(&mut connection)?;
         Ok(Self {
             connection: Arc::new(Mutex::new(connection)),
+            clock,
         })
+    }
+
+    /// Unix seconds now, by the store's clock.
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    /// The store's clock.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     /// Runs `work` on the connection off the async runtime.
@@ -165,7 +183,7 @@ impl Store {
                 _ = ticks.tick() => {}
                 () = shutdown.cancelled() => return,
             }
-            let now = unix_now();
+            let now = self.now();
             match self.sweep(now, now - job_retention.as_secs() as i64).await {
                 Ok(swept) if swept != Swept::default() => tracing::info!(
                     codes = swept.codes,
@@ -314,14 +332,6 @@ impl Default for StoreConfig {
             sweep_every: Duration::from_secs(600),
         }
     }
-}
-
-/// Unix seconds now: the clock of every stored time.
-pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 /// A storage failure. Never shown to API callers.

@@ -281,7 +281,7 @@ async fn codes_expire_and_are_bound_to_their_client() {
             &app.exchange_request("alice@example.test", PASSWORD, Some("eas.example.test")),
         )
         .await;
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    app.clock.advance(Duration::from_secs(2));
     let (status, _, answer) = app
         .post(
             "/connect/token",

@@ -390,8 +390,11 @@ async fn a_broken_domain_is_an_answer_after_a_few_patient_tries() {
 async fn a_job_whose_worker_dies_each_time_ends_as_a_dead_letter() {
     use exdisco::queue::{JobQueue, SqliteQueue};
     let dir = tempfile::tempdir().unwrap();
-    let store = exdisco::store::Store::open(&dir.path().join("exdisco.db")).unwrap();
-    let now = exdisco::store::unix_now();
+    let clock = exdisco::clock::Clock::manual();
+    let store =
+        exdisco::store::Store::open_with_clock(&dir.path().join("exdisco.db"), clock.clone())
+            .unwrap();
+    let now = store.now();
     store
         .enqueue_jobs(
             "cli_a".into(),
@@ -406,7 +409,7 @@ async fn a_job_whose_worker_dies_each_time_ends_as_a_dead_letter() {
     for attempt in 1..=2 {
         let job = queue.claim().await.unwrap().expect("delivered again");
         assert_eq!(job.attempts, attempt);
-        tokio::time::sleep(Duration::from_millis(2100)).await;
+        clock.advance(Duration::from_secs(2)); // past the lease: the worker is taken for dead
     }
     assert!(queue.claim().await.unwrap().is_none(), "not a third time");
     let status = store

@@ -100,8 +100,12 @@ async fn discovery_succeeds_and_the_browser_lands_with_a_code_without_javascript
         .await
         .unwrap();
     // Scripts are off for the page, not for WebDriver: execute still answers.
+    let (scroll, inner) = (layout[0].as_f64(), layout[1].as_f64());
+    let (Some(scroll), Some(inner)) = (scroll, inner) else {
+        panic!("the page's widths are numbers: {layout:?}")
+    };
     assert!(
-        layout[0].as_f64() <= layout[1].as_f64(),
+        scroll <= inner,
         "no sideways scrolling at phone width: {layout:?}"
     );
     assert_eq!(layout[2], "password", "focus on the first field to fill");

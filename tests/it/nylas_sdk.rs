@@ -23,11 +23,10 @@ fn sdk_dir() -> Option<PathBuf> {
     if node && dir.join("node_modules/nylas").is_dir() {
         return Some(dir);
     }
-    assert!(
-        std::env::var_os("EXDISCO_REQUIRE_NODE").is_none(),
-        "EXDISCO_REQUIRE_NODE is set but node or tests/nylas/node_modules is missing"
+    skip(
+        "NODE",
+        "no node or no tests/nylas/node_modules (npm ci --prefix tests/nylas)",
     );
-    eprintln!("skipped: no node or no tests/nylas/node_modules (npm ci --prefix tests/nylas)");
     None
 }
 

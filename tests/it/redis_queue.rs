@@ -16,7 +16,10 @@ fn redis_url() -> Option<String> {
     match std::env::var("EXDISCO_REDIS_URL") {
         Ok(url) => Some(url),
         Err(_) => {
-            eprintln!("skipped: no Redis (EXDISCO_REDIS_URL unset; .ci/run starts one)");
+            skip(
+                "REDIS",
+                "no Redis (EXDISCO_REDIS_URL unset; .ci/run starts one)",
+            );
             None
         }
     }

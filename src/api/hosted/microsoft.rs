@@ -29,7 +29,6 @@ use super::flow::{Flow, FlowQuery, Posted};
 use super::page;
 use super::sign_in::{PostedForm, check_posted, internal, rejected, see_other, stop};
 use crate::connect::{Error as FlowError, MicrosoftCode};
-use crate::store::unix_now;
 
 /// How long a Microsoft sign-in may take, in seconds.
 const PENDING_TTL: i64 = 600;
@@ -136,7 +135,7 @@ async fn start(
         binding: csrf.binding(key),
         verifier: verifier.clone(),
         code_challenge: flow.code_challenge.clone(),
-        expires_at: unix_now() + PENDING_TTL,
+        expires_at: state.connect.now() + PENDING_TTL,
     };
     let sealed = serde_json::to_string(&pending)
         .ok()
@@ -190,7 +189,7 @@ async fn callback(
         .as_deref()
         .and_then(|sealed| key.open_text(sealed, PURPOSE).ok())
         .and_then(|plain| serde_json::from_str::<Pending>(plain.expose_secret()).ok())
-        .filter(|p| p.expires_at >= unix_now());
+        .filter(|p| p.expires_at >= state.connect.now());
     let Some(pending) = pending else {
         return invalid(&state);
     };

@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use exdisco::clock::Clock;
 use exdisco::config::Config;
 use exdisco::secrets::MasterKey;
 use secrecy::ExposeSecret;
@@ -19,6 +20,8 @@ pub struct TestApp {
     pub store: exdisco::store::Store,
     pub pipeline: exdisco::discovery::Pipeline,
     pub metrics: exdisco::metrics::Metrics,
+    /// The daemon's clock: a manual one, which tests move instead of waiting.
+    pub clock: Clock,
     pub client_id: String,
     pub client_secret: String,
     pub config: Config,
@@ -102,6 +105,8 @@ pub fn app_config(env: &TestEnv, dir: &std::path::Path) -> Config {
     config.connect.office365_token_url =
         "https://login.example.test/common/oauth2/v2.0/token".into();
     config.shutdown_grace = Duration::from_secs(2);
+    // Jobs run when a test drains the queue (`drain_queue`), not behind its back.
+    config.queue.workers = 0;
     config
 }
 
@@ -124,29 +129,34 @@ impl TestApp {
     }
 
     async fn start(config: Config, key: String, dir: Option<tempfile::TempDir>) -> Self {
-        let app = exdisco::app::App::build(&config, MasterKey::from_base64(&key).unwrap()).unwrap();
-        let (router, store, pipeline, metrics) = (app.router, app.store, app.pipeline, app.metrics);
+        Self::start_with_clock(config, key, dir, Clock::manual()).await
+    }
+
+    /// The daemon as `exdisco serve` runs it (`App::run`: the API, the sweep, the queue
+    /// workers the configuration asks for), on `clock`.
+    async fn start_with_clock(
+        config: Config,
+        key: String,
+        dir: Option<tempfile::TempDir>,
+        clock: Clock,
+    ) -> Self {
+        let key_value = MasterKey::from_base64(&key).unwrap();
+        let app = exdisco::app::App::build_with_clock(&config, key_value, clock.clone()).unwrap();
+        let (store, pipeline, metrics) =
+            (app.store.clone(), app.pipeline.clone(), app.metrics.clone());
         let listener = TcpListener::bind(config.api.listen).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
-        let api = config.api.clone();
-        let grace = config.shutdown_grace;
-        let token = shutdown.clone();
-        tokio::spawn(store.clone().sweep_until(
-            config.store.sweep_every,
-            config.store.job_retention,
-            shutdown.clone(),
-        ));
+        let (token, run_config) = (shutdown.clone(), config.clone());
         let task = tokio::spawn(async move {
-            exdisco::api::serve(listener, router, &api, token, grace)
-                .await
-                .unwrap();
+            app.run(listener, &run_config, token).await.unwrap();
         });
         Self {
             addr,
             store,
             pipeline,
             metrics,
+            clock,
             client_id: String::new(),
             client_secret: String::new(),
             config,
@@ -171,7 +181,9 @@ impl TestApp {
     pub async fn restart(mut self) -> Self {
         self.stop().await;
         let dir = self._dir.take();
-        let mut next = Self::start(self.config.clone(), self.key.clone(), dir).await;
+        let clock = self.clock.clone();
+        let mut next =
+            Self::start_with_clock(self.config.clone(), self.key.clone(), dir, clock).await;
         next.client_id = std::mem::take(&mut self.client_id);
         next.client_secret = std::mem::take(&mut self.client_secret);
         next

@@ -36,11 +36,11 @@ impl Browser {
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("/usr/bin/chromedriver"));
         if !driver_path.exists() {
-            if std::env::var_os("EXDISCO_REQUIRE_BROWSER").is_some() {
-                panic!("EXDISCO_REQUIRE_BROWSER is set but {driver_path:?} does not exist");
-            }
-            eprintln!(
-                "skipped: no chromedriver at {driver_path:?} (apt-get install chromium chromium-driver)"
+            super::skip(
+                "BROWSER",
+                &format!(
+                    "no chromedriver at {driver_path:?} (apt-get install chromium chromium-driver)"
+                ),
             );
             return None;
         }

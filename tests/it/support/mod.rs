@@ -58,6 +58,28 @@ impl ReplyFixture for Reply {
     }
 }
 
+/// Skips the calling test for a missing `service` (`REDIS`, `BROWSER`, `NODE`): a failure
+/// when `EXDISCO_REQUIRE_{service}` is set (`.ci/run` sets all three), else a line in
+/// `$CARGO_TARGET_TMPDIR/skipped-tests.log`, which `.ci/run` counts and prints after the run,
+/// and on standard error.
+pub fn skip(service: &str, why: &str) {
+    let test = std::thread::current().name().unwrap_or("a test").to_owned();
+    assert!(
+        std::env::var_os(format!("EXDISCO_REQUIRE_{service}")).is_none(),
+        "EXDISCO_REQUIRE_{service} is set, but {test} cannot run: {why}"
+    );
+    eprintln!("skipped: {test}: {why}");
+    let log = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("skipped-tests.log");
+    if let Ok(mut file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+    {
+        use std::io::Write;
+        let _ = writeln!(file, "{service}\t{test}\t{why}");
+    }
+}
+
 /// One test's world.
 pub struct TestEnv {
     pub ca: Arc<TestCa>,
