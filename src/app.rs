@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use crate::api::hosted::Hosted;
+use crate::api::hosted_settings::Hosted;
 use crate::api::{self, AppState};
 use crate::batch::DomainCache;
 use crate::clock::Clock;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::api::ApiConfig;
-use crate::api::hosted::HostedConfig;
+use crate::api::hosted_settings::HostedConfig;
 use crate::connect::ConnectConfig;
 pub use crate::discovery::Settings as DiscoverySettings;
 use crate::queue::QueueConfig;

@@ -34,7 +34,8 @@
 //! - [`api`]: the HTTP API of the daemon (router, serve with its per-source connection cap,
 //!   `body` bounds, `auth` for presented credentials, one file per endpoint, errors, rate
 //!   limits) and `api::hosted`, the hosted sign-in page (OAuth authorization-code flow in the
-//!   browser; `hosted::settings` is its configuration).
+//!   browser) and `api::hosted_settings`, its configuration, which the API's state holds
+//!   without naming the page's handlers.
 //! - [`config`]: the daemon's configuration: the modules' own settings assembled, loaded from
 //!   defaults, TOML and `EXDISCO_*`.
 //! - [`app`]: the daemon assembled once from a `Config` and the key, and run on a listener

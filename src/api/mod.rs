@@ -21,6 +21,7 @@ mod discoveries;
 mod error;
 mod health;
 pub mod hosted;
+pub mod hosted_settings;
 mod oauth;
 mod revoke;
 mod state;

@@ -10,7 +10,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use super::ApiConfig;
-use super::hosted::Hosted;
+use super::hosted_settings::Hosted;
 use crate::connect::Connect;
 use crate::domain::EmailAddress;
 use crate::metrics::Metrics;

@@ -20,7 +20,6 @@ mod csrf;
 mod flow;
 mod microsoft;
 mod page;
-mod settings;
 mod sign_in;
 
 use axum::Router;
@@ -29,7 +28,9 @@ use axum::http::{HeaderName, HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 
-pub use self::settings::{DEFAULT_MICROSOFT_AUTHORIZE_URL, Hosted, HostedConfig, MicrosoftApp};
+pub use super::hosted_settings::{
+    DEFAULT_MICROSOFT_AUTHORIZE_URL, Hosted, HostedConfig, MicrosoftApp,
+};
 use super::state::AppState;
 
 /// The page's routes, with their security headers.

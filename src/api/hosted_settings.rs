@@ -10,7 +10,7 @@ use url::Url;
 
 use crate::settings::Error as ConfigError;
 
-const DEFAULT_LOGO: &[u8] = include_bytes!("assets/logo.svg");
+const DEFAULT_LOGO: &[u8] = include_bytes!("hosted/assets/logo.svg");
 const MAX_LOGO_BYTES: u64 = 256 * 1024;
 
 /// The Microsoft identity platform authorization endpoint (tenant `common`).
