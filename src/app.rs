@@ -124,12 +124,9 @@ impl App {
             cache.clone(),
             Some(self.metrics.clone()),
         );
-        for _ in 0..config.queue.workers {
-            let (worker, cancel) = (worker.clone(), shutdown.clone());
-            tracker.spawn(async move { worker.run(cancel, IDLE_WAIT).await });
-        }
+        worker.spawn(tracker, config.queue.workers, shutdown, IDLE_WAIT);
         if let Some(url) = &config.queue.redis_url {
-            let queue = RedisQueue::connect(url, RedisConfig::default())
+            let queue = RedisQueue::connect(url, RedisConfig::from_queue(&config.queue))
                 .await
                 .map_err(|e| StartError::Redis(e.to_string()))?;
             let worker = Worker::new(
@@ -138,10 +135,7 @@ impl App {
                 cache,
                 Some(self.metrics.clone()),
             );
-            for _ in 0..config.queue.workers {
-                let (worker, cancel) = (worker.clone(), shutdown.clone());
-                tracker.spawn(async move { worker.run(cancel, IDLE_WAIT).await });
-            }
+            worker.spawn(tracker, config.queue.workers, shutdown, IDLE_WAIT);
         }
         info!(
             workers = config.queue.workers,

@@ -15,7 +15,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tokio::io::{AsyncWrite, BufReader};
 use tokio_util::sync::CancellationToken;
 
-use super::NetworkArgs;
+use exdisco::queue::redis::RedisConfig;
+
+use super::{NetworkArgs, SettingsArgs};
 
 #[derive(Debug, clap::Args)]
 pub struct BatchArgs {
@@ -38,19 +40,31 @@ pub struct BatchArgs {
     #[arg(long, value_name = "URL")]
     queue: Option<String>,
     #[command(flatten)]
+    settings: SettingsArgs,
+    #[command(flatten)]
     network: NetworkArgs,
 }
 
 pub async fn run(args: BatchArgs) -> anyhow::Result<ExitCode> {
-    let pipeline = Pipeline::builder(args.network.config()?)
+    let settings = args.settings.load(&args.network)?;
+    let pipeline = Pipeline::builder(settings.discovery.pipeline_config()?)
         .build()
         .context("cannot set up discovery")?;
-    let cache = DomainCache::new(args.cache_domains, CACHE_TTL);
+    // A domain's answer is kept as long as the daemon keeps its cache (`connect.cache_ttl`).
+    let cache = DomainCache::new(args.cache_domains, settings.connect.cache_ttl);
     let cancel = CancellationToken::new();
     tokio::spawn(cancel_on_signal(cancel.clone()));
     if let Some(url) = &args.queue {
-        return super::queue::run_redis_worker(url, pipeline, cache, args.concurrency, cancel)
-            .await;
+        let redis = RedisConfig::from_queue(&settings.queue);
+        return super::queue::run_redis_worker(
+            url,
+            redis,
+            pipeline,
+            cache,
+            args.concurrency,
+            cancel,
+        )
+        .await;
     }
     let mut config = BatchConfig::default();
     config.concurrency = args.concurrency.max(1);
@@ -199,7 +213,6 @@ async fn cancel_on_signal(cancel: CancellationToken) {
 
 /// Exit status when the batch stopped with jobs left for the next run.
 pub const EXIT_INTERRUPTED: u8 = 3;
-const CACHE_TTL: Duration = Duration::from_secs(3600);
 
 #[cfg(test)]
 mod tests {

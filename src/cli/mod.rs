@@ -20,7 +20,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use exdisco::config::DiscoverySettings;
 use exdisco::discovery::activesync::activesync_url;
-use exdisco::discovery::{Config, KnownHost, Pipeline, Schema};
+use exdisco::discovery::{KnownHost, Pipeline, Schema};
 use exdisco::domain::{Credentials, Domain, EmailAddress, InputError};
 
 use ipnet::IpNet;
@@ -151,7 +151,28 @@ struct ProbeArgs {
     #[arg(long, value_name = "FILE.html")]
     report: Option<PathBuf>,
     #[command(flatten)]
+    settings: SettingsArgs,
+    #[command(flatten)]
     network: NetworkArgs,
+}
+
+/// The configuration file every command reads: defaults < this file < `EXDISCO_*` < flags.
+#[derive(Debug, clap::Args)]
+pub struct SettingsArgs {
+    /// A TOML configuration file (the daemon's: its `[discovery]`, `[connect]` and `[queue]`
+    /// sections apply here too).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+impl SettingsArgs {
+    /// The configuration: defaults, the file, then `EXDISCO_*`; then `network`'s flags over
+    /// its discovery settings.
+    pub fn load(&self, network: &NetworkArgs) -> anyhow::Result<exdisco::config::Config> {
+        let mut config = exdisco::config::Config::load(self.config.as_deref(), std::env::vars())?;
+        network.apply(&mut config.discovery)?;
+        Ok(config)
+    }
 }
 
 /// Where credentials come from.
@@ -190,6 +211,8 @@ struct DiscoverArgs {
     /// and the trail.
     #[arg(long, value_name = "FILE.html")]
     report: Option<PathBuf>,
+    #[command(flatten)]
+    settings: SettingsArgs,
     #[command(flatten)]
     network: NetworkArgs,
 }
@@ -260,13 +283,6 @@ impl NetworkArgs {
         settings.http_port = self.http_port.unwrap_or(settings.http_port);
         Ok(())
     }
-
-    /// The discovery configuration for `discover` and `probe`: defaults plus these flags.
-    pub fn config(&self) -> anyhow::Result<Config> {
-        let mut settings = DiscoverySettings::default();
-        self.apply(&mut settings)?;
-        Ok(settings.pipeline_config()?)
-    }
 }
 
 /// Runs the parsed command line.
@@ -306,7 +322,8 @@ async fn run_discover(args: DiscoverArgs) -> anyhow::Result<ExitCode> {
     if args.verify && credentials.is_none() {
         bail!("--verify needs --username and a password");
     }
-    let pipeline = Pipeline::builder(args.network.config()?)
+    let config = args.settings.load(&args.network)?;
+    let pipeline = Pipeline::builder(config.discovery.pipeline_config()?)
         .build()
         .context("cannot set up discovery")?;
     // Given a password, the answer is where that password works (as the daemon's).
@@ -360,7 +377,8 @@ async fn run_probe(args: ProbeArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let credentials = read_credentials(&args.credentials)?;
-    let pipeline = Pipeline::builder(args.network.config()?)
+    let config = args.settings.load(&args.network)?;
+    let pipeline = Pipeline::builder(config.discovery.pipeline_config()?)
         .build()
         .context("cannot set up the probe")?;
     let (probe, trail) = pipeline.probe(&url, credentials.as_ref()).await;

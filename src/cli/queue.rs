@@ -20,11 +20,15 @@ pub struct EnqueueArgs {
     /// The Redis stream's server (redis://HOST:PORT/DB).
     #[arg(long, value_name = "URL")]
     queue: String,
+    #[command(flatten)]
+    settings: super::SettingsArgs,
 }
 
 /// Feeds a Redis stream; bad lines are reported and skipped.
 pub async fn enqueue(args: EnqueueArgs) -> anyhow::Result<ExitCode> {
-    let queue = RedisQueue::connect(&args.queue, RedisConfig::default())
+    let settings =
+        exdisco::config::Config::load(args.settings.config.as_deref(), std::env::vars())?;
+    let queue = RedisQueue::connect(&args.queue, RedisConfig::from_queue(&settings.queue))
         .await
         .context("cannot reach redis")?;
     let input: Box<dyn tokio::io::AsyncRead + Unpin + Send> = match &args.input {
@@ -57,21 +61,18 @@ pub async fn enqueue(args: EnqueueArgs) -> anyhow::Result<ExitCode> {
 /// `concurrency` workers on the Redis stream until SIGINT or SIGTERM.
 pub async fn run_redis_worker(
     url: &str,
+    redis: RedisConfig,
     pipeline: Pipeline,
     cache: DomainCache,
     concurrency: usize,
     cancel: CancellationToken,
 ) -> anyhow::Result<ExitCode> {
-    let queue = RedisQueue::connect(url, RedisConfig::default())
+    let queue = RedisQueue::connect(url, redis)
         .await
         .context("cannot reach redis")?;
     let worker = Worker::new(queue.clone(), pipeline, cache, None);
     let tracker = TaskTracker::new();
-    for _ in 0..concurrency.max(1) {
-        let worker = worker.clone();
-        let cancel = cancel.clone();
-        tracker.spawn(async move { worker.run(cancel, IDLE_WAIT).await });
-    }
+    worker.spawn(&tracker, concurrency.max(1), &cancel, IDLE_WAIT);
     tracker.close();
     tracker.wait().await;
     let (jobs, results, dead) = queue.lengths().await?;

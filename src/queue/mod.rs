@@ -72,6 +72,11 @@ pub struct QueueConfig {
     /// Unfinished jobs the embedded queue holds at most; `POST /v1/discoveries` answers 503
     /// beyond. Default: 100,000.
     pub max_queued: u64,
+    /// The Redis stream's key prefix. Default: `exdisco`.
+    pub redis_prefix: String,
+    /// How long a Redis entry stays pending before another worker reclaims it. Default: 60 s.
+    #[serde(with = "humantime_serde")]
+    pub redis_claim_idle: Duration,
 }
 
 impl Default for QueueConfig {
@@ -82,6 +87,8 @@ impl Default for QueueConfig {
             max_attempts: 3,
             redis_url: None,
             max_queued: 100_000,
+            redis_prefix: "exdisco".to_owned(),
+            redis_claim_idle: Duration::from_secs(60),
         }
     }
 }
@@ -96,12 +103,22 @@ pub enum RunOutcome {
 }
 
 /// A worker over queue `Q`. Cheap to clone.
-#[derive(Clone)]
 pub struct Worker<Q> {
     queue: Arc<Q>,
     pipeline: Pipeline,
     cache: DomainCache,
     metrics: Option<Metrics>,
+}
+
+impl<Q> Clone for Worker<Q> {
+    fn clone(&self) -> Self {
+        Self {
+            queue: self.queue.clone(),
+            pipeline: self.pipeline.clone(),
+            cache: self.cache.clone(),
+            metrics: self.metrics.clone(),
+        }
+    }
 }
 
 impl<Q: JobQueue> Worker<Q> {
@@ -122,6 +139,20 @@ impl<Q: JobQueue> Worker<Q> {
         };
         self.work(job, &CancellationToken::new()).await?;
         Ok(RunOutcome::Ran)
+    }
+
+    /// `count` copies of this worker on `tracker`, each running until `cancel`.
+    pub fn spawn(
+        self,
+        tracker: &tokio_util::task::TaskTracker,
+        count: usize,
+        cancel: &CancellationToken,
+        idle_wait: Duration,
+    ) {
+        for _ in 0..count {
+            let (worker, cancel) = (self.clone(), cancel.clone());
+            tracker.spawn(async move { worker.run(cancel, idle_wait).await });
+        }
     }
 
     /// Does jobs until `cancel`; a job running then finishes, or is given back if it cannot.

@@ -32,6 +32,19 @@ pub struct RedisConfig {
     pub max_deliveries: u32,
 }
 
+impl RedisConfig {
+    /// The settings of `[queue]` (`redis_prefix`, `redis_claim_idle`, and `max_attempts` as
+    /// the deliveries before a dead letter), with this process's consumer name.
+    pub fn from_queue(queue: &super::QueueConfig) -> Self {
+        Self {
+            prefix: queue.redis_prefix.clone(),
+            claim_idle: queue.redis_claim_idle,
+            max_deliveries: queue.max_attempts,
+            ..Self::default()
+        }
+    }
+}
+
 impl Default for RedisConfig {
     fn default() -> Self {
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".to_owned());

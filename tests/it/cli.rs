@@ -23,6 +23,16 @@ impl Run {
 
 /// The binary with `args`, pointed at `env`'s fakes.
 pub async fn exdisco(env: &TestEnv, args: Vec<String>, stdin: Option<String>) -> Run {
+    exdisco_with_env(env, args, stdin, Vec::new()).await
+}
+
+/// [`exdisco`] with more environment variables.
+pub async fn exdisco_with_env(
+    env: &TestEnv,
+    args: Vec<String>,
+    stdin: Option<String>,
+    vars: Vec<(String, String)>,
+) -> Run {
     let mut ca = tempfile::NamedTempFile::new().unwrap();
     ca.write_all(env.ca.pem().as_bytes()).unwrap();
     let port = env.fleet.addr.port().to_string();
@@ -45,7 +55,8 @@ pub async fn exdisco(env: &TestEnv, args: Vec<String>, stdin: Option<String>) ->
             .env("HTTP_PROXY", "http://127.0.0.1:9")
             .env("ALL_PROXY", "http://127.0.0.1:9")
             .env_remove("EXDISCO_PASSWORD")
-            .env_remove("RUST_LOG");
+            .env_remove("RUST_LOG")
+            .envs(vars);
         if let Some(input) = stdin {
             cmd.write_stdin(input);
         }
@@ -380,4 +391,73 @@ fn init_creates_the_key_once_and_clients_are_listed() {
             .to_string()
             .contains(added["client_secret"].as_str().unwrap())
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discover_reads_the_configuration_file_then_the_environment_then_its_flags() {
+    // Issue 23: every command reads the same configuration as `serve`.
+    let env = TestEnv::start().await;
+    env.refused("example.test");
+    env.host("autodiscover.example.test", |s| {
+        if s.body.contains("mobilesync") {
+            Reply::shape("pox/ex-mobilesync-settings.xml", s)
+        } else {
+            Reply::status(500)
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("exdisco.toml");
+    std::fs::write(&file, "[discovery]\nschema = \"mobilesync\"\n").unwrap();
+    let file = file.display().to_string();
+    let schemas = |env: &TestEnv| -> Vec<bool> {
+        env.fleet
+            .autodiscover_seen_by("autodiscover.example.test")
+            .iter()
+            .filter(|s| s.method == "POST")
+            .map(|s| s.body.contains("mobilesync"))
+            .collect()
+    };
+    let run = exdisco(
+        &env,
+        args(&["discover", "--config", &file, "alice@example.test"]),
+        None,
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(schemas(&env), [true], "the file's schema first");
+
+    let env = TestEnv::start().await;
+    env.refused("example.test");
+    env.host("autodiscover.example.test", |_| Reply::status(500));
+    let vars = vec![("EXDISCO_DISCOVERY__SCHEMA".to_owned(), "outlook".to_owned())];
+    exdisco_with_env(
+        &env,
+        args(&["discover", "--config", &file, "alice@example.test"]),
+        None,
+        vars.clone(),
+    )
+    .await;
+    assert_eq!(
+        schemas(&env).first(),
+        Some(&false),
+        "EXDISCO_* over the file: the Outlook schema first"
+    );
+    let env = TestEnv::start().await;
+    env.refused("example.test");
+    env.host("autodiscover.example.test", |_| Reply::status(500));
+    exdisco_with_env(
+        &env,
+        args(&[
+            "discover",
+            "--config",
+            &file,
+            "--schema",
+            "mobilesync",
+            "alice@example.test",
+        ]),
+        None,
+        vars,
+    )
+    .await;
+    assert_eq!(schemas(&env), [true], "the flag over both");
 }

@@ -29,7 +29,9 @@ pub enum Schema {
     /// The Outlook schema: EWS and ActiveSync URLs, `EXPR`/`EXCH` servers.
     #[default]
     Outlook,
-    /// The ActiveSync (mobilesync) schema: the `MobileSync` URL.
+    /// The ActiveSync (mobilesync) schema: the `MobileSync` URL. Written `mobile_sync`, or
+    /// `mobilesync` as the command line's `--schema` says it.
+    #[serde(alias = "mobilesync")]
     MobileSync,
 }
 
