@@ -62,12 +62,170 @@ pub struct Report {
     pub seconds: f64,
     /// Why nothing was found; `None` on success.
     pub error: Option<Failure>,
-    /// What the domain's administrator or the user can do, when the discovery failed.
-    pub remedy: Option<String>,
+    /// What the domain's administrator or the user can do, when the discovery failed: what to
+    /// do and with which value; each face says it in its own words (`Display` is the engine's
+    /// neutral sentence).
+    pub remedy: Option<Remedy>,
     /// The IMAP, POP3 and SMTP servers the domain's own Autodiscover named instead of an
     /// Exchange server (web hosters, mailcow, cPanel): when nothing else was found, the
     /// mailbox is not Exchange (`imap_only`) and these are where it is reached.
     pub mail_servers: Vec<MailServer>,
+}
+
+/// What to do about a failed discovery, with the values it needs. The command line says it
+/// with its flags, the API with its fields, the hosted page in the user's words; `Display` is
+/// the engine's own sentence, which names neither.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Remedy {
+    /// `host`, outside `domain`, asks for the password: allow it only if the mail is hosted
+    /// there; otherwise name the server.
+    AllowHost {
+        /// The host that needs consent.
+        host: String,
+        /// The mailbox's domain.
+        domain: String,
+    },
+    /// The mailbox is on Exchange Online, where basic authentication is off: use OAuth.
+    UseOffice365,
+    /// The mail server refused the password: check the username and the password.
+    CheckPassword,
+    /// Some servers refused the password and others could not be reached.
+    CheckPasswordAndRetry,
+    /// Autodiscover names the server only to the account's credentials: give them.
+    GiveCredentials,
+    /// The password attempts are spent for now: wait.
+    Wait {
+        /// Minutes until attempts come back.
+        minutes: u64,
+    },
+    /// The Exchange administrator must fix Autodiscover's redirects.
+    FixRedirects {
+        /// The hosts the redirects went through, in order.
+        hops: Vec<String>,
+    },
+    /// The DNS administrator must fix the domain's name servers.
+    FixDns {
+        /// The domain.
+        domain: String,
+    },
+    /// Check the address: its domain is not registered.
+    CheckAddress {
+        /// The domain.
+        domain: String,
+    },
+    /// The servers were too slow: try again, or name the server.
+    RetryOrNameServer,
+    /// The mailbox is IMAP/SMTP, not Exchange: connect it with an IMAP client.
+    UseImap {
+        /// The domain.
+        domain: String,
+        /// Its IMAP, POP3 and SMTP servers.
+        servers: Vec<MailServer>,
+    },
+    /// The mailbox moved to a server that could not be confirmed: name where it lives now.
+    NameNewServer,
+    /// `host` (autodiscover.DOMAIN) presents a certificate that is not valid for it.
+    FixCertificate {
+        /// The host.
+        host: String,
+    },
+    /// `host` (autodiscover.DOMAIN) resolves but nothing answers on https.
+    FixListener {
+        /// The host.
+        host: String,
+        /// The domain.
+        domain: String,
+    },
+    /// Nothing answered as Autodiscover or ActiveSync: publish autodiscover.DOMAIN or the SRV
+    /// record, or name the server.
+    PublishAutodiscover {
+        /// The domain.
+        domain: String,
+    },
+}
+
+impl std::fmt::Display for Remedy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::AllowHost { host, domain } => write!(
+                f,
+                "{host} is outside {domain}: allow it to receive the password only if the mail \
+                 is hosted there; otherwise name the server"
+            ),
+            Self::UseOffice365 => f.write_str(
+                "the mailbox is on Exchange Online, where basic authentication is off: sign in \
+                 with Microsoft (OAuth)",
+            ),
+            Self::CheckPassword => f.write_str(
+                "the mail server refused the password: check the username (often the full \
+                 address, or DOMAIN\\user) and the password",
+            ),
+            Self::CheckPasswordAndRetry => f.write_str(
+                "some servers refused the password and others could not be reached: check the \
+                 password, then try again",
+            ),
+            Self::GiveCredentials => f.write_str(
+                "Autodiscover names the server only to the account's credentials: give the \
+                 username and password",
+            ),
+            Self::Wait { minutes } => write!(
+                f,
+                "the password was tried the most times allowed for now (so that Active \
+                 Directory does not lock the account): try again in {minutes} minutes"
+            ),
+            Self::FixRedirects { hops } => write!(
+                f,
+                "the Exchange administrator must fix Autodiscover's redirects ({}) so that \
+                 they end at a server that answers with settings",
+                hops.join(" → ")
+            ),
+            Self::FixDns { domain } => write!(
+                f,
+                "the name servers of {domain} fail: its DNS administrator must fix the zone or \
+                 its delegation"
+            ),
+            Self::CheckAddress { domain } => write!(
+                f,
+                "check the address: {domain} is not a registered domain (NXDOMAIN)"
+            ),
+            Self::RetryOrNameServer => {
+                f.write_str("the servers answered too slowly: try again, or name the server")
+            }
+            Self::UseImap { domain, servers } => {
+                write!(
+                    f,
+                    "{domain} is an IMAP/SMTP mailbox, not Exchange: connect it with an IMAP client"
+                )?;
+                if !servers.is_empty() {
+                    let list: Vec<String> = servers.iter().map(ToString::to_string).collect();
+                    write!(f, " ({})", list.join(", "))?;
+                }
+                Ok(())
+            }
+            Self::NameNewServer => f.write_str(
+                "the mailbox moved (ActiveSync answered 451) to a server that could not be \
+                 confirmed: ask the administrator where it lives now, and name that server",
+            ),
+            Self::FixCertificate { host } => write!(
+                f,
+                "{host} presents a certificate that is not valid for it (often its DNS record \
+                 points at a web hoster): point it at the Exchange server, or remove it"
+            ),
+            Self::FixListener { host, domain } => write!(
+                f,
+                "{host} resolves but nothing answers on https: point it at the Exchange \
+                 server, publish _autodiscover._tcp.{domain}, or name the server"
+            ),
+            Self::PublishAutodiscover { domain } => write!(
+                f,
+                "nothing answered as Autodiscover or ActiveSync for {domain}: publish \
+                 autodiscover.{domain} (pointing at the Exchange server, with a valid \
+                 certificate) or _autodiscover._tcp.{domain}, or name the server"
+            ),
+        }
+    }
 }
 
 /// A mail server an Autodiscover answer names in an IMAP, POP3 or SMTP `Protocol` block.

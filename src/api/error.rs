@@ -10,6 +10,7 @@ use serde_json::json;
 use tracing::error;
 
 use crate::connect;
+use crate::report::Remedy;
 
 /// An error answer.
 #[derive(Debug)]
@@ -144,9 +145,11 @@ impl IntoResponse for ApiError {
             remedy: Some(remedy),
         }) = &self
         {
-            // What the domain's administrator can do: worth passing on to the user.
+            // What the domain's administrator can do: worth passing on to the user, in the
+            // API's words (its fields), and as the typed action with its values.
             body["code"] = json!(code.as_str());
-            body["remedy"] = json!(remedy);
+            body["remedy"] = json!(remedy_words(remedy));
+            body["remedy_action"] = json!(remedy);
         }
         let mut response = (status, Json(body)).into_response();
         let retry_after = match &self {
@@ -176,6 +179,30 @@ impl IntoResponse for ApiError {
             );
         }
         response
+    }
+}
+
+/// A remedy in the API's words: the fields a caller sets, not the command line's flags.
+fn remedy_words(remedy: &Remedy) -> String {
+    let name_server = "pass settings.exchange_server_host";
+    match remedy {
+        Remedy::AllowHost { host, domain } => format!(
+            "{host} is outside {domain}: ask the user, and only if the mail is hosted there \
+             authorize again with settings.consented_autodiscover_host = {host}; otherwise \
+             {name_server}"
+        ),
+        Remedy::UseOffice365 => "the mailbox is on Exchange Online, where basic \
+             authentication is off: authorize with provider office365 (OAuth)"
+            .to_owned(),
+        Remedy::GiveCredentials => "Autodiscover names the server only to the account's \
+             credentials: send settings.username and settings.password"
+            .to_owned(),
+        Remedy::RetryOrNameServer
+        | Remedy::NameNewServer
+        | Remedy::FixListener { .. }
+        | Remedy::FixCertificate { .. }
+        | Remedy::PublishAutodiscover { .. } => format!("{remedy}; to name it, {name_server}"),
+        other => other.to_string(),
     }
 }
 

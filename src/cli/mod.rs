@@ -354,7 +354,12 @@ async fn run_discover(args: DiscoverArgs) -> anyhow::Result<ExitCode> {
     }
     let mut out = std::io::stdout().lock();
     if args.json {
-        writeln!(out, "{}", serde_json::to_string(&report)?)?;
+        let mut value = serde_json::to_value(&report)?;
+        if let Some(remedy) = &report.remedy {
+            // The typed action and its values, and the command line's words for it.
+            value["remedy"]["text"] = output::remedy_words(remedy).into();
+        }
+        writeln!(out, "{value}")?;
     } else {
         write_human(&mut out, &report)?;
     }

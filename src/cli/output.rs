@@ -3,7 +3,7 @@
 use std::io::{IsTerminal, Write};
 
 use exdisco::discovery::activesync::Probe;
-use exdisco::report::{Attempt, Report};
+use exdisco::report::{Attempt, Remedy, Report};
 
 pub fn write_human(out: &mut impl Write, report: &Report) -> std::io::Result<()> {
     let color = std::io::stdout().is_terminal();
@@ -49,7 +49,7 @@ pub fn write_human(out: &mut impl Write, report: &Report) -> std::io::Result<()>
         (None, Some(failure)) => {
             writeln!(out, "not found: {} ({})", failure.message, failure.code)?;
             if let Some(remedy) = &report.remedy {
-                writeln!(out, "  remedy  {remedy}")?;
+                writeln!(out, "  remedy  {}", remedy_words(remedy))?;
             }
         }
         (None, None) => writeln!(out, "not found")?,
@@ -73,6 +73,29 @@ pub fn write_human(out: &mut impl Write, report: &Report) -> std::io::Result<()>
     writeln!(out)?;
     write_trail(out, &report.trail)?;
     writeln!(out, "{:.3}s", report.seconds)
+}
+
+/// A remedy in the command line's words: its flags.
+pub fn remedy_words(remedy: &Remedy) -> String {
+    let name_server = "give the server (--host)";
+    match remedy {
+        Remedy::AllowHost { host, domain } => format!(
+            "{host} is outside {domain}: allow it only if the mail is hosted there \
+             (--trust-host {host}); otherwise {name_server}"
+        ),
+        Remedy::UseOffice365 => "the mailbox is on Exchange Online, where basic \
+             authentication is off: use provider office365 (OAuth)"
+            .to_owned(),
+        Remedy::GiveCredentials => "Autodiscover names the server only to the account's \
+             credentials: run again with --username and a password"
+            .to_owned(),
+        Remedy::RetryOrNameServer
+        | Remedy::NameNewServer
+        | Remedy::FixListener { .. }
+        | Remedy::FixCertificate { .. }
+        | Remedy::PublishAutodiscover { .. } => format!("{remedy} ({name_server})"),
+        other => other.to_string(),
+    }
 }
 
 pub fn write_probe(out: &mut impl Write, prefix: &str, probe: &Probe) -> std::io::Result<()> {

@@ -74,7 +74,7 @@ fn headline(report: &Report, domain: &str) -> Markup {
                 strong { "No server found for " (domain) ": " (failure.message) }
                 " " code { (failure.code.as_str()) }
                 @if let Some(remedy) = &report.remedy {
-                    div.remedy { strong { "Remedy: " } (remedy) }
+                    div.remedy { strong { "Remedy: " } (super::output::remedy_words(remedy)) }
                 }
             }
         },

@@ -36,7 +36,7 @@ pub enum Error {
         /// The headline code.
         code: crate::code::Code,
         /// What the domain's administrator or the user can do.
-        remedy: Option<String>,
+        remedy: Option<crate::report::Remedy>,
     },
     /// The domain's own Autodiscover names IMAP, POP3 and SMTP servers and no Exchange
     /// server: the mailbox is not Exchange. No password went to those servers.

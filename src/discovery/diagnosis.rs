@@ -1,33 +1,155 @@
-//! Why a discovery failed, said so that the person who must fix it can act: the headline
-//! failure picked from the whole trail, not only from the candidates' last codes, and a remedy
-//! for every failure class.
+//! Why a discovery failed, decided once, here: the headline failure picked from the race's
+//! ends, what the discovery learned besides them and the whole trail; and a typed remedy for
+//! every failure class ([`Remedy`]), which each face says in its own words.
 //!
 //! The rule, in order (the first that holds names the failure):
-//! 1. What the engine already knows for sure stays: consent needed, modern authentication
-//!    only, the password refused, the deadline.
-//! 2. A redirect loop or the hop limit anywhere in the trail (`redirect_loop`,
+//! 1. What the race learned besides its ends: a host that needs consent, a domain whose own
+//!    Autodiscover names only IMAP/SMTP, an Autodiscover endpoint that wants credentials none
+//!    were given for.
+//! 2. What the candidates' last codes say: a spent password budget, a refused password
+//!    (inconclusive only when a candidate that could have taken it was not reached), modern
+//!    authentication only.
+//! 3. What the engine already knows for sure stays: consent needed, modern authentication
+//!    only, the password refused, the deadline, a move, an IMAP-only domain.
+//! 4. A redirect loop or the hop limit anywhere in the trail (`redirect_loop`,
 //!    `redirect_limit`), or a chain of redirects that ran until the discovery's password
 //!    attempts were spent (`redirect_loop`).
-//! 3. DNS facts that doom every candidate: every name failed in DNS with SERVFAIL or a timeout
+//! 5. DNS facts that doom every candidate: every name failed in DNS with SERVFAIL or a timeout
 //!    (`dns_servfail`, `dns_timeout`); the registered domain itself does not exist
 //!    (`dns_nxdomain`).
-//! 4. Otherwise `not_found`: nothing answered as Autodiscover or ActiveSync.
+//! 6. Otherwise `not_found`: nothing answered as Autodiscover or ActiveSync.
 
+use super::steps::Findings;
 use crate::code::Code;
 use crate::domain::Domain;
-use crate::report::{Attempt, Failure, Outcome, Report, Step};
+use crate::report::{Attempt, Failure, Outcome, Remedy, Report, Step};
 
-/// Sets the report's headline failure (when it failed) and its remedy.
-pub fn diagnose(report: &mut Report, domain: &Domain) {
-    let Some(failure) = report.error.take() else {
-        return;
-    };
-    let failure = headline(failure, &report.trail, domain);
-    report.remedy = Some(remedy(&failure, report, domain));
-    report.error = Some(failure);
+/// How a discovery ended without a host, before the headline is decided.
+pub(super) enum Unfound {
+    /// Every candidate failed: each one's last code, with whether it could carry the password.
+    Race(Vec<(bool, Code)>),
+    /// The discovery ended for a reason of its own (the deadline, a refusal, a redirect).
+    Ended(Failure),
 }
 
-fn headline(failure: Failure, trail: &[Attempt], domain: &Domain) -> Failure {
+/// The headline failure of a discovery that found nothing.
+pub(super) fn headline(
+    unfound: Unfound,
+    findings: &Findings,
+    had_credentials: bool,
+    trail: &[Attempt],
+    domain: &Domain,
+) -> Failure {
+    let failure = match unfound {
+        Unfound::Race(ended) => race_failure(&ended, findings, had_credentials),
+        Unfound::Ended(failure) => failure,
+    };
+    refine(failure, trail, domain)
+}
+
+/// Sets the report's remedy for its failure, if it failed.
+pub(super) fn prescribe(report: &mut Report, domain: &Domain) {
+    report.remedy = report
+        .error
+        .as_ref()
+        .map(|failure| remedy(failure.code, report, domain));
+}
+
+/// Rules 1 and 2: the failure of a race whose every candidate failed.
+fn race_failure(ended: &[(bool, Code)], findings: &Findings, had_credentials: bool) -> Failure {
+    if let Some(consent) = &findings.consent {
+        return Failure {
+            code: Code::NeedsConsent,
+            message: format!(
+                "{} (outside the domain, from {}) asks for the password; it gets it only with \
+                 consent",
+                consent.host, consent.from
+            ),
+        };
+    }
+    if let Some((url, servers)) = &findings.mail_servers {
+        let named: Vec<String> = servers.iter().map(ToString::to_string).collect();
+        return Failure {
+            code: Code::ImapOnly,
+            message: format!(
+                "the domain's mail is not Exchange: its Autodiscover ({url}) names {}",
+                if named.is_empty() {
+                    "IMAP or POP settings".to_owned()
+                } else {
+                    named.join(", ")
+                }
+            ),
+        };
+    }
+    if let Some((_, endpoint)) = &findings.endpoint
+        && !had_credentials
+        && !ended.iter().any(|(_, code)| *code == Code::AuthRejected)
+    {
+        return Failure {
+            code: Code::AuthRequired,
+            message: format!(
+                "Autodiscover answers at {} but names the server only to the account's \
+                 credentials",
+                endpoint.url
+            ),
+        };
+    }
+    summarise(ended)
+}
+
+/// Rule 2: what the candidates' last codes say. A refusal outweighs what the anonymous
+/// candidates (Autodiscover v2, the ActiveSync host probes) came to; it is inconclusive only
+/// when another candidate that could have taken the password was not reached.
+fn summarise(ended: &[(bool, Code)]) -> Failure {
+    let codes: Vec<Code> = ended.iter().map(|(_, code)| *code).collect();
+    // A spent password budget is not a wrong password: nothing was tried (rule 19).
+    if codes.contains(&Code::CredentialBudget) && !codes.contains(&Code::AuthRejected) {
+        return Failure {
+            code: Code::CredentialBudget,
+            message: "the password attempts of this account are spent for now; try again later"
+                .into(),
+        };
+    }
+    let refused = |c: &Code| matches!(c, Code::AuthRejected | Code::CredentialBudget);
+    if codes.iter().any(refused) {
+        let with_password = ended.iter().filter(|(carries, _)| *carries);
+        if with_password
+            .map(|(_, c)| c)
+            .all(|c| refused(c) || c.is_absent())
+        {
+            return Failure {
+                code: Code::AuthFailed,
+                message: "every Autodiscover endpoint that answered refused the credentials".into(),
+            };
+        }
+        return Failure {
+            code: Code::AuthInconclusive,
+            message: "some endpoints refused the credentials, others could not be reached".into(),
+        };
+    }
+    if codes.contains(&Code::ModernAuthOnly) {
+        return Failure {
+            code: Code::ModernAuthOnly,
+            message:
+                "the server accepts only modern authentication (OAuth); basic authentication is off"
+                    .into(),
+        };
+    }
+    Failure {
+        code: Code::NotFound,
+        message: format!(
+            "no candidate found a host ({})",
+            codes
+                .iter()
+                .map(|c| c.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// Rules 3 to 6: what the whole trail says about a failure.
+fn refine(failure: Failure, trail: &[Attempt], domain: &Domain) -> Failure {
     let kept = [
         Code::NeedsConsent,
         Code::ModernAuthOnly,
@@ -52,7 +174,7 @@ fn headline(failure: Failure, trail: &[Attempt], domain: &Domain) -> Failure {
             code,
             message: format!(
                 "Autodiscover redirects go round ({}): {}",
-                hops(trail),
+                pox_hosts(trail).join(" → "),
                 looped.detail.as_deref().unwrap_or(code.as_str())
             ),
         };
@@ -64,7 +186,7 @@ fn headline(failure: Failure, trail: &[Attempt], domain: &Domain) -> Failure {
             message: format!(
                 "Autodiscover redirects from server to server ({}) until the discovery's \
                  password attempts were spent",
-                hops(trail)
+                pox_hosts(trail).join(" → ")
             ),
         };
     }
@@ -106,102 +228,65 @@ fn headline(failure: Failure, trail: &[Attempt], domain: &Domain) -> Failure {
     }
 }
 
-/// What the domain's administrator, or the user, can do about `failure`.
-fn remedy(failure: &Failure, report: &Report, domain: &Domain) -> String {
-    let trail = &report.trail;
-    match failure.code {
-        Code::NeedsConsent => match &report.needs_consent {
-            Some(consent) => format!(
-                "{} is outside {domain}: allow it only if the mail is hosted there (--trust-host {}, \
-                 or settings.consented_autodiscover_host in the API); otherwise give the server \
-                 (--host, exchange_server_host)",
-                consent.host, consent.host
-            ),
-            None => "allow the host named, or give the server".to_owned(),
+/// What the domain's administrator, or the user, can do about a failure with `code`.
+fn remedy(code: Code, report: &Report, domain: &Domain) -> Remedy {
+    let domain_name = domain.as_str().to_owned();
+    match code {
+        Code::NeedsConsent => Remedy::AllowHost {
+            host: report
+                .needs_consent
+                .as_ref()
+                .map(|c| c.host.clone())
+                .unwrap_or_default(),
+            domain: domain_name,
         },
-        Code::ModernAuthOnly => "the mailbox is on Exchange Online, where basic authentication \
-             is off: use provider office365 (OAuth)"
-            .to_owned(),
-        Code::AuthFailed => "the mail server refused the password: check the username (often \
-             the full address, or DOMAIN\\user) and the password"
-            .to_owned(),
-        Code::AuthInconclusive => "some servers refused the password and others could not be \
-             reached: check the password, then try again"
-            .to_owned(),
-        Code::AuthRequired => "Autodiscover names the server only to the account's credentials: \
-             run again with --username and a password"
-            .to_owned(),
-        Code::ImapOnly => {
-            let servers: Vec<String> = report
-                .mail_servers
-                .iter()
-                .map(ToString::to_string)
-                .collect();
-            format!(
-                "{domain} is an IMAP/SMTP mailbox, not Exchange: connect it with an IMAP \
-                 client{}",
-                if servers.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({})", servers.join(", "))
-                }
-            )
-        }
-        Code::ActiveSyncMoved => "the mailbox moved (ActiveSync answered 451) to a server \
-             that could not be confirmed: ask the administrator where it lives now, and give \
-             that server (--host, exchange_server_host)"
-            .to_owned(),
-        Code::CredentialBudget => "the password was tried the most times allowed for now (so \
-             that Active Directory does not lock the account): try again in 15 minutes"
-            .to_owned(),
-        Code::RedirectLoop | Code::RedirectLimit => format!(
-            "the Exchange administrator must fix Autodiscover's redirects ({}) so that they end \
-             at a server that answers with settings",
-            hops(trail)
-        ),
-        Code::DnsServFail | Code::DnsTimeout => format!(
-            "the name servers of {domain} fail: its DNS administrator must fix the zone or its \
-             delegation"
-        ),
-        Code::DnsNxDomain => {
-            format!("check the address: {domain} is not a registered domain (NXDOMAIN)")
-        }
-        Code::Deadline => "the servers answered too slowly: try again, or give the server \
-             (--host, exchange_server_host)"
-            .to_owned(),
-        _ => not_found_remedy(trail, domain),
+        Code::ModernAuthOnly => Remedy::UseOffice365,
+        Code::AuthFailed => Remedy::CheckPassword,
+        Code::AuthInconclusive => Remedy::CheckPasswordAndRetry,
+        Code::AuthRequired => Remedy::GiveCredentials,
+        Code::CredentialBudget => Remedy::Wait { minutes: 15 },
+        Code::ImapOnly => Remedy::UseImap {
+            domain: domain_name,
+            servers: report.mail_servers.clone(),
+        },
+        Code::ActiveSyncMoved => Remedy::NameNewServer,
+        Code::RedirectLoop | Code::RedirectLimit => Remedy::FixRedirects {
+            hops: pox_hosts(&report.trail),
+        },
+        Code::DnsServFail | Code::DnsTimeout => Remedy::FixDns {
+            domain: domain_name,
+        },
+        Code::DnsNxDomain => Remedy::CheckAddress {
+            domain: domain_name,
+        },
+        Code::Deadline => Remedy::RetryOrNameServer,
+        _ => not_found_remedy(&report.trail, domain),
     }
 }
 
 /// For `not_found`: the most telling thing the trail shows, or the general advice.
-fn not_found_remedy(trail: &[Attempt], domain: &Domain) -> String {
-    let autodiscover = format!("autodiscover.{domain}");
+fn not_found_remedy(trail: &[Attempt], domain: &Domain) -> Remedy {
+    let host = format!("autodiscover.{domain}");
     let at = |code: Code| {
         trail
             .iter()
-            .find(|a| a.code == Some(code) && a.target.contains(&autodiscover))
+            .any(|a| a.code == Some(code) && a.target.contains(&host))
     };
-    if at(Code::Tls).is_some() {
-        return format!(
-            "{autodiscover} presents a certificate that is not valid for it (often its DNS \
-             record points at a web hoster): point it at the Exchange server, or remove it"
-        );
+    if at(Code::Tls) {
+        return Remedy::FixCertificate { host };
     }
-    if at(Code::ConnectionRefused).is_some() || at(Code::Timeout).is_some() {
-        return format!(
-            "{autodiscover} resolves but nothing answers on https: point it at the Exchange \
-             server, publish _autodiscover._tcp.{domain}, or give the server (--host, \
-             exchange_server_host)"
-        );
+    if at(Code::ConnectionRefused) || at(Code::Timeout) {
+        return Remedy::FixListener {
+            host,
+            domain: domain.as_str().to_owned(),
+        };
     }
-    format!(
-        "nothing answered as Autodiscover or ActiveSync for {domain}: publish {autodiscover} \
-         (pointing at the Exchange server, with a valid certificate) or _autodiscover._tcp.{domain}, \
-         or give the server (--host, exchange_server_host)"
-    )
+    Remedy::PublishAutodiscover {
+        domain: domain.as_str().to_owned(),
+    }
 }
 
-/// The hosts the POX requests went to, in order, each once.
+/// The hosts the POX requests went to, in order, each once (at most six).
 fn pox_hosts(trail: &[Attempt]) -> Vec<String> {
     let mut hosts: Vec<String> = Vec::new();
     for attempt in trail.iter().filter(|a| a.step == Step::Pox) {
@@ -214,12 +299,62 @@ fn pox_hosts(trail: &[Attempt]) -> Vec<String> {
             hosts.push(host);
         }
     }
+    hosts.truncate(6);
     hosts
 }
 
-/// The Autodiscover hosts a discovery went through, as `a → b → c`.
-fn hops(trail: &[Attempt]) -> String {
-    let mut hosts = pox_hosts(trail);
-    hosts.truncate(6);
-    hosts.join(" → ")
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_passwords(codes: &[Code]) -> Vec<(bool, Code)> {
+        codes.iter().map(|c| (true, *c)).collect()
+    }
+
+    #[test]
+    fn a_refusal_outweighs_the_anonymous_candidates() {
+        let ended = [
+            (true, Code::AuthRejected),
+            (true, Code::AuthRejected),
+            (false, Code::HttpStatus),
+            (false, Code::Tls),
+        ];
+        assert_eq!(summarise(&ended).code, Code::AuthFailed);
+        let unreached = [(true, Code::AuthRejected), (true, Code::Timeout)];
+        assert_eq!(summarise(&unreached).code, Code::AuthInconclusive);
+    }
+
+    #[test]
+    fn auth_failure_needs_every_answering_endpoint_to_refuse() {
+        assert_eq!(
+            summarise(&with_passwords(&[
+                Code::AuthRejected,
+                Code::DnsNxDomain,
+                Code::NoRedirect
+            ]))
+            .code,
+            "auth_failed"
+        );
+        assert_eq!(
+            summarise(&with_passwords(&[
+                Code::CredentialBudget,
+                Code::DnsNxDomain
+            ]))
+            .code,
+            Code::CredentialBudget,
+            "a spent budget is not a wrong password"
+        );
+        assert_eq!(
+            summarise(&with_passwords(&[Code::AuthRejected, Code::Timeout])).code,
+            "auth_inconclusive"
+        );
+        assert_eq!(
+            summarise(&with_passwords(&[Code::ModernAuthOnly, Code::Timeout])).code,
+            "modern_auth_only"
+        );
+        assert_eq!(
+            summarise(&with_passwords(&[Code::Timeout, Code::DnsNxDomain])).code,
+            "not_found"
+        );
+    }
 }

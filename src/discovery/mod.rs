@@ -64,8 +64,9 @@ use self::trust::Trust;
 
 use self::activesync::shared_probes::SharedProbes;
 use self::activesync::{CredentialUse, Probe, ProbeOutcome};
+use self::diagnosis::Unfound;
 use self::memo::Memo;
-use self::race::{RaceEnd, summarise_failure};
+use self::race::RaceEnd;
 use self::redirect::Hops;
 use self::steps::{Findings, Found, RunState, Steps};
 use crate::code::Code;
@@ -391,10 +392,7 @@ impl Pipeline {
                 message: format!("{host} refused the credentials (ActiveSync answered 401)"),
             });
         }
-        if report.error.is_some() {
-            report.remedy = None;
-            diagnosis::diagnose(report, address.domain());
-        }
+        diagnosis::prescribe(report, address.domain());
     }
 
     /// The HTTP client, for other calls that must follow the same rules (the Microsoft token
@@ -457,10 +455,10 @@ impl Pipeline {
                     trusted,
                 }) => {
                     if let Err(err) = context.hops().hop_to_address(&next.to_string()) {
-                        break Err(Failure {
+                        break Err(Unfound::Ended(Failure {
                             code: err.code(),
                             message: err.to_string(),
-                        });
+                        }));
                     }
                     if !trusted && next.domain().registrable() != current.domain().registrable() {
                         // Rule 4: an untrusted answer cannot send our credentials elsewhere.
@@ -473,30 +471,29 @@ impl Pipeline {
                     if had_credentials && refused && !found.answered_password {
                         // A trusted Autodiscover endpoint refused the password: a host named
                         // anonymously (a probe, Autodiscover v2) does not make it right.
-                        break Err(Failure {
+                        break Err(Unfound::Ended(Failure {
                             code: Code::AuthFailed,
                             message: format!(
                                 "the domain's Autodiscover server refused the credentials \
                                  ({} was named without them)",
                                 found.host
                             ),
-                        });
+                        }));
                     }
                     break Ok((rank_method, found, steps));
                 }
-                Ok(RaceEnd::AllFailed { codes }) => {
-                    break Err(context.failure(&codes, had_credentials));
-                }
+                Ok(RaceEnd::AllFailed { codes }) => break Err(Unfound::Race(codes)),
                 Err(_elapsed) => {
-                    break Err(Failure {
+                    break Err(Unfound::Ended(Failure {
                         code: Code::Deadline,
                         message: Error::Deadline.to_string(),
-                    });
+                    }));
                 }
             }
         };
         let mut report = Report::empty(address.to_string());
         report.redirected_email = (current != *address).then(|| current.to_string());
+        let mut unfound = None;
         match end {
             Ok((method, mut found, steps)) => {
                 if confirm && found.probe.is_none() {
@@ -522,10 +519,17 @@ impl Pipeline {
                 report.ews_url = settings.ews_url;
                 report.activesync = found.probe;
             }
-            Err(failure) => report.error = Some(failure),
+            Err(end) => unfound = Some(end),
         }
+        report.trail = context.take_trail();
         {
             let findings = context.findings();
+            if let Some(unfound) = unfound {
+                let (trail, domain) = (&report.trail, current.domain());
+                let failure =
+                    diagnosis::headline(unfound, &findings, had_credentials, trail, domain);
+                report.error = Some(failure);
+            }
             report.autodiscover_endpoint = findings.endpoint.as_ref().map(|(_, e)| e.clone());
             if report.exchange_server_host.is_none()
                 && let Some((_, servers)) = &findings.mail_servers
@@ -538,9 +542,8 @@ impl Pipeline {
             // A host that needs consent is never confirmed.
             report.confirmed = false;
         }
-        report.trail = context.take_trail();
         report.seconds = started.elapsed().as_secs_f64();
-        diagnosis::diagnose(&mut report, current.domain());
+        diagnosis::prescribe(&mut report, current.domain());
         report
     }
 
@@ -662,51 +665,6 @@ impl RunContext {
 
     fn findings(&self) -> std::sync::MutexGuard<'_, Findings> {
         self.findings.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The failure of a discovery whose every candidate failed: a host that needs consent
-    /// first, then an Autodiscover endpoint that wants credentials none were given for, then
-    /// what the candidates' codes say.
-    fn failure(&self, ended: &[(bool, Code)], had_credentials: bool) -> Failure {
-        let findings = self.findings();
-        if let Some(consent) = &findings.consent {
-            return Failure {
-                code: Code::NeedsConsent,
-                message: format!(
-                    "{} (outside the domain, from {}) asks for the password; it gets it only \
-                     with consent (--trust-host {})",
-                    consent.host, consent.from, consent.host
-                ),
-            };
-        }
-        if let Some((url, servers)) = &findings.mail_servers {
-            let named: Vec<String> = servers.iter().map(ToString::to_string).collect();
-            return Failure {
-                code: Code::ImapOnly,
-                message: format!(
-                    "the domain's mail is not Exchange: its Autodiscover ({url}) names {}",
-                    if named.is_empty() {
-                        "IMAP or POP settings".to_owned()
-                    } else {
-                        named.join(", ")
-                    }
-                ),
-            };
-        }
-        if let Some((_, endpoint)) = &findings.endpoint
-            && !had_credentials
-            && !ended.iter().any(|(_, code)| *code == Code::AuthRejected)
-        {
-            return Failure {
-                code: Code::AuthRequired,
-                message: format!(
-                    "Autodiscover answers at {} but names the server only to the account's \
-                     credentials",
-                    endpoint.url
-                ),
-            };
-        }
-        summarise_failure(ended)
     }
 
     fn hops(&self) -> std::sync::MutexGuard<'_, Hops> {

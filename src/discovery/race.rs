@@ -18,7 +18,7 @@ use super::candidates::{Candidate, Start, Wave, candidates_for};
 use super::steps::{CandidateOutcome, Found, RunState, run_candidate};
 use crate::code::Code;
 use crate::domain::EmailAddress;
-use crate::report::{Attempt, Failure, Method, Outcome, Step};
+use crate::report::{Attempt, Method, Outcome, Step};
 
 /// The patience granted to preferred candidates once a less preferred one has answered:
 /// `factor` times the time that answer took, clamped to `min..=max`.
@@ -302,59 +302,6 @@ fn decide(slots: &[Option<CandidateOutcome>]) -> Decision {
     Decision::AllFailed
 }
 
-/// The failure of a discovery from the last code of each candidate, each with whether that
-/// candidate could carry the password (Autodiscover POX, the plain-HTTP redirect and SRV; not
-/// Autodiscover v2 nor the ActiveSync host probes, which are anonymous). A refusal outweighs
-/// what the anonymous candidates came to; it is inconclusive only when another candidate that
-/// could have taken the password was not reached.
-pub(super) fn summarise_failure(ended: &[(bool, Code)]) -> Failure {
-    let codes: Vec<Code> = ended.iter().map(|(_, code)| *code).collect();
-    // A spent password budget is not a wrong password: nothing was tried (rule 19).
-    if codes.contains(&Code::CredentialBudget) && !codes.contains(&Code::AuthRejected) {
-        return Failure {
-            code: Code::CredentialBudget,
-            message: "the password attempts of this account are spent for now; try again later"
-                .into(),
-        };
-    }
-    let refused = |c: &Code| matches!(c, Code::AuthRejected | Code::CredentialBudget);
-    if codes.iter().any(refused) {
-        let with_password = ended.iter().filter(|(carries, _)| *carries);
-        if with_password
-            .map(|(_, c)| c)
-            .all(|c| refused(c) || c.is_absent())
-        {
-            return Failure {
-                code: Code::AuthFailed,
-                message: "every Autodiscover endpoint that answered refused the credentials".into(),
-            };
-        }
-        return Failure {
-            code: Code::AuthInconclusive,
-            message: "some endpoints refused the credentials, others could not be reached".into(),
-        };
-    }
-    if codes.contains(&Code::ModernAuthOnly) {
-        return Failure {
-            code: Code::ModernAuthOnly,
-            message:
-                "the server accepts only modern authentication (OAuth); basic authentication is off"
-                    .into(),
-        };
-    }
-    Failure {
-        code: Code::NotFound,
-        message: format!(
-            "no candidate found a host ({})",
-            codes
-                .iter()
-                .map(|c| c.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -414,56 +361,5 @@ mod tests {
             Duration::from_millis(2)
         );
         assert_eq!(wait.after(Duration::from_secs(60)), Duration::from_secs(1));
-    }
-
-    fn with_passwords(codes: &[Code]) -> Vec<(bool, Code)> {
-        codes.iter().map(|c| (true, *c)).collect()
-    }
-
-    #[test]
-    fn a_refusal_outweighs_the_anonymous_candidates() {
-        let ended = [
-            (true, Code::AuthRejected),
-            (true, Code::AuthRejected),
-            (false, Code::HttpStatus),
-            (false, Code::Tls),
-        ];
-        assert_eq!(summarise_failure(&ended).code, Code::AuthFailed);
-        let unreached = [(true, Code::AuthRejected), (true, Code::Timeout)];
-        assert_eq!(summarise_failure(&unreached).code, Code::AuthInconclusive);
-    }
-
-    #[test]
-    fn auth_failure_needs_every_answering_endpoint_to_refuse() {
-        assert_eq!(
-            summarise_failure(&with_passwords(&[
-                Code::AuthRejected,
-                Code::DnsNxDomain,
-                Code::NoRedirect
-            ]))
-            .code,
-            "auth_failed"
-        );
-        assert_eq!(
-            summarise_failure(&with_passwords(&[
-                Code::CredentialBudget,
-                Code::DnsNxDomain
-            ]))
-            .code,
-            Code::CredentialBudget,
-            "a spent budget is not a wrong password"
-        );
-        assert_eq!(
-            summarise_failure(&with_passwords(&[Code::AuthRejected, Code::Timeout])).code,
-            "auth_inconclusive"
-        );
-        assert_eq!(
-            summarise_failure(&with_passwords(&[Code::ModernAuthOnly, Code::Timeout])).code,
-            "modern_auth_only"
-        );
-        assert_eq!(
-            summarise_failure(&with_passwords(&[Code::Timeout, Code::DnsNxDomain])).code,
-            "not_found"
-        );
     }
 }

@@ -14,11 +14,19 @@ async fn dns_that_dooms_every_candidate_is_the_headline() {
     let report = env.discover("mia@broken.test").await;
     let failure = report.error.as_ref().unwrap();
     assert_eq!(failure.code, "dns_servfail", "{failure:?}");
+    assert_eq!(
+        report.remedy,
+        Some(exdisco::report::Remedy::FixDns {
+            domain: "broken.test".into()
+        }),
+        "the remedy is typed: what to do, with which value"
+    );
     assert!(
         report
             .remedy
-            .as_deref()
+            .as_ref()
             .unwrap()
+            .to_string()
             .contains("name servers of broken.test")
     );
     // Unknown names are NXDOMAIN in the fake DNS: the registered domain does not exist.
@@ -27,8 +35,9 @@ async fn dns_that_dooms_every_candidate_is_the_headline() {
     assert!(
         report
             .remedy
-            .as_deref()
+            .as_ref()
             .unwrap()
+            .to_string()
             .contains("not a registered domain")
     );
     // A missing name under a domain is "nothing found", with the general remedy.
@@ -37,8 +46,9 @@ async fn dns_that_dooms_every_candidate_is_the_headline() {
     assert!(
         report
             .remedy
-            .as_deref()
+            .as_ref()
             .unwrap()
+            .to_string()
             .contains("publish autodiscover.corp.gone.test")
     );
 }
@@ -60,7 +70,14 @@ async fn a_redirect_chain_or_loop_is_the_headline() {
         code == "redirect_loop" || code == "redirect_limit",
         "{code:?}"
     );
-    assert!(report.remedy.as_deref().unwrap().contains("redirects"));
+    assert!(
+        report
+            .remedy
+            .as_ref()
+            .unwrap()
+            .to_string()
+            .contains("redirects")
+    );
     // redirectUrl from server to server with the password: the discovery's attempts run out.
     env.refused("chain.test");
     env.host("autodiscover.chain.test", |s| match &s.authorization {
@@ -148,4 +165,39 @@ async fn the_report_page_draws_the_race_and_holds_no_secret() {
         "the found page's headline names the host"
     );
     assert!(!failed.contains("headline found"));
+}
+
+#[tokio::test]
+async fn each_face_says_the_typed_remedy_in_its_own_words() {
+    // Issue 23: the engine returns what to do with which value; the command line names its
+    // flags, the API its fields.
+    let env = TestEnv::start().await;
+    env.refused("example.test");
+    env.refused("autodiscover.example.test");
+    let run = exdisco(
+        &env,
+        args(&["discover", "--json", "zoe@example.test"]),
+        None,
+    )
+    .await;
+    let json: serde_json::Value = serde_json::from_str(run.stdout.lines().last().unwrap()).unwrap();
+    let remedy = &json["remedy"];
+    assert_eq!(remedy["action"], "fix_listener", "{json}");
+    assert_eq!(remedy["host"], "autodiscover.example.test");
+    assert!(
+        remedy["text"].as_str().unwrap().contains("--host"),
+        "{remedy}"
+    );
+
+    let app = crate::support::app::TestApp::spawn(&env, |_| {}).await;
+    let request = app.exchange_request("zoe@example.test", "Any-Pass-1", None);
+    let (status, _, body) = app.post("/connect/authorize", &request).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["remedy_action"]["action"], "fix_listener");
+    let words = body["remedy"].as_str().unwrap();
+    assert!(words.contains("settings.exchange_server_host"), "{words}");
+    assert!(
+        !words.contains("--"),
+        "no command-line flag in the API: {words}"
+    );
 }

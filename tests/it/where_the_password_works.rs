@@ -247,7 +247,7 @@ async fn an_imap_only_domain_is_told_so_with_its_servers() {
             "smtp s28.cpanelhost.example:587 (starttls)",
         ]
     );
-    assert!(report.remedy.as_deref().unwrap().contains("IMAP"));
+    assert!(report.remedy.as_ref().unwrap().to_string().contains("IMAP"));
     assert!(
         env.fleet.seen_by("s28.cpanelhost.example").is_empty(),
         "nothing is sent to the IMAP host for Exchange's sake"

@@ -21,6 +21,7 @@ use super::csrf::Csrf;
 use super::flow::{Flow, FlowQuery, Posted, Reject};
 use super::page::{self, FieldErrors, Fields, Notice, SignIn, Step};
 use crate::connect::{AuthorizeRequest, Error as FlowError};
+use crate::report::Remedy;
 
 /// The routes.
 pub fn routes() -> Router<AppState> {
@@ -427,6 +428,13 @@ impl Reply<'_> {
             | FlowError::Upstream(_)
                 if step == Step::Account =>
             {
+                let first = match &err {
+                    FlowError::DiscoveryFailed {
+                        remedy: Some(remedy),
+                        ..
+                    } => user_words(remedy).map(|w| format!("{w} ")),
+                    _ => None,
+                };
                 self.form(
                     StatusCode::OK,
                     Step::Server,
@@ -434,8 +442,9 @@ impl Reply<'_> {
                     Some(info(
                         "We could not find your Exchange server",
                         format!(
-                            "No Exchange server answered for {domain}. Enter the server's name, \
-                             and your password again, and we will check it directly."
+                            "{}No Exchange server answered for {domain}. Enter the server's \
+                             name, and your password again, and we will check it directly.",
+                            first.unwrap_or_default()
                         ),
                     )),
                 )
@@ -469,6 +478,23 @@ impl Reply<'_> {
                 internal(self.state)
             }
         }
+    }
+}
+
+/// What a person signing in can do about a failed discovery, in their words; `None` when it
+/// is for the domain's administrator (the page then asks for the server's name).
+fn user_words(remedy: &Remedy) -> Option<String> {
+    match remedy {
+        Remedy::CheckAddress { domain } => Some(format!(
+            "Check your email address: {domain} is not a registered domain."
+        )),
+        Remedy::RetryOrNameServer => {
+            Some("Your mail servers answered too slowly; you can also try again later.".into())
+        }
+        Remedy::FixDns { domain } => Some(format!(
+            "The name servers of {domain} are failing; your IT department can fix them."
+        )),
+        _ => None,
     }
 }
 
