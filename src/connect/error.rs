@@ -122,7 +122,8 @@ fn list_servers(servers: &[crate::report::MailServer]) -> String {
 }
 
 impl Error {
-    pub(super) fn invalid(field: &'static str, message: String) -> Self {
+    /// A refused field, with what is wrong (never the value).
+    pub fn invalid(field: &'static str, message: String) -> Self {
         Self::InvalidRequest { field, message }
     }
 

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use tracing::info;
 use url::Url;
 
-use super::{AuthorizeRequest, Connect, Error, Prepared, redact_serde_message};
+use super::{Connect, Error, Intent, Prepared, RefreshGrant};
 use crate::discovery::{Body, Outgoing};
 use crate::report::Provider;
 use crate::store::{NewAccount, Reauth};
@@ -21,29 +21,12 @@ pub const DEFAULT_OFFICE365_TOKEN_URL: &str =
 /// The scope a refresh token is redeemed for.
 pub const OFFICE365_SCOPE: &str = "offline_access openid profile User.Read";
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Office365Settings {
-    microsoft_client_id: String,
-    microsoft_client_secret: SecretString,
-    microsoft_refresh_token: SecretString,
-    redirect_uri: String,
-}
-
 /// An authorization code of the Microsoft identity platform, with what the hosted page
 /// learned before the user went to sign in there.
 #[derive(Debug)]
 pub struct MicrosoftCode {
-    /// The client (the application).
-    pub client_id: String,
-    /// The account holder's name.
-    pub name: String,
-    /// The mailbox address.
-    pub email_address: String,
-    /// Comma-separated scopes.
-    pub scopes: String,
-    /// The account being authorized again (required to change scopes).
-    pub reauth_account_id: Option<String>,
+    /// Who asks for what (through the browser).
+    pub intent: Intent,
     /// The operator's Microsoft application.
     pub microsoft_client_id: String,
     /// Its secret.
@@ -56,8 +39,6 @@ pub struct MicrosoftCode {
     pub code_verifier: SecretString,
     /// The redirect URI the code was sent to.
     pub redirect_uri: String,
-    /// What the application's redemption of our code must present again.
-    pub binding: crate::store::CodeBinding,
 }
 
 /// What a Microsoft token answer gives the flow.
@@ -94,19 +75,16 @@ impl Connect {
         &self,
         grant: MicrosoftCode,
     ) -> Result<SecretString, Error> {
-        let asked = AuthorizeRequest {
-            client_id: grant.client_id.clone(),
-            name: grant.name.clone(),
-            email_address: grant.email_address.clone(),
-            provider: Provider::Office365.as_str().to_owned(),
-            settings: serde_json::Value::Null,
-            scopes: grant.scopes.clone(),
-            reauth_account_id: grant.reauth_account_id.clone(),
-            source: None,
-            through_browser: true,
-            binding: grant.binding.clone(),
-        };
-        let prepared = self.prepare(&asked).await?;
+        let result = self.redeem_microsoft_code(grant).await;
+        self.metrics.authorization(match &result {
+            Ok(_) => "ok",
+            Err(err) => err.code(),
+        });
+        result
+    }
+
+    async fn redeem_microsoft_code(&self, grant: MicrosoftCode) -> Result<SecretString, Error> {
+        let prepared = self.prepare(&grant.intent).await?;
         let address = &prepared.address;
         let form = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("grant_type", "authorization_code")
@@ -133,24 +111,21 @@ impl Connect {
             .refresh_token
             .ok_or(Error::Upstream("token_endpoint_no_refresh_token"))?;
         let account = self.office365_account(
-            &asked,
+            &grant.intent,
             &prepared,
             &grant.microsoft_client_id,
             &refresh_token,
         )?;
-        self.issue_code(prepared.account(account)?, grant.binding)
+        self.issue_code(prepared.account(account)?, grant.intent.binding)
             .await
     }
 
     pub(super) async fn authorize_office365(
         &self,
-        request: &AuthorizeRequest,
+        intent: &Intent,
+        settings: RefreshGrant,
         prepared: &Prepared,
     ) -> Result<NewAccount, Error> {
-        let settings: Office365Settings = serde_json::from_value(request.settings.clone())
-            .map_err(|e| Error::invalid("settings", redact_serde_message(&e.to_string())))?;
-        Url::parse(&settings.redirect_uri)
-            .map_err(|_| Error::invalid("settings.redirect_uri", "not a valid url".into()))?;
         let form = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("grant_type", "refresh_token")
             .append_pair("client_id", &settings.microsoft_client_id)
@@ -158,21 +133,18 @@ impl Connect {
                 "client_secret",
                 settings.microsoft_client_secret.expose_secret(),
             )
-            .append_pair(
-                "refresh_token",
-                settings.microsoft_refresh_token.expose_secret(),
-            )
-            .append_pair("redirect_uri", &settings.redirect_uri)
+            .append_pair("refresh_token", settings.refresh_token.expose_secret())
+            .append_pair("redirect_uri", settings.redirect_uri.as_str())
             .append_pair("scope", OFFICE365_SCOPE)
             .finish();
         let refresh_token = self
             .fetch_microsoft_token(form)
             .await?
             .refresh_token
-            .unwrap_or_else(|| settings.microsoft_refresh_token.clone());
+            .unwrap_or_else(|| settings.refresh_token.clone());
         info!(domain = %prepared.address.domain(), "office365 account verified");
         self.office365_account(
-            request,
+            intent,
             prepared,
             &settings.microsoft_client_id,
             &refresh_token,
@@ -182,7 +154,7 @@ impl Connect {
     /// An office365 account with its refresh token sealed.
     fn office365_account(
         &self,
-        request: &AuthorizeRequest,
+        intent: &Intent,
         prepared: &Prepared,
         microsoft_client_id: &str,
         refresh_token: &SecretString,
@@ -191,9 +163,9 @@ impl Connect {
         let sealed = self.key.seal(refresh_token, account_id.as_bytes())?;
         Ok(NewAccount {
             account_id,
-            client_id: request.client_id.clone(),
+            client_id: intent.client_id.to_string(),
             email: prepared.address.to_string(),
-            name: request.name.clone(),
+            name: intent.name.clone(),
             provider: Provider::Office365.as_str().to_owned(),
             exchange_server_host: "outlook.office365.com".to_owned(),
             discovery_method: "office365".to_owned(),

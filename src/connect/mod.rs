@@ -20,10 +20,14 @@
 //! revocation and which fields an authorization may change. `error.rs`: the flow's refusals and
 //! their stable codes.
 
+mod command;
 mod error;
 mod grant;
 mod microsoft;
 
+pub use self::command::{
+    AccountId, Authorization, ClientId, ExchangeLogin, Intent, Login, RefreshGrant, Scopes,
+};
 pub use self::error::Error;
 pub use self::grant::{CodeRedemption, Refusal, TokenGrant, check_replacement, pkce_matches};
 pub use self::microsoft::{DEFAULT_OFFICE365_TOKEN_URL, MicrosoftCode, OFFICE365_SCOPE};
@@ -43,7 +47,7 @@ use crate::domain::{Credentials, EmailAddress};
 use crate::metrics::Metrics;
 use crate::report::{Method, Provider, Report};
 use crate::secrets::{self, MasterKey};
-use crate::store::{self, Account, CachedDiscovery, CodeBinding, NewAccount, Reauth, Store};
+use crate::store::{self, Account, CachedDiscovery, NewAccount, Reauth, Store};
 
 /// Scopes an account may be granted.
 pub const KNOWN_SCOPES: &[&str] = &[
@@ -115,70 +119,6 @@ impl ConnectConfig {
             ("connect.token_ttl", self.token_ttl),
         ])
     }
-}
-
-/// `POST /connect/authorize`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuthorizeRequest {
-    /// The client.
-    pub client_id: String,
-    /// The account holder's name.
-    #[serde(default)]
-    pub name: String,
-    /// The mailbox address.
-    pub email_address: String,
-    /// `exchange` or `office365`.
-    pub provider: String,
-    /// Provider-specific settings.
-    pub settings: serde_json::Value,
-    /// Scopes: comma-separated, or a list (as the platform's SDK sends them).
-    #[serde(deserialize_with = "scopes_text")]
-    pub scopes: String,
-    /// The account being authorized again (required to change scopes).
-    #[serde(default)]
-    pub reauth_account_id: Option<String>,
-    /// Who sent the request (set by the daemon, not part of the JSON): budgets that protect
-    /// an account are kept per source (rule 25).
-    #[serde(skip)]
-    pub source: Option<IpAddr>,
-    /// Whether the request passed through a browser (the hosted page): there a
-    /// `reauth_account_id` may change the scopes, not the server or the username.
-    #[serde(skip)]
-    pub through_browser: bool,
-    /// What the code's redemption must present again (the hosted page's redirect URI and
-    /// PKCE challenge); empty for `/connect/authorize`.
-    #[serde(skip)]
-    pub binding: CodeBinding,
-}
-
-/// Scopes as text, from a string or a list of strings.
-fn scopes_text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Scopes {
-        Text(String),
-        List(Vec<String>),
-    }
-    Ok(match Scopes::deserialize(deserializer)? {
-        Scopes::Text(text) => text,
-        Scopes::List(list) => list.join(","),
-    })
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ExchangeSettings {
-    username: String,
-    password: SecretString,
-    #[serde(default)]
-    exchange_server_host: Option<String>,
-    #[serde(default)]
-    eas_server_host: Option<String>,
-    /// A host outside the domain that the user allowed to receive the password in this
-    /// authorization (the answer to a `consent_required` error).
-    #[serde(default)]
-    consented_autodiscover_host: Option<String>,
 }
 
 /// `POST /connect/token`.
@@ -288,36 +228,47 @@ impl Connect {
         }
     }
 
-    /// Runs the authorize flow and returns a one-time code that carries the account.
-    pub async fn authorize(&self, request: AuthorizeRequest) -> Result<SecretString, Error> {
-        let prepared = self.prepare(&request).await?;
-        let account = match request.provider.as_str() {
-            "exchange" => self.authorize_exchange(&request, &prepared).await?,
-            "office365" => self.authorize_office365(&request, &prepared).await?,
-            _ => {
-                return Err(Error::invalid(
-                    "provider",
-                    "unknown provider; use exchange or office365".into(),
-                ));
-            }
-        };
-        let binding = request.binding.clone();
-        self.issue_code(prepared.account(account)?, binding).await
+    /// Runs the authorize flow and returns a one-time code that carries the account. Counts
+    /// the authorization in the metrics, whichever face asked.
+    pub async fn authorize(&self, command: Authorization) -> Result<SecretString, Error> {
+        let result = self.authorize_uncounted(command).await;
+        self.metrics.authorization(match &result {
+            Ok(_) => "ok",
+            Err(err) => err.code(),
+        });
+        result
     }
 
-    /// What every authorization checks first: the client, the address, the scopes, and
-    /// whether this is a new account, the same one, or a scope change.
-    async fn prepare(&self, request: &AuthorizeRequest) -> Result<Prepared, Error> {
-        let client_id = request.client_id.as_str();
+    async fn authorize_uncounted(&self, command: Authorization) -> Result<SecretString, Error> {
+        let Authorization {
+            intent,
+            login,
+            source,
+        } = command;
+        let prepared = self.prepare(&intent).await?;
+        let account = match login {
+            Login::Exchange(login) => {
+                self.authorize_exchange(&intent, login, source, &prepared)
+                    .await?
+            }
+            Login::Office365(grant) => self.authorize_office365(&intent, grant, &prepared).await?,
+        };
+        self.issue_code(prepared.account(account)?, intent.binding)
+            .await
+    }
+
+    /// What every authorization checks first: the client, and whether this is a new
+    /// account, the same one, or a scope change.
+    async fn prepare(&self, intent: &Intent) -> Result<Prepared, Error> {
+        let client_id = intent.client_id.as_str();
         self.check_client(client_id).await?;
-        let address = EmailAddress::parse(&request.email_address)
-            .map_err(|e| Error::invalid("email_address", e.to_string()))?;
-        let scopes = parse_scopes(&request.scopes)?;
+        let address = intent.address.clone();
+        let scopes = intent.scopes.as_str().to_owned();
         let existing = self
             .store
             .find_account_by_email(client_id.to_owned(), address.to_string())
             .await?;
-        let reauth = check_reauth(request, existing.as_ref(), &self.store).await?;
+        let reauth = check_reauth(intent, existing.as_ref(), &self.store).await?;
         let account_id = match &existing {
             Some(account) => account.account_id.clone(),
             None => new_id("acct_")?,
@@ -341,30 +292,21 @@ impl Connect {
 
     async fn authorize_exchange(
         &self,
-        request: &AuthorizeRequest,
+        intent: &Intent,
+        login: ExchangeLogin,
+        source: Option<IpAddr>,
         prepared: &Prepared,
     ) -> Result<NewAccount, Error> {
         let address = &prepared.address;
-        let settings: ExchangeSettings = serde_json::from_value(request.settings.clone())
-            .map_err(|e| Error::invalid("settings", redact_serde_message(&e.to_string())))?;
-        if settings.username.trim().is_empty() || settings.password.expose_secret().is_empty() {
-            return Err(Error::invalid(
-                "settings",
-                "username and password are required".into(),
-            ));
-        }
         let credentials = Credentials {
-            username: settings.username.clone(),
-            password: settings.password.clone(),
-            source: request.source,
+            username: login.username,
+            password: login.password,
+            source,
         };
-        let explicit = settings
-            .exchange_server_host
-            .or(settings.eas_server_host)
-            .filter(|h| !h.trim().is_empty());
-        let consent_given = settings.consented_autodiscover_host.is_some();
-        let consented: Vec<String> = settings
-            .consented_autodiscover_host
+        let explicit = login.host.filter(|h| !h.trim().is_empty());
+        let consent_given = login.consented_host.is_some();
+        let consented: Vec<String> = login
+            .consented_host
             .iter()
             .map(|h| h.trim().trim_end_matches('.').to_ascii_lowercase())
             .filter(|h| !h.is_empty())
@@ -406,9 +348,9 @@ impl Connect {
         info!(domain = %address.domain(), method = report.method.map(|m| m.as_str()).unwrap_or(""), "account verified");
         Ok(NewAccount {
             account_id,
-            client_id: request.client_id.clone(),
+            client_id: intent.client_id.to_string(),
             email: address.to_string(),
-            name: request.name.clone(),
+            name: intent.name.clone(),
             provider: Provider::Exchange.as_str().to_owned(),
             exchange_server_host: host,
             discovery_method: report.method.map(|m| m.as_str()).unwrap_or("").to_owned(),
@@ -541,52 +483,24 @@ async fn register(
     Ok(client_id)
 }
 
-/// Validates scopes, comma-separated (the platform's `scopes`) or space-delimited (RFC 6749
-/// 3.3 `scope`); returns them normalised, comma-separated.
-pub fn parse_scopes(scopes: &str) -> Result<String, Error> {
-    let mut list: Vec<&str> = scopes
-        .split(|c: char| c == ',' || c.is_whitespace())
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .collect();
-    if list.is_empty() {
-        return Err(Error::invalid(
-            "scopes",
-            "at least one scope is required".into(),
-        ));
-    }
-    if list.iter().any(|s| !KNOWN_SCOPES.contains(s)) {
-        return Err(Error::invalid(
-            "scopes",
-            format!("unknown scope; known scopes: {}", KNOWN_SCOPES.join(",")),
-        ));
-    }
-    list.sort_unstable();
-    list.dedup();
-    Ok(list.join(","))
-}
-
 /// What a `reauth_account_id` allows: it must name this client's account of this address.
 async fn check_reauth(
-    request: &AuthorizeRequest,
+    intent: &Intent,
     existing: Option<&Account>,
     store: &Store,
 ) -> Result<Reauth, Error> {
-    let Some(reauth) = request
-        .reauth_account_id
-        .as_deref()
-        .filter(|r| !r.is_empty())
-    else {
+    let Some(reauth) = intent.reauth.as_ref() else {
         return Ok(Reauth::None);
     };
-    let account = store.find_account(reauth.to_owned()).await?;
+    let account = store.find_account(reauth.to_string()).await?;
     let matches = account.is_some_and(|a| {
-        a.client_id == request.client_id && existing.is_some_and(|e| e.account_id == a.account_id)
+        a.client_id == intent.client_id.as_str()
+            && existing.is_some_and(|e| e.account_id == a.account_id)
     });
     if !matches {
         return Err(Error::AccountNotFound);
     }
-    Ok(if request.through_browser {
+    Ok(if intent.through_browser {
         Reauth::Scopes
     } else {
         Reauth::Everything
@@ -699,41 +613,6 @@ fn new_id(prefix: &str) -> Result<String, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn scopes_are_checked_and_normalised() {
-        assert_eq!(
-            parse_scopes("email.read_only, calendar.read_only,email.read_only").unwrap(),
-            "calendar.read_only,email.read_only"
-        );
-        assert_eq!(
-            parse_scopes("email.read_only calendar.read_only").unwrap(),
-            "calendar.read_only,email.read_only",
-            "RFC 6749 3.3: space-delimited"
-        );
-        assert_eq!(parse_scopes("").unwrap_err().code(), "invalid_request");
-        assert_eq!(
-            parse_scopes("email.read_only,root").unwrap_err().code(),
-            "invalid_request"
-        );
-    }
-
-    #[test]
-    fn serde_messages_lose_their_values() {
-        let err =
-            serde_json::from_str::<ExchangeSettings>(r#"{"username":"a","password":123456789}"#)
-                .err()
-                .unwrap();
-        let message = redact_serde_message(&err.to_string());
-        assert!(!message.contains("123456789"), "{message}");
-        assert!(message.contains("expected"), "{message}");
-        let err = serde_json::from_str::<ExchangeSettings>(r#"{"MARKER-x":1}"#)
-            .err()
-            .unwrap();
-        let message = redact_serde_message(&err.to_string());
-        assert!(!message.contains("MARKER"), "{message}");
-        assert!(message.starts_with("unknown field, expected"), "{message}");
-    }
 
     #[test]
     fn secrets_stay_out_of_debug() {

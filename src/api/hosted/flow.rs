@@ -184,8 +184,8 @@ impl Flow {
             }
             (None, _) => {}
         }
-        match connect::parse_scopes(query.scopes.as_deref().unwrap_or_default()) {
-            Ok(scopes) => flow.scopes = scopes,
+        match connect::Scopes::parse(query.scopes.as_deref().unwrap_or_default()) {
+            Ok(scopes) => flow.scopes = scopes.as_str().to_owned(),
             Err(_) => {
                 return Err(Reject::Redirect(flow.error_redirect(
                     "invalid_scope",
@@ -194,6 +194,25 @@ impl Flow {
             }
         }
         Ok(flow)
+    }
+
+    /// The authorization this flow asks for, for `name` at `email` (through the browser).
+    pub fn intent(&self, name: &str, email: &str) -> Result<connect::Intent, connect::Error> {
+        let address = crate::domain::EmailAddress::parse(email)
+            .map_err(|e| connect::Error::invalid("email_address", e.to_string()))?;
+        Ok(connect::Intent {
+            client_id: self.client_id.as_str().into(),
+            name: name.trim().to_owned(),
+            address,
+            scopes: connect::Scopes::parse(&self.scopes)?,
+            reauth: self
+                .reauth_account_id
+                .as_deref()
+                .filter(|id| !id.is_empty())
+                .map(Into::into),
+            through_browser: true,
+            binding: self.binding(),
+        })
     }
 
     /// What the code must be redeemed with: this redirect URI and the PKCE challenge.

@@ -227,25 +227,20 @@ async fn callback(
         }
     };
     let email = pending.email.clone();
+    let intent = match flow.intent(&pending.name, &pending.email) {
+        Ok(intent) => intent,
+        Err(_) => return invalid(&state),
+    };
     let grant = MicrosoftCode {
-        client_id: flow.client_id.clone(),
-        name: pending.name,
-        email_address: pending.email,
-        scopes: flow.scopes.clone(),
-        reauth_account_id: flow.reauth_account_id.clone(),
+        intent,
         microsoft_client_id: app.client_id.clone(),
         microsoft_client_secret: app.client_secret.clone(),
         microsoft_scope: app.scope.clone(),
         code,
         code_verifier: SecretString::from(pending.verifier),
         redirect_uri: state.hosted.microsoft_callback(),
-        binding: flow.binding(),
     };
     let result = state.connect.authorize_microsoft_code(grant).await;
-    state.metrics.authorization(match &result {
-        Ok(_) => "ok",
-        Err(err) => err.code(),
-    });
     match result {
         Ok(code) => see_other(&flow.redirect_with(&[("code", code.expose_secret())])),
         Err(FlowError::CredentialsRefused) => stop(

@@ -13,14 +13,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use serde_json::json;
 use tracing::{error, info};
 
 use super::super::state::AppState;
 use super::csrf::Csrf;
 use super::flow::{Flow, FlowQuery, Posted, Reject};
 use super::page::{self, FieldErrors, Fields, Notice, SignIn, Step};
-use crate::connect::{AuthorizeRequest, Error as FlowError};
+use crate::connect::{Authorization, Error as FlowError, ExchangeLogin, Login};
 use crate::report::Remedy;
 
 /// The routes.
@@ -237,33 +236,23 @@ async fn submit(
     } else {
         form.username.trim()
     };
-    let mut settings = json!({
-        "username": username,
-        "password": password.expose_secret(),
+    let login = Login::Exchange(ExchangeLogin {
+        username: username.to_owned(),
+        password,
+        host: (step == Step::Server).then(|| host.to_owned()),
+        consented_host: consented,
     });
-    if step == Step::Server {
-        settings["exchange_server_host"] = json!(host);
-    }
-    if let Some(host) = &consented {
-        settings["consented_autodiscover_host"] = json!(host);
-    }
-    let request = AuthorizeRequest {
-        client_id: flow.client_id.clone(),
-        name: form.name.trim().to_owned(),
-        email_address: email.to_owned(),
-        provider: "exchange".to_owned(),
-        settings,
-        scopes: flow.scopes.clone(),
-        reauth_account_id: flow.reauth_account_id.clone(),
-        source: Some(peer.ip()),
-        through_browser: true,
-        binding: flow.binding(),
+    let result = match flow.intent(&form.name, email) {
+        Ok(intent) => {
+            let command = Authorization {
+                intent,
+                login,
+                source: Some(peer.ip()),
+            };
+            state.connect.authorize(command).await
+        }
+        Err(err) => Err(err),
     };
-    let result = state.connect.authorize(request).await;
-    state.metrics.authorization(match &result {
-        Ok(_) => "ok",
-        Err(err) => err.code(),
-    });
     match result {
         Ok(code) => see_other(&flow.redirect_with(&[("code", code.expose_secret())])),
         Err(err) => reply.failure(step, err),
