@@ -18,8 +18,8 @@ use super::auth::basic_client;
 use super::error::{ApiError, ApiJson};
 use super::state::{AppState, SourceLimit};
 use crate::batch::parse_line;
-use crate::connect;
-use crate::store::{ClientRecord, Intake};
+use crate::connect::{self, ClientId};
+use crate::store::Intake;
 
 /// The routes.
 pub fn routes() -> Router<AppState> {
@@ -28,18 +28,13 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/discoveries/{id}", get(status))
 }
 
-/// The client the request authenticates as.
-async fn client(state: &AppState, headers: &HeaderMap) -> Result<ClientRecord, ApiError> {
+/// The client the request authenticates as: the queue is for clients that keep a secret.
+async fn client(state: &AppState, headers: &HeaderMap) -> Result<ClientId, ApiError> {
     let (client_id, secret) = basic_client(headers).ok_or(ApiError::MissingClient)?;
-    let client = state
+    Ok(state
         .connect
-        .authenticate_client(&client_id, Some(&secret))
-        .await?;
-    if client.secret_hash.is_empty() {
-        // A public client's id is no secret: the queue is for clients that keep one.
-        return Err(connect::Error::BadClient.into());
-    }
-    Ok(client)
+        .authenticate_confidential_client(&client_id, &secret)
+        .await?)
 }
 
 async fn enqueue(
@@ -72,20 +67,13 @@ async fn enqueue(
     }
     state
         .limiters
-        .check_intake(&client.client_id, jobs.len())
+        .check_intake(client.as_str(), jobs.len())
         .map_err(ApiError::RateLimited)?;
     let ids: Vec<String> = jobs.iter().map(|(id, _)| id.clone()).collect();
     let intake = state
         .connect
-        .store()
-        .enqueue_jobs(
-            client.client_id,
-            jobs,
-            state.max_queued,
-            state.connect.now(),
-        )
-        .await
-        .map_err(connect::Error::from)?;
+        .enqueue_jobs(&client, jobs, state.max_queued)
+        .await?;
     if intake == Intake::Full {
         return Err(ApiError::QueueFull);
     }
@@ -103,12 +91,7 @@ async fn status(
         .check_source(SourceLimit::Resource, peer.ip())
         .map_err(ApiError::RateLimited)?;
     let client = client(&state, &headers).await?;
-    let status = state
-        .connect
-        .store()
-        .job_status(client.client_id, id)
-        .await
-        .map_err(connect::Error::from)?;
+    let status = state.connect.job_status(&client, id).await?;
     status.map(axum::Json).ok_or(ApiError::NotFound)
 }
 

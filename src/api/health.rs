@@ -18,7 +18,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 async fn ready(State(state): State<AppState>) -> impl IntoResponse {
-    let ping = state.connect.store().ping(LOCK_WAIT);
+    let ping = state.connect.ping(LOCK_WAIT);
     match tokio::time::timeout(READY_WAIT, ping).await {
         Ok(Ok(())) => (StatusCode::OK, "ready\n"),
         Ok(Err(_)) | Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable\n"),
@@ -26,7 +26,7 @@ async fn ready(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let depth = state.connect.store().queue_depth();
+    let depth = state.connect.queue_depth();
     if let Ok(Ok(depth)) = tokio::time::timeout(READY_WAIT, depth).await {
         // A state with no job left reads 0, not its last count.
         for job_state in JOB_STATES {

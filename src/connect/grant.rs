@@ -200,6 +200,20 @@ impl Connect {
         }
     }
 
+    /// A confidential client (one registered with a secret), if `secret` proves it: a public
+    /// client's id is no secret, so what needs a client's proof refuses it.
+    pub async fn authenticate_confidential_client(
+        &self,
+        client_id: &str,
+        secret: &SecretString,
+    ) -> Result<super::ClientId, Error> {
+        let client = self.authenticate_client(client_id, Some(secret)).await?;
+        if client.secret_hash.is_empty() {
+            return Err(Error::BadClient);
+        }
+        Ok(client.client_id.into())
+    }
+
     /// `/connect/token`: redeems a code with the client secret.
     pub async fn token(&self, request: super::TokenRequest) -> Result<TokenGrant, Error> {
         self.redeem(CodeRedemption {

@@ -200,9 +200,46 @@ impl Connect {
         self.store.now()
     }
 
-    /// The store.
-    pub fn store(&self) -> &Store {
-        &self.store
+    /// Whether the database can take a write within `wait` (readiness).
+    pub async fn ping(&self, wait: Duration) -> Result<(), Error> {
+        Ok(self.store.ping(wait).await?)
+    }
+
+    /// Jobs of the embedded queue by state (a gauge).
+    pub async fn queue_depth(&self) -> Result<Vec<(String, u64)>, Error> {
+        Ok(self.store.queue_depth().await?)
+    }
+
+    /// The registered client `client_id`, if any.
+    pub async fn find_client(
+        &self,
+        client_id: &ClientId,
+    ) -> Result<Option<store::ClientRecord>, Error> {
+        Ok(self.store.find_client(client_id.to_string()).await?)
+    }
+
+    /// Queues `jobs` (id, input) for `client`, unless the queue holds `max_queued` unfinished
+    /// jobs already.
+    pub async fn enqueue_jobs(
+        &self,
+        client: &ClientId,
+        jobs: Vec<(String, String)>,
+        max_queued: u64,
+    ) -> Result<store::Intake, Error> {
+        let now = self.now();
+        Ok(self
+            .store
+            .enqueue_jobs(client.to_string(), jobs, max_queued, now)
+            .await?)
+    }
+
+    /// The state of `client`'s job `job_id`; `None` for another client's or an unknown job.
+    pub async fn job_status(
+        &self,
+        client: &ClientId,
+        job_id: String,
+    ) -> Result<Option<store::JobStatus>, Error> {
+        Ok(self.store.job_status(client.to_string(), job_id).await?)
     }
 
     /// The operator's key (the hosted page's CSRF tokens and sealed state use it).

@@ -126,8 +126,7 @@ impl Flow {
                 "The link that brought you here has no application (client_id).",
             ))?;
         let client = connect
-            .store()
-            .find_client(client_id.to_owned())
+            .find_client(&client_id.into())
             .await
             .map_err(|_| Reject::Internal)?
             .ok_or(Reject::Page(
