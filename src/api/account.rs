@@ -1,10 +1,8 @@
 //! `GET /account` with `Authorization: Bearer TOKEN` (or the token as the Basic user name, as
 //! the platform's SDK sends it): the account the token opens.
 
-use std::net::SocketAddr;
-
 use axum::Router;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -13,7 +11,7 @@ use serde_json::json;
 use super::auth::access_token;
 use super::error::ApiError;
 use super::no_store;
-use super::state::{AppState, SourceLimit};
+use super::state::{AppState, Limited, ResourceCalls};
 
 /// The route.
 pub fn routes() -> Router<AppState> {
@@ -22,13 +20,9 @@ pub fn routes() -> Router<AppState> {
 
 async fn account(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    _: Limited<ResourceCalls>,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
-    state
-        .limiters
-        .check_source(SourceLimit::Resource, peer.ip())
-        .map_err(ApiError::RateLimited)?;
     let token = access_token(&headers).ok_or(ApiError::MissingToken)?;
     let account = state.connect.account(&token).await?;
     let split = |text: &str| {

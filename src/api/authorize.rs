@@ -2,10 +2,8 @@
 //! the flow's typed [`Authorization`], the client's and the account's limits (rule 25), then
 //! the flow; answers `{"code": ...}`. The JSON shapes are the API's: the flow never sees them.
 
-use std::net::SocketAddr;
-
 use axum::Router;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::routing::post;
 use secrecy::{ExposeSecret, SecretString};
@@ -14,7 +12,7 @@ use serde_json::json;
 
 use super::error::{ApiError, ApiJson};
 use super::no_store;
-use super::state::{AppState, SourceLimit};
+use super::state::{AppState, AuthorizeCalls, Limited};
 use crate::connect::{
     self, Authorization, ExchangeLogin, Intent, Login, RefreshGrant, Scopes, redact_serde_message,
 };
@@ -29,23 +27,20 @@ pub fn routes() -> Router<AppState> {
 #[tracing::instrument(skip_all, fields(client_id = %body.client_id))]
 async fn authorize(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Limited { source, .. }: Limited<AuthorizeCalls>,
     ApiJson(body): ApiJson<AuthorizeBody>,
 ) -> Result<impl IntoResponse, ApiError> {
     let limits = &state.limiters;
-    limits
-        .check_source(SourceLimit::Authorize, peer.ip())
-        .map_err(ApiError::RateLimited)?;
     state.connect.check_client(&body.client_id).await?;
     // A malformed address is refused by the parse below, before any traffic, without a charge.
     if let Ok(address) = EmailAddress::parse(&body.email_address) {
         limits
-            .check_account(&body.client_id, &address, peer.ip())
+            .check_account(&body.client_id, &address, source)
             .map_err(ApiError::RateLimited)?;
     }
     let mut command = body.command();
     if let Ok(command) = &mut command {
-        command.source = Some(peer.ip());
+        command.source = Some(source);
     }
     let code = match command {
         Ok(command) => state.connect.authorize(command).await?,

@@ -5,10 +5,8 @@
 //! is bounded (`503` when full); finished jobs are deleted after `store.job_retention`. Workers
 //! inside `serve` drain the queue.
 
-use std::net::SocketAddr;
-
 use axum::Router;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -16,7 +14,7 @@ use serde_json::{Value, json};
 
 use super::auth::basic_client;
 use super::error::{ApiError, ApiJson};
-use super::state::{AppState, SourceLimit};
+use super::state::{AppState, Limited, ResourceCalls, TokenCalls};
 use crate::batch::parse_line;
 use crate::connect::{self, ClientId};
 use crate::store::Intake;
@@ -39,14 +37,10 @@ async fn client(state: &AppState, headers: &HeaderMap) -> Result<ClientId, ApiEr
 
 async fn enqueue(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    _: Limited<TokenCalls>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<impl IntoResponse, ApiError> {
-    state
-        .limiters
-        .check_source(SourceLimit::Token, peer.ip())
-        .map_err(ApiError::RateLimited)?;
     let client = client(&state, &headers).await?;
     let items = match body {
         Value::Array(items) => items,
@@ -82,14 +76,10 @@ async fn enqueue(
 
 async fn status(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    _: Limited<ResourceCalls>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    state
-        .limiters
-        .check_source(SourceLimit::Resource, peer.ip())
-        .map_err(ApiError::RateLimited)?;
     let client = client(&state, &headers).await?;
     let status = state.connect.job_status(&client, id).await?;
     status.map(axum::Json).ok_or(ApiError::NotFound)

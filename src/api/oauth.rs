@@ -9,22 +9,20 @@
 //! `exchangeCodeForToken`, a GET with the same parameters in the query. Errors are RFC 6749
 //! 5.2's `{"error", "error_description"}`. A code redeems once, here or at `/connect/token`.
 
-use std::net::SocketAddr;
-
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::auth::basic_client;
 use super::body::form_or_json;
 use super::no_store;
-use super::state::{AppState, SourceLimit};
+use super::state::{AppState, Limited, TokenCalls};
 use crate::connect::{self, CodeRedemption, KNOWN_SCOPES};
 
 /// The routes.
@@ -91,15 +89,12 @@ impl IntoResponse for OAuthError {
 
 async fn token(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    _: Limited<TokenCalls>,
     method: Method,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Response {
-    if let Err(wait) = state.limiters.check_source(SourceLimit::Token, peer.ip()) {
-        return super::ApiError::RateLimited(wait).into_response();
-    }
     match redeem(&state, method, &headers, query.as_deref(), &body).await {
         Ok(response) => response,
         Err(err) => err.into_response(),
@@ -176,16 +171,10 @@ async fn redeem(
                 }
             }
         })?;
-    let scope = grant.account.scopes.replace(',', " ");
-    Ok(no_store(json!({
-        "access_token": grant.access_token.expose_secret(),
-        "token_type": "Bearer",
-        "expires_in": grant.expires_in,
-        "scope": scope,
-        "account_id": grant.account.account_id,
-        "email_address": grant.account.email,
-        "provider": grant.account.provider,
-    })))
+    Ok(no_store(super::token::answer(
+        &grant,
+        super::token::Shape::Rfc6749,
+    )))
 }
 
 /// The parameters from a form (or JSON) body, or, for the platform SDK's GET, the query.

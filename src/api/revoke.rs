@@ -9,11 +9,9 @@
 //!   as the user name of `Authorization: Basic` with an empty password. The answer is
 //!   `{"success": true}`.
 
-use std::net::SocketAddr;
-
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::routing::post;
@@ -25,7 +23,7 @@ use super::auth::{access_token, basic_client};
 use super::body::form_or_json;
 use super::error::ApiError;
 use super::no_store;
-use super::state::{AppState, SourceLimit};
+use super::state::{AppState, Limited, TokenCalls};
 
 /// The route.
 pub fn routes() -> Router<AppState> {
@@ -45,14 +43,10 @@ struct RevokeForm {
 
 async fn revoke(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    _: Limited<TokenCalls>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
-    state
-        .limiters
-        .check_source(SourceLimit::Token, peer.ip())
-        .map_err(ApiError::RateLimited)?;
     let form = read_form(&headers, &body)?;
     let connect = &state.connect;
     if let Some(token) = &form.token {

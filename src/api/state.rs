@@ -158,6 +158,61 @@ impl RateLimiters {
     }
 }
 
+/// The rate-limit prologue of a handler, as an extractor: the request's source has taken one
+/// call of its `L` limit (or the request is answered 429 with `Retry-After`), and this is its
+/// address. Put before the body, so that a limited source's body is never parsed.
+pub struct Limited<L> {
+    /// The caller's address.
+    pub source: IpAddr,
+    limit: std::marker::PhantomData<L>,
+}
+
+/// Which source limit a [`Limited`] takes.
+pub trait LimitKind: Send + Sync {
+    /// The limit.
+    const LIMIT: SourceLimit;
+}
+
+/// `/connect/authorize`.
+pub struct AuthorizeCalls;
+/// `/connect/token`, `/oauth/token`, `/oauth/revoke`, queue intake.
+pub struct TokenCalls;
+/// `/account`, a job's status.
+pub struct ResourceCalls;
+
+impl LimitKind for AuthorizeCalls {
+    const LIMIT: SourceLimit = SourceLimit::Authorize;
+}
+impl LimitKind for TokenCalls {
+    const LIMIT: SourceLimit = SourceLimit::Token;
+}
+impl LimitKind for ResourceCalls {
+    const LIMIT: SourceLimit = SourceLimit::Resource;
+}
+
+impl<L: LimitKind> axum::extract::FromRequestParts<AppState> for Limited<L> {
+    type Rejection = super::error::ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let source = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|info| info.0.ip())
+            .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+        state
+            .limiters
+            .check_source(L::LIMIT, source)
+            .map_err(super::error::ApiError::RateLimited)?;
+        Ok(Self {
+            source,
+            limit: std::marker::PhantomData,
+        })
+    }
+}
+
 fn wait(not_until: governor::NotUntil<governor::clock::QuantaInstant>) -> Duration {
     not_until.wait_time_from(DefaultClock::default().now())
 }
