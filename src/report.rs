@@ -343,7 +343,7 @@ impl std::str::FromStr for Method {
 }
 
 /// Who runs the mailbox.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Provider {
@@ -359,6 +359,18 @@ impl Provider {
         match self {
             Self::Exchange => "exchange",
             Self::Office365 => "office365",
+        }
+    }
+}
+
+impl std::str::FromStr for Provider {
+    type Err = ();
+
+    fn from_str(text: &str) -> Result<Self, ()> {
+        match text {
+            "exchange" => Ok(Self::Exchange),
+            "office365" => Ok(Self::Office365),
+            _ => Err(()),
         }
     }
 }

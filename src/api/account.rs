@@ -25,12 +25,6 @@ async fn account(
 ) -> Result<impl IntoResponse, ApiError> {
     let token = access_token(&headers).ok_or(ApiError::MissingToken)?;
     let account = state.connect.account(&token).await?;
-    let split = |text: &str| {
-        text.split(',')
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect::<Vec<_>>()
-    };
     Ok(no_store(json!({
         "id": account.account_id,
         "object": "account",
@@ -39,9 +33,9 @@ async fn account(
         "email_address": account.email,
         "provider": account.provider,
         "exchange_server_host": account.exchange_server_host,
-        "discovery_method": account.discovery_method,
-        "activesync_versions": split(&account.activesync_versions),
-        "scopes": split(&account.scopes),
+        "discovery_method": account.origin,
+        "activesync_versions": account.activesync_versions.list(),
+        "scopes": account.scopes.iter().collect::<Vec<_>>(),
         "created_at": account.created_at,
         "updated_at": account.updated_at,
     })))

@@ -50,13 +50,13 @@ pub fn answer(grant: &TokenGrant, shape: Shape) -> serde_json::Value {
     match shape {
         Shape::Platform => {
             answer["token_type"] = "bearer".into();
-            answer["id"] = account.account_id.clone().into();
+            answer["id"] = account.account_id.as_str().into();
             answer["object"] = "account".into();
             answer["name"] = account.name.clone().into();
         }
         Shape::Rfc6749 => {
             answer["token_type"] = "Bearer".into();
-            answer["scope"] = account.scopes.replace(',', " ").into();
+            answer["scope"] = account.scopes.iter().collect::<Vec<_>>().join(" ").into();
         }
     }
     answer

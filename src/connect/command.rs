@@ -2,96 +2,13 @@
 //! the hosted page its form, the Microsoft callback what it kept), so the flow sees an
 //! authorization whose provider carries exactly its own fields, never a JSON value to parse.
 
-use std::fmt;
 use std::net::IpAddr;
 
 use secrecy::SecretString;
 
-use super::{Error, KNOWN_SCOPES};
+pub use crate::account::{AccountId, ClientId, Scopes};
 use crate::domain::EmailAddress;
 use crate::store::CodeBinding;
-
-/// A registered client's public id (`cli_…`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ClientId(String);
-
-/// An account's id (`acct_…`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct AccountId(String);
-
-macro_rules! id_type {
-    ($name:ident) => {
-        impl $name {
-            /// The id as text.
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl From<String> for $name {
-            fn from(id: String) -> Self {
-                Self(id)
-            }
-        }
-
-        impl From<&str> for $name {
-            fn from(id: &str) -> Self {
-                Self(id.to_owned())
-            }
-        }
-
-        impl From<$name> for String {
-            fn from(id: $name) -> Self {
-                id.0
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-    };
-}
-
-id_type!(ClientId);
-id_type!(AccountId);
-
-/// Granted scopes: known ones only, sorted, each once.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Scopes(String);
-
-impl Scopes {
-    /// Scopes comma-separated (the platform's `scopes`) or space-delimited (RFC 6749 3.3
-    /// `scope`).
-    pub fn parse(text: &str) -> Result<Self, Error> {
-        let mut list: Vec<&str> = text
-            .split(|c: char| c == ',' || c.is_whitespace())
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .collect();
-        if list.is_empty() {
-            return Err(Error::invalid(
-                "scopes",
-                "at least one scope is required".into(),
-            ));
-        }
-        if list.iter().any(|s| !KNOWN_SCOPES.contains(s)) {
-            return Err(Error::invalid(
-                "scopes",
-                format!("unknown scope; known scopes: {}", KNOWN_SCOPES.join(",")),
-            ));
-        }
-        list.sort_unstable();
-        list.dedup();
-        Ok(Self(list.join(",")))
-    }
-
-    /// Comma-separated, as stored.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
 
 /// An Exchange mailbox's credentials and where to check them.
 #[derive(Debug)]
@@ -159,31 +76,4 @@ pub struct Authorization {
     pub login: Login,
     /// Who sent the request: budgets that protect an account are kept per source (rule 25).
     pub source: Option<IpAddr>,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn scopes_are_checked_and_normalised() {
-        assert_eq!(
-            Scopes::parse("email.read_only, calendar.read_only,email.read_only")
-                .unwrap()
-                .as_str(),
-            "calendar.read_only,email.read_only"
-        );
-        assert_eq!(
-            Scopes::parse("email.read_only calendar.read_only")
-                .unwrap()
-                .as_str(),
-            "calendar.read_only,email.read_only",
-            "RFC 6749 3.3: space-delimited"
-        );
-        assert_eq!(Scopes::parse("").unwrap_err().code(), "invalid_request");
-        assert_eq!(
-            Scopes::parse("email.read_only,root").unwrap_err().code(),
-            "invalid_request"
-        );
-    }
 }

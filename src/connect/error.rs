@@ -110,6 +110,12 @@ pub enum Error {
     Corrupt(&'static str),
 }
 
+impl From<crate::account::ScopeError> for Error {
+    fn from(err: crate::account::ScopeError) -> Self {
+        Self::invalid("scopes", err.to_string())
+    }
+}
+
 fn list_servers(servers: &[crate::report::MailServer]) -> String {
     if servers.is_empty() {
         return "IMAP or POP settings".to_owned();

@@ -10,6 +10,8 @@ use secrecy::{ExposeSecret, SecretString};
 use tracing::warn;
 
 use super::{Connect, Error};
+use crate::account::HostOrigin;
+use crate::report::Method;
 use crate::secrets;
 use crate::store::{
     Account, ClientRecord, CodeBinding, NewAccount, NewCode, NewToken, Reauth, RedeemChecks,
@@ -82,7 +84,7 @@ pub fn check_replacement(existing: Option<&Account>, new: &NewAccount) -> Result
     }
     let same_identity =
         existing.provider == new.provider && existing.username.eq_ignore_ascii_case(&new.username);
-    let server_may_change = new.discovery_method != "explicit";
+    let server_may_change = new.origin != HostOrigin::Discovered(Method::Explicit);
     if !same_identity
         || !(existing.exchange_server_host == new.exchange_server_host || server_may_change)
     {
@@ -316,11 +318,11 @@ mod tests {
             client_id: "cli".into(),
             email: "alice@example.test".into(),
             name: String::new(),
-            provider: "exchange".into(),
+            provider: crate::report::Provider::Exchange,
             exchange_server_host: host.into(),
-            discovery_method: "pox_domain".into(),
-            activesync_versions: String::new(),
-            scopes: "email".into(),
+            origin: HostOrigin::Discovered(Method::PoxDomain),
+            activesync_versions: Default::default(),
+            scopes: crate::account::Scopes::parse("email").unwrap(),
             username: "alice".into(),
             created_at: 0,
             updated_at: 0,
@@ -333,11 +335,11 @@ mod tests {
             client_id: "cli".into(),
             email: "alice@example.test".into(),
             name: String::new(),
-            provider: "exchange".into(),
+            provider: crate::report::Provider::Exchange,
             exchange_server_host: host.into(),
-            discovery_method: method.into(),
-            activesync_versions: String::new(),
-            scopes: scopes.into(),
+            origin: method.parse().unwrap(),
+            activesync_versions: Default::default(),
+            scopes: crate::account::Scopes::parse(scopes).unwrap(),
             username: username.into(),
             sealed_secret: Vec::new(),
             now: 0,

@@ -10,6 +10,7 @@ use tracing::info;
 use url::Url;
 
 use super::{Connect, Error, Intent, Prepared, RefreshGrant};
+use crate::account::{HostOrigin, Versions};
 use crate::discovery::{Body, Outgoing};
 use crate::report::Provider;
 use crate::store::{NewAccount, Reauth};
@@ -160,16 +161,18 @@ impl Connect {
         refresh_token: &SecretString,
     ) -> Result<NewAccount, Error> {
         let account_id = prepared.account_id.clone();
-        let sealed = self.key.seal(refresh_token, account_id.as_bytes())?;
+        let sealed = self
+            .key
+            .seal(refresh_token, account_id.as_str().as_bytes())?;
         Ok(NewAccount {
             account_id,
-            client_id: intent.client_id.to_string(),
+            client_id: intent.client_id.clone(),
             email: prepared.address.to_string(),
             name: intent.name.clone(),
-            provider: Provider::Office365.as_str().to_owned(),
+            provider: Provider::Office365,
             exchange_server_host: "outlook.office365.com".to_owned(),
-            discovery_method: "office365".to_owned(),
-            activesync_versions: String::new(),
+            origin: HostOrigin::MicrosoftSignIn,
+            activesync_versions: Versions::default(),
             scopes: prepared.scopes.clone(),
             username: microsoft_client_id.to_owned(),
             sealed_secret: sealed,

@@ -41,6 +41,7 @@ use serde::Deserialize;
 use tracing::{info, warn};
 use url::Url;
 
+use crate::account::HostOrigin;
 use crate::code::Code;
 use crate::discovery::{KnownHost, Pipeline};
 use crate::domain::{Credentials, EmailAddress};
@@ -49,21 +50,7 @@ use crate::report::{Method, Provider, Report};
 use crate::secrets::{self, MasterKey};
 use crate::store::{self, Account, CachedDiscovery, NewAccount, Reauth, Store};
 
-/// Scopes an account may be granted.
-pub const KNOWN_SCOPES: &[&str] = &[
-    "email",
-    "email.read_only",
-    "email.send",
-    "email.modify",
-    "email.drafts",
-    "email.folders_and_labels",
-    "email.metadata",
-    "calendar",
-    "calendar.read_only",
-    "calendar.free_busy",
-    "contacts",
-    "contacts.read_only",
-];
+pub use crate::account::KNOWN_SCOPES;
 
 /// Settings of the flow (`[connect]`). Durations are written like `"5m"`.
 #[derive(Debug, Clone, Deserialize)]
@@ -143,8 +130,8 @@ pub struct TokenRequest {
 
 struct Prepared {
     address: EmailAddress,
-    scopes: String,
-    account_id: String,
+    scopes: Scopes,
+    account_id: AccountId,
     existing: Option<Account>,
     reauth: Reauth,
 }
@@ -300,7 +287,7 @@ impl Connect {
         let client_id = intent.client_id.as_str();
         self.check_client(client_id).await?;
         let address = intent.address.clone();
-        let scopes = intent.scopes.as_str().to_owned();
+        let scopes = intent.scopes.clone();
         let existing = self
             .store
             .find_account_by_email(client_id.to_owned(), address.to_string())
@@ -308,7 +295,7 @@ impl Connect {
         let reauth = check_reauth(intent, existing.as_ref(), &self.store).await?;
         let account_id = match &existing {
             Some(account) => account.account_id.clone(),
-            None => new_id("acct_")?,
+            None => new_id("acct_")?.into(),
         };
         let prepared = Prepared {
             address,
@@ -376,22 +363,22 @@ impl Connect {
         let versions = report
             .verification
             .as_ref()
-            .map(|p| p.versions.join(","))
+            .map(|p| p.versions.clone())
             .unwrap_or_default();
         let account_id = prepared.account_id.clone();
         let sealed = self
             .key
-            .seal(&credentials.password, account_id.as_bytes())?;
+            .seal(&credentials.password, account_id.as_str().as_bytes())?;
         info!(domain = %address.domain(), method = report.method.map(|m| m.as_str()).unwrap_or(""), "account verified");
         Ok(NewAccount {
             account_id,
-            client_id: intent.client_id.to_string(),
+            client_id: intent.client_id.clone(),
             email: address.to_string(),
             name: intent.name.clone(),
-            provider: Provider::Exchange.as_str().to_owned(),
+            provider: Provider::Exchange,
             exchange_server_host: host,
-            discovery_method: report.method.map(|m| m.as_str()).unwrap_or("").to_owned(),
-            activesync_versions: versions,
+            origin: HostOrigin::Discovered(report.method.unwrap_or(Method::Explicit)),
+            activesync_versions: versions.into(),
             scopes: prepared.scopes.clone(),
             username: credentials.username.clone(),
             sealed_secret: sealed,
@@ -420,14 +407,12 @@ impl Connect {
             .cached_discovery(domain.clone(), self.store.now())
             .await?
         {
-            let provider = if cached.provider == "office365" {
-                Provider::Office365
-            } else {
-                Provider::Exchange
-            };
-            let method = cached.method.parse().unwrap_or(Method::Explicit);
-            let known =
-                KnownHost::remembered(&cached.host, method, Some(cached.activesync_url), provider);
+            let known = KnownHost::remembered(
+                &cached.host,
+                cached.method,
+                Some(cached.activesync_url),
+                cached.provider,
+            );
             let report = self
                 .pipeline
                 .known_host(address, known, Some(credentials))
@@ -453,13 +438,9 @@ impl Connect {
                 .cache_discovery(CachedDiscovery {
                     domain,
                     host: report.exchange_server_host.clone().unwrap_or_default(),
-                    method: report.method.map(|m| m.as_str()).unwrap_or("").to_owned(),
+                    method: report.method.unwrap_or(Method::Explicit),
                     activesync_url: report.activesync_url.clone().unwrap_or_default(),
-                    provider: report
-                        .provider
-                        .map(|p| p.as_str())
-                        .unwrap_or("exchange")
-                        .to_owned(),
+                    provider: report.provider.unwrap_or(Provider::Exchange),
                     expires_at: self.store.now() + ttl as i64,
                 })
                 .await?;
@@ -531,8 +512,7 @@ async fn check_reauth(
     };
     let account = store.find_account(reauth.to_string()).await?;
     let matches = account.is_some_and(|a| {
-        a.client_id == intent.client_id.as_str()
-            && existing.is_some_and(|e| e.account_id == a.account_id)
+        a.client_id == intent.client_id && existing.is_some_and(|e| e.account_id == a.account_id)
     });
     if !matches {
         return Err(Error::AccountNotFound);

@@ -3,6 +3,8 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::Error;
+use crate::account::{AccountId, ClientId, HostOrigin, Scopes, Versions};
+use crate::report::{Method, Provider};
 
 /// Migrations, numbered and append-only. `PRAGMA user_version` holds the last one applied.
 const MIGRATIONS: &[&str] = &[
@@ -62,23 +64,24 @@ pub struct ClientInfo {
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct NewAccount {
     /// The id to use if the account is new.
-    pub account_id: String,
+    pub account_id: AccountId,
     /// The client that connected it.
-    pub client_id: String,
+    pub client_id: ClientId,
     /// The mailbox address.
     pub email: String,
     /// The display name.
     pub name: String,
-    /// `exchange` or `office365`.
-    pub provider: String,
+    /// Who runs the mailbox.
+    pub provider: Provider,
     /// The Exchange host.
     pub exchange_server_host: String,
-    /// How the host was found.
-    pub discovery_method: String,
-    /// ActiveSync versions, comma-separated.
-    pub activesync_versions: String,
-    /// Granted scopes, comma-separated.
-    pub scopes: String,
+    /// Where the host came from.
+    #[serde(rename = "discovery_method")]
+    pub origin: HostOrigin,
+    /// The ActiveSync versions the host answered with.
+    pub activesync_versions: Versions,
+    /// Granted scopes.
+    pub scopes: Scopes,
     /// The username for Basic authentication.
     pub username: String,
     /// The password or refresh token, sealed (kept in its own column).
@@ -109,23 +112,24 @@ pub enum Reauth {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Account {
     /// The id.
-    pub account_id: String,
+    pub account_id: AccountId,
     /// The client that connected it.
-    pub client_id: String,
+    pub client_id: ClientId,
     /// The mailbox address.
     pub email: String,
     /// The display name.
     pub name: String,
-    /// `exchange` or `office365`.
-    pub provider: String,
+    /// Who runs the mailbox.
+    pub provider: Provider,
     /// The Exchange host.
     pub exchange_server_host: String,
-    /// How the host was found.
-    pub discovery_method: String,
-    /// ActiveSync versions, comma-separated.
-    pub activesync_versions: String,
-    /// Scopes, comma-separated.
-    pub scopes: String,
+    /// Where the host came from.
+    #[serde(rename = "discovery_method")]
+    pub origin: HostOrigin,
+    /// The ActiveSync versions the host answered with.
+    pub activesync_versions: Versions,
+    /// Granted scopes.
+    pub scopes: Scopes,
     /// The username for Basic authentication (not shown by the API).
     #[serde(skip)]
     pub username: String,
@@ -160,11 +164,11 @@ pub struct CachedDiscovery {
     /// The host.
     pub host: String,
     /// How it was found.
-    pub method: String,
+    pub method: Method,
     /// The ActiveSync URL, or empty.
     pub activesync_url: String,
-    /// `exchange` or `office365`.
-    pub provider: String,
+    /// Who runs the domain's mailboxes.
+    pub provider: Provider,
     /// Unix seconds.
     pub expires_at: i64,
 }
@@ -249,15 +253,15 @@ pub fn save_account(c: &Connection, a: &NewAccount) -> Result<String, Error> {
              updated_at = excluded.updated_at
          RETURNING account_id",
         params![
-            a.account_id,
-            a.client_id,
+            a.account_id.as_str(),
+            a.client_id.as_str(),
             a.email,
             a.name,
-            a.provider,
+            a.provider.as_str(),
             a.exchange_server_host,
-            a.discovery_method,
-            a.activesync_versions,
-            a.scopes,
+            a.origin.as_str(),
+            String::from(a.activesync_versions.clone()),
+            a.scopes.as_str(),
             a.username,
             a.sealed_secret,
             a.now
@@ -272,18 +276,35 @@ const ACCOUNT_COLUMNS: &str = "account_id, client_id, email, name, provider, exc
 
 fn account_row(row: &Row<'_>) -> rusqlite::Result<Account> {
     Ok(Account {
-        account_id: row.get(0)?,
-        client_id: row.get(1)?,
+        account_id: row.get::<_, String>(0)?.into(),
+        client_id: row.get::<_, String>(1)?.into(),
         email: row.get(2)?,
         name: row.get(3)?,
-        provider: row.get(4)?,
+        provider: typed(row, 4, |t| t.parse().ok())?,
         exchange_server_host: row.get(5)?,
-        discovery_method: row.get(6)?,
-        activesync_versions: row.get(7)?,
-        scopes: row.get(8)?,
+        origin: typed(row, 6, |t| t.parse().ok())?,
+        activesync_versions: row.get::<_, String>(7)?.into(),
+        scopes: typed(row, 8, |t| Scopes::parse(t).ok())?,
         username: row.get(9)?,
         created_at: row.get(10)?,
         updated_at: row.get(11)?,
+    })
+}
+
+/// Column `index` read as text and then as a model type; a value the model does not know is
+/// a corrupt row, not a default.
+fn typed<T>(
+    row: &Row<'_>,
+    index: usize,
+    read: impl FnOnce(&str) -> Option<T>,
+) -> rusqlite::Result<T> {
+    let text: String = row.get(index)?;
+    read(&text).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            index,
+            rusqlite::types::Type::Text,
+            format!("unknown value in column {index}").into(),
+        )
     })
 }
 
@@ -309,7 +330,7 @@ pub struct NewCode {
     /// SHA-256 of the code.
     pub code_hash: Vec<u8>,
     /// The client it was issued to.
-    pub client_id: String,
+    pub client_id: ClientId,
     /// Unix seconds.
     pub expires_at: i64,
     /// The account to create or replace.
@@ -359,8 +380,8 @@ pub fn create_code(c: &mut Connection, code: &NewCode) -> Result<(), Error> {
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, unixepoch())",
         params![
             code.code_hash,
-            code.client_id,
-            code.account.account_id,
+            code.client_id.as_str(),
+            code.account.account_id.as_str(),
             code.expires_at,
             pending,
             code.account.sealed_secret,
@@ -441,7 +462,11 @@ pub fn redeem_code(
         let sql =
             format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE client_id = ?1 AND email = ?2");
         let existing = tx
-            .query_row(&sql, params![account.client_id, account.email], account_row)
+            .query_row(
+                &sql,
+                params![account.client_id.as_str(), account.email],
+                account_row,
+            )
             .optional()?;
         if let Err(reason) = may_replace(existing.as_ref(), &account) {
             tx.commit()?;
@@ -552,9 +577,9 @@ pub fn cached_discovery(
             Ok(CachedDiscovery {
                 domain: row.get(0)?,
                 host: row.get(1)?,
-                method: row.get(2)?,
+                method: typed(row, 2, |t| t.parse().ok())?,
                 activesync_url: row.get(3)?,
-                provider: row.get(4)?,
+                provider: typed(row, 4, |t| t.parse().ok())?,
                 expires_at: row.get(5)?,
             })
         },
@@ -572,9 +597,9 @@ pub fn cache_discovery(c: &mut Connection, e: &CachedDiscovery) -> Result<(), Er
         params![
             e.domain,
             e.host,
-            e.method,
+            e.method.as_str(),
             e.activesync_url,
-            e.provider,
+            e.provider.as_str(),
             e.expires_at
         ],
     )?;
@@ -606,11 +631,11 @@ mod tests {
             client_id: "client_1".into(),
             email: "alice@example.test".into(),
             name: "Alice".into(),
-            provider: "exchange".into(),
+            provider: Provider::Exchange,
             exchange_server_host: host.into(),
-            discovery_method: "pox_domain".into(),
-            activesync_versions: "16.1".into(),
-            scopes: "email.read_only".into(),
+            origin: HostOrigin::Discovered(Method::PoxDomain),
+            activesync_versions: vec!["16.1".to_owned()].into(),
+            scopes: Scopes::parse("email.read_only").unwrap(),
             username: "alice".into(),
             sealed_secret: vec![1, 2, 3],
             now: 100,
@@ -749,14 +774,30 @@ mod tests {
     }
 
     #[test]
+    fn a_row_the_model_cannot_read_is_corrupt_not_a_default() {
+        let mut c = store();
+        save_account(&c, &alice("a.example.test")).unwrap();
+        assert_eq!(
+            find_account(&mut c, "acct_1").unwrap().unwrap().origin,
+            HostOrigin::Discovered(Method::PoxDomain)
+        );
+        c.execute("UPDATE accounts SET discovery_method = 'guessed'", [])
+            .unwrap();
+        assert!(
+            find_account(&mut c, "acct_1").is_err(),
+            "no fallback to another method"
+        );
+    }
+
+    #[test]
     fn cache_entries_expire() {
         let mut c = store();
         let entry = CachedDiscovery {
             domain: "example.test".into(),
             host: "mail.example.test".into(),
-            method: "srv".into(),
+            method: Method::Srv,
             activesync_url: String::new(),
-            provider: "exchange".into(),
+            provider: Provider::Exchange,
             expires_at: 500,
         };
         cache_discovery(&mut c, &entry).unwrap();
