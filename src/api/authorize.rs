@@ -14,7 +14,8 @@ use super::error::{ApiError, ApiJson};
 use super::no_store;
 use super::state::{AppState, AuthorizeCalls, Limited};
 use crate::connect::{
-    self, Authorization, ExchangeLogin, Intent, Login, RefreshGrant, Scopes, redact_serde_message,
+    self, Authorization, ExchangeLogin, Field, Intent, Login, RefreshGrant, Scopes,
+    redact_serde_message,
 };
 use crate::domain::EmailAddress;
 use crate::store::CodeBinding;
@@ -80,14 +81,14 @@ impl AuthorizeBody {
     /// never its value.
     pub fn command(self) -> Result<Authorization, connect::Error> {
         let address = EmailAddress::parse(&self.email_address)
-            .map_err(|e| connect::Error::invalid("email_address", e.to_string()))?;
+            .map_err(|e| connect::Error::invalid(Field::EmailAddress, e.to_string()))?;
         let scopes = Scopes::parse(&self.scopes)?;
         let login = match self.provider.as_str() {
             "exchange" => Login::Exchange(exchange_login(self.settings)?),
             "office365" => Login::Office365(refresh_grant(self.settings)?),
             _ => {
                 return Err(connect::Error::invalid(
-                    "provider",
+                    Field::Provider,
                     "unknown provider; use exchange or office365".into(),
                 ));
             }
@@ -154,14 +155,14 @@ struct Office365Settings {
 
 fn settings<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, connect::Error> {
     serde_json::from_value(value)
-        .map_err(|e| connect::Error::invalid("settings", redact_serde_message(&e.to_string())))
+        .map_err(|e| connect::Error::invalid(Field::Settings, redact_serde_message(&e.to_string())))
 }
 
 fn exchange_login(value: serde_json::Value) -> Result<ExchangeLogin, connect::Error> {
     let settings: ExchangeSettings = settings(value)?;
     if settings.username.trim().is_empty() || settings.password.expose_secret().is_empty() {
         return Err(connect::Error::invalid(
-            "settings",
+            Field::Settings,
             "username and password are required".into(),
         ));
     }
@@ -175,8 +176,9 @@ fn exchange_login(value: serde_json::Value) -> Result<ExchangeLogin, connect::Er
 
 fn refresh_grant(value: serde_json::Value) -> Result<RefreshGrant, connect::Error> {
     let settings: Office365Settings = settings(value)?;
-    let redirect_uri = url::Url::parse(&settings.redirect_uri)
-        .map_err(|_| connect::Error::invalid("settings.redirect_uri", "not a valid url".into()))?;
+    let redirect_uri = url::Url::parse(&settings.redirect_uri).map_err(|_| {
+        connect::Error::invalid(Field::SettingsRedirectUri, "not a valid url".into())
+    })?;
     Ok(RefreshGrant {
         microsoft_client_id: settings.microsoft_client_id,
         microsoft_client_secret: settings.microsoft_client_secret,

@@ -16,7 +16,7 @@ use super::auth::basic_client;
 use super::error::{ApiError, ApiJson};
 use super::state::{AppState, Limited, ResourceCalls, TokenCalls};
 use crate::batch::parse_line;
-use crate::connect::{self, ClientId};
+use crate::connect::{self, ClientId, JobId};
 use crate::store::Intake;
 
 /// The routes.
@@ -63,7 +63,7 @@ async fn enqueue(
         .limiters
         .check_intake(client.as_str(), jobs.len())
         .map_err(ApiError::RateLimited)?;
-    let ids: Vec<String> = jobs.iter().map(|(id, _)| id.clone()).collect();
+    let ids: Vec<String> = jobs.iter().map(|(id, _)| id.to_string()).collect();
     let intake = state
         .connect
         .enqueue_jobs(&client, jobs, state.max_queued)
@@ -81,13 +81,13 @@ async fn status(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     let client = client(&state, &headers).await?;
-    let status = state.connect.job_status(&client, id).await?;
+    let status = state.connect.job_status(&client, id.into()).await?;
     status.map(axum::Json).ok_or(ApiError::NotFound)
 }
 
 fn invalid(message: &str) -> ApiError {
     ApiError::Connect(connect::Error::InvalidRequest {
-        field: "jobs",
+        field: connect::Field::Jobs,
         message: message.to_owned(),
     })
 }
@@ -96,10 +96,10 @@ fn invalid_at(index: usize, message: &str) -> ApiError {
     invalid(&format!("job {index}: {message}"))
 }
 
-fn new_job_id() -> Result<String, ApiError> {
+fn new_job_id() -> Result<JobId, ApiError> {
     let token = crate::secrets::random_token("").map_err(connect::Error::from)?;
     use secrecy::ExposeSecret;
-    Ok(format!("job_{}", &token.expose_secret()[..22]))
+    Ok(format!("job_{}", &token.expose_secret()[..22]).into())
 }
 
 const MAX_JOBS_PER_REQUEST: usize = 1000;

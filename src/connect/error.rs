@@ -10,7 +10,7 @@ pub enum Error {
     #[error("invalid {field}: {message}")]
     InvalidRequest {
         /// The field.
-        field: &'static str,
+        field: Field,
         /// What is wrong (never a secret).
         message: String,
     },
@@ -112,7 +112,52 @@ pub enum Error {
 
 impl From<crate::account::ScopeError> for Error {
     fn from(err: crate::account::ScopeError) -> Self {
-        Self::invalid("scopes", err.to_string())
+        Self::invalid(Field::Scopes, err.to_string())
+    }
+}
+
+/// A field of a request the flow can refuse; each face names it its own way (the API by
+/// these names, the hosted page by the form field it shows the message under).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Field {
+    /// `email_address`.
+    EmailAddress,
+    /// `provider`.
+    Provider,
+    /// `scopes`.
+    Scopes,
+    /// `settings` (the provider's settings as a whole).
+    Settings,
+    /// `settings.exchange_server_host`.
+    ExchangeServerHost,
+    /// `settings.redirect_uri`.
+    SettingsRedirectUri,
+    /// `redirect_uri` (a client's).
+    RedirectUri,
+    /// `jobs` (the queue's body).
+    Jobs,
+}
+
+impl Field {
+    /// The API's name for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::EmailAddress => "email_address",
+            Self::Provider => "provider",
+            Self::Scopes => "scopes",
+            Self::Settings => "settings",
+            Self::ExchangeServerHost => "settings.exchange_server_host",
+            Self::SettingsRedirectUri => "settings.redirect_uri",
+            Self::RedirectUri => "redirect_uri",
+            Self::Jobs => "jobs",
+        }
+    }
+}
+
+impl std::fmt::Display for Field {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -129,7 +174,7 @@ fn list_servers(servers: &[crate::report::MailServer]) -> String {
 
 impl Error {
     /// A refused field, with what is wrong (never the value).
-    pub fn invalid(field: &'static str, message: String) -> Self {
+    pub fn invalid(field: Field, message: String) -> Self {
         Self::InvalidRequest { field, message }
     }
 

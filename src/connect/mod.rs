@@ -28,9 +28,10 @@ mod microsoft;
 pub use self::command::{
     AccountId, Authorization, ClientId, ExchangeLogin, Intent, Login, RefreshGrant, Scopes,
 };
-pub use self::error::Error;
+pub use self::error::{Error, Field};
 pub use self::grant::{CodeRedemption, Refusal, TokenGrant, check_replacement, pkce_matches};
 pub use self::microsoft::{DEFAULT_OFFICE365_TOKEN_URL, MicrosoftCode, OFFICE365_SCOPE};
+pub use crate::account::JobId;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -210,13 +211,17 @@ impl Connect {
     pub async fn enqueue_jobs(
         &self,
         client: &ClientId,
-        jobs: Vec<(String, String)>,
+        jobs: Vec<(JobId, String)>,
         max_queued: u64,
     ) -> Result<store::Intake, Error> {
         let now = self.now();
+        let rows = jobs
+            .into_iter()
+            .map(|(id, input)| (id.into(), input))
+            .collect();
         Ok(self
             .store
-            .enqueue_jobs(client.to_string(), jobs, max_queued, now)
+            .enqueue_jobs(client.to_string(), rows, max_queued, now)
             .await?)
     }
 
@@ -224,9 +229,12 @@ impl Connect {
     pub async fn job_status(
         &self,
         client: &ClientId,
-        job_id: String,
+        job_id: JobId,
     ) -> Result<Option<store::JobStatus>, Error> {
-        Ok(self.store.job_status(client.to_string(), job_id).await?)
+        Ok(self
+            .store
+            .job_status(client.to_string(), job_id.into())
+            .await?)
     }
 
     /// The operator's key (the hosted page's CSRF tokens and sealed state use it).
@@ -345,7 +353,7 @@ impl Connect {
                     &consented,
                 )
                 .await
-                .map_err(|e| Error::invalid("settings.exchange_server_host", e.to_string()))?,
+                .map_err(|e| Error::invalid(Field::ExchangeServerHost, e.to_string()))?,
             None => {
                 self.discover_and_verify(address, &credentials, &consented)
                     .await?
@@ -473,7 +481,7 @@ pub async fn add_public_client(
 ) -> Result<String, Error> {
     if redirect_uris.is_empty() {
         return Err(Error::invalid(
-            "redirect_uri",
+            Field::RedirectUri,
             "a public client needs a redirect uri".into(),
         ));
     }
@@ -487,8 +495,9 @@ async fn register(
     secret_hash: Vec<u8>,
 ) -> Result<String, Error> {
     for uri in &redirect_uris {
-        Url::parse(uri)
-            .map_err(|_| Error::invalid("redirect_uri", "a redirect uri is not a url".into()))?;
+        Url::parse(uri).map_err(|_| {
+            Error::invalid(Field::RedirectUri, "a redirect uri is not a url".into())
+        })?;
     }
     let client_id = new_id("cli_")?;
     let record = store::ClientRecord {

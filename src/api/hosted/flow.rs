@@ -198,7 +198,7 @@ impl Flow {
     /// The authorization this flow asks for, for `name` at `email` (through the browser).
     pub fn intent(&self, name: &str, email: &str) -> Result<connect::Intent, connect::Error> {
         let address = crate::domain::EmailAddress::parse(email)
-            .map_err(|e| connect::Error::invalid("email_address", e.to_string()))?;
+            .map_err(|e| connect::Error::invalid(connect::Field::EmailAddress, e.to_string()))?;
         Ok(connect::Intent {
             client_id: self.client_id.as_str().into(),
             name: name.trim().to_owned(),

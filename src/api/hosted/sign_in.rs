@@ -19,7 +19,7 @@ use super::super::state::AppState;
 use super::csrf::Csrf;
 use super::flow::{Flow, FlowQuery, Posted, Reject};
 use super::page::{self, FieldErrors, Fields, Notice, SignIn, Step};
-use crate::connect::{Authorization, Error as FlowError, ExchangeLogin, Login};
+use crate::connect::{Authorization, Error as FlowError, ExchangeLogin, Field, Login};
 use crate::report::Remedy;
 
 /// The routes.
@@ -33,7 +33,7 @@ pub struct SignInForm {
     #[serde(flatten)]
     posted: Posted,
     #[serde(default)]
-    step: String,
+    step: PostedStep,
     #[serde(default)]
     name: String,
     #[serde(default)]
@@ -49,6 +49,23 @@ pub struct SignInForm {
     consent_host: String,
     #[serde(default)]
     consent_token: String,
+}
+
+/// What the button that sent the form asks for (its `step`): a value the page does not write
+/// is the first step.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum PostedStep {
+    /// The same, and the server.
+    Server,
+    /// Allow the host the consent page names.
+    Consent,
+    /// Do not allow it: enter the server instead.
+    RefuseConsent,
+    /// Name, address, password (`account`, or anything else).
+    #[default]
+    #[serde(other)]
+    Account,
 }
 
 /// A form of the page, with the fields every form posts.
@@ -159,18 +176,19 @@ async fn submit(
     };
     let key = state.connect.key();
     let token = csrf.token(key);
-    let step = if form.step == Step::Server.as_str() || form.step == "refuse_consent" {
-        Step::Server
-    } else {
-        Step::Account
+    let step = match form.step {
+        PostedStep::Server | PostedStep::RefuseConsent => Step::Server,
+        PostedStep::Account | PostedStep::Consent => Step::Account,
     };
     // A consent counts only for this browser and this host (its token); one that does not
     // verify does nothing.
-    let consented = match form.step.as_str() {
-        "consent" if csrf.verify_consent(key, &form.consent_host, &form.consent_token) => {
+    let consented = match form.step {
+        PostedStep::Consent
+            if csrf.verify_consent(key, &form.consent_host, &form.consent_token) =>
+        {
             Some(form.consent_host.clone())
         }
-        "consent" => {
+        PostedStep::Consent => {
             info!("form refused: a consent that is not this browser's");
             return stop(
                 &state,
@@ -194,7 +212,7 @@ async fn submit(
             host,
         },
     };
-    if form.step == "refuse_consent" {
+    if form.step == PostedStep::RefuseConsent {
         state.metrics.consent("refused");
         return reply.form(StatusCode::OK, Step::Server, FieldErrors::default(), None);
     }
@@ -349,10 +367,10 @@ impl Reply<'_> {
             FlowError::InvalidRequest { field, message } => {
                 let mut errors = FieldErrors::default();
                 match field {
-                    "email_address" => {
+                    Field::EmailAddress => {
                         errors.email = Some(format!("This is not a valid email address ({message})."))
                     }
-                    "settings.exchange_server_host" => {
+                    Field::ExchangeServerHost => {
                         errors.host = Some(format!("This is not a valid server name ({message})."))
                     }
                     _ => errors.password = Some("Enter your password.".into()),
