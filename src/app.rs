@@ -93,9 +93,17 @@ impl App {
             shutdown.clone(),
         ));
         let grace = config.shutdown_grace;
-        api::serve(listener, self.router, &config.api, shutdown.clone(), grace)
-            .await
-            .map_err(StartError::Serve)?;
+        let metrics = self.metrics.clone();
+        api::serve(
+            listener,
+            self.router,
+            &config.api,
+            &metrics,
+            shutdown.clone(),
+            grace,
+        )
+        .await
+        .map_err(StartError::Serve)?;
         shutdown.cancel();
         tracker.close();
         if tokio::time::timeout(grace, tracker.wait()).await.is_err() {

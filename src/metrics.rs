@@ -22,6 +22,7 @@ pub struct Metrics {
     probe_seconds: Histogram,
     jobs: Family<OutcomeLabels, Counter>,
     queue_depth: Family<StateLabels, prometheus_client::metrics::gauge::Gauge>,
+    api_connections: prometheus_client::metrics::gauge::Gauge,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -96,7 +97,14 @@ impl Metrics {
             "Embedded queue jobs by state",
             queue_depth.clone(),
         );
+        let api_connections = prometheus_client::metrics::gauge::Gauge::default();
+        registry.register(
+            "api_connections",
+            "Open connections to the HTTP API",
+            api_connections.clone(),
+        );
         Self {
+            api_connections,
             registry: Arc::new(Mutex::new(registry)),
             requests,
             discoveries,
@@ -147,6 +155,20 @@ impl Metrics {
     /// Counts one queue job by outcome.
     pub fn job(&self, outcome: &'static str) {
         self.jobs.get_or_create(&OutcomeLabels { outcome }).inc();
+    }
+
+    /// One more open API connection (`opened`), or one fewer.
+    pub fn api_connection(&self, opened: bool) {
+        if opened {
+            self.api_connections.inc();
+        } else {
+            self.api_connections.dec();
+        }
+    }
+
+    /// Open API connections now.
+    pub fn api_connections(&self) -> i64 {
+        self.api_connections.get()
     }
 
     /// Sets the queue depth of `state`.

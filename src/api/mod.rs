@@ -32,6 +32,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::metrics::Metrics;
 use axum::Router;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -176,6 +177,7 @@ pub async fn serve(
     listener: TcpListener,
     app: Router,
     config: &ApiConfig,
+    metrics: &Metrics,
     shutdown: CancellationToken,
     grace: Duration,
 ) -> std::io::Result<()> {
@@ -212,9 +214,12 @@ pub async fn serve(
         let connection =
             http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
         let connection = graceful.watch(connection);
+        let metrics = metrics.clone();
+        metrics.api_connection(true);
         tokio::spawn(async move {
             let _ = connection.await;
             drop(slot);
+            metrics.api_connection(false);
         });
     }
     drop(listener);

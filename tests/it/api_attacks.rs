@@ -161,7 +161,15 @@ async fn rule_25_slow_bodies_do_not_starve_the_daemon() {
         stream.write_all(slow_request.as_bytes()).await.unwrap();
         slow.push(stream);
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Wait for the server to hold all five (bounded), not for a fixed time.
+    let landed = async {
+        while app.metrics.api_connections() < 5 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), landed)
+        .await
+        .expect("the slow connections are accepted");
     // Meanwhile health answers, and so does a whole request (well before the bodies' bound).
     let quick = async {
         let health = app.http.get(app.url("/healthz")).send().await.unwrap();

@@ -109,11 +109,13 @@ pub async fn authorize_flows(
     let shutdown = CancellationToken::new();
     let api_config = config.api.clone();
     let token = shutdown.clone();
+    let metrics = app.metrics.clone();
     let server = tokio::spawn(async move {
         exdisco::api::serve(
             listener,
             app.router,
             &api_config,
+            &metrics,
             token,
             Duration::from_secs(1),
         )
