@@ -27,12 +27,17 @@
 //!   - `address_policy`: which IP addresses may be reached. `dns`: the one resolver.
 //!   - `http`: the one client and the bounded fetch. `limits`: per-host and per-account
 //!     governors. `error`: `discovery::Error` and its stable codes.
+//!   - `verify`: the credential check on a report's host, and the report put where the
+//!     password works (a `451` move, a refusal). `diagnosis`: the headline failure, decided
+//!     once, and the typed remedy each face words its own way.
 //!   - `activesync`: the ActiveSync OPTIONS probe and its classification;
 //!     `activesync::shared_probes`: a host's anonymous probe shared by the pipeline's
 //!     discoveries. `memo`: the bounded memory of hosts' anonymous answers it and the POX
 //!     step use. `online`: Exchange Online (Autodiscover v2, provider detection).
-//! - [`connect`]: the native-authentication flow (authorize); `connect::grant`: codes that
-//!   carry an account until redeemed, tokens, revocation, and what may replace an account.
+//! - [`connect`]: the native-authentication flow over typed commands (`connect::command`:
+//!   an `Authorization` is an `Intent` and a provider's `Login`; the faces parse their wire
+//!   shapes into it); `connect::grant`: codes that carry an account until redeemed, tokens,
+//!   revocation, and what may replace an account.
 //! - [`api`]: the HTTP API of the daemon (router, serve with its per-source connection cap,
 //!   `body` bounds, `auth` for presented credentials, one file per endpoint, errors, rate
 //!   limits) and `api::hosted`, the hosted sign-in page (OAuth authorization-code flow in the
@@ -42,8 +47,8 @@
 //!   defaults, TOML and `EXDISCO_*`.
 //! - [`app`]: the daemon assembled once from a `Config` and the key, and run on a listener
 //!   until a shutdown token fires.
-//! - [`store`]: SQLite: migrations, accounts, codes, tokens, the discovery cache, the queue,
-//!   and the sweep that deletes what ended.
+//! - [`store`]: SQLite: migrations, the SQL and its row conversion for accounts, codes,
+//!   tokens, the discovery cache and the queue, and the sweep that deletes what ended.
 //! - [`secrets`]: random tokens, hashes, the key that seals account secrets.
 //! - [`batch`]: jobs, the per-domain cache, the resumable file runner.
 //! - `bounded_map`: a map that forgets its oldest entries first, in constant time (the
