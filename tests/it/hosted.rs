@@ -475,3 +475,25 @@ async fn microsoft_sign_in_as_another_account_connects_nothing() {
     assert!(headers.get("location").is_none());
     assert!(html.contains("signed in to Microsoft as mallory@example.test"));
 }
+
+#[tokio::test]
+async fn an_imap_only_mailbox_is_told_so_on_the_page() {
+    // Issue 22.4 on the hosted page: the domain's own Autodiscover names IMAP/SMTP only (a web
+    // hoster's recorded answer); the page says so in the user's words and sends no password.
+    let env = TestEnv::start().await;
+    env.host("example.test", autodiscover_only("pox/cpanel-imap.xml"));
+    let app = hosted_app(&env).await;
+    let page = page_url(&app, CALLBACK, "code", "email.read_only");
+    let fields = [
+        ("name", "Alice Example"),
+        ("email", "alice@example.test"),
+        ("password", PASSWORD),
+    ];
+    let (status, html) = sign_in_through_page(&page, &fields)
+        .await
+        .expect_err("no code for an IMAP mailbox");
+    assert_eq!(status, 200);
+    assert!(html.contains("This is not an Exchange mailbox"), "{html}");
+    assert!(html.contains("s28.cpanelhost.example:143"), "{html}");
+    assert!(env.fleet.seen_by("s28.cpanelhost.example").is_empty());
+}

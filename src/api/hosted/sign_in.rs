@@ -312,6 +312,31 @@ impl Reply<'_> {
     }
 
     /// The server form again: `host` did not answer as Exchange (`code` says how).
+    /// The mailbox is IMAP/SMTP: say so, and send the user back to the application.
+    fn not_exchange(&self, domain: &str, servers: &[crate::report::MailServer]) -> Response {
+        let list: Vec<String> = servers.iter().map(ToString::to_string).collect();
+        let back = self.flow.error_redirect(
+            "access_denied",
+            "the mailbox is not on Exchange (imap_only)",
+        );
+        page::respond(
+            StatusCode::OK,
+            page::error(
+                &self.state.hosted,
+                "This is not an Exchange mailbox",
+                &format!(
+                    "The mail of {domain} is served by IMAP and SMTP servers ({}), not by \
+                     Exchange. This application connects Exchange mailboxes only; your password \
+                     was not sent to those servers.",
+                    list.join(", ")
+                ),
+                Some(("Return to the application", back)),
+            ),
+            None,
+            None,
+        )
+    }
+
     fn server_unanswered(&self, host: &str, code: &str) -> Response {
         self.form(
             StatusCode::BAD_GATEWAY,
@@ -406,29 +431,7 @@ impl Reply<'_> {
                     text: "Too many passwords were tried for this mailbox. Wait 15 minutes, then try again.".into(),
                 }),
             ),
-            FlowError::ImapOnly { servers } => {
-                let list: Vec<String> = servers.iter().map(ToString::to_string).collect();
-                let back = self.flow.error_redirect(
-                    "access_denied",
-                    "the mailbox is not on Exchange (imap_only)",
-                );
-                page::respond(
-                    StatusCode::OK,
-                    page::error(
-                        &self.state.hosted,
-                        "This is not an Exchange mailbox",
-                        &format!(
-                            "The mail of {domain} is served by IMAP and SMTP servers ({}), not \
-                             by Exchange. This application connects Exchange mailboxes only; \
-                             your password was not sent to those servers.",
-                            list.join(", ")
-                        ),
-                        Some(("Return to the application", back)),
-                    ),
-                    None,
-                    None,
-                )
-            }
+            FlowError::ImapOnly { servers } => self.not_exchange(domain, &servers),
             FlowError::DiscoveryFailed { .. }
             | FlowError::Unconfirmed
             | FlowError::NotActiveSync(_)
