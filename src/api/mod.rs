@@ -17,6 +17,7 @@ mod account;
 mod auth;
 mod authorize;
 mod body;
+mod caller;
 mod discoveries;
 mod error;
 mod health;
@@ -30,6 +31,8 @@ mod token;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
+
+use ipnet::IpNet;
 use std::time::Duration;
 
 use crate::metrics::Metrics;
@@ -88,6 +91,9 @@ pub struct ApiConfig {
     pub resource_per_address_per_minute: u32,
     /// Jobs `POST /v1/discoveries` accepts per client per minute. Default: 60,000.
     pub jobs_per_client_per_minute: u32,
+    /// Proxies (CIDRs) whose `Forwarded` or `X-Forwarded-For` names the caller, for the rate
+    /// limits (`caller.rs`); the connection cap counts direct peers. Default: none.
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 impl Default for ApiConfig {
@@ -106,6 +112,7 @@ impl Default for ApiConfig {
             token_per_address_per_minute: 120,
             resource_per_address_per_minute: 1200,
             jobs_per_client_per_minute: 60_000,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -187,6 +194,7 @@ pub async fn serve(
         .header_read_timeout(config.header_read_timeout);
     info!(address = %listener.local_addr()?, "api listening");
     let connections = Connections::new(config.max_connections_per_address);
+    let trusted_proxies: Arc<[IpNet]> = config.trusted_proxies.clone().into();
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -205,10 +213,14 @@ pub async fn serve(
         };
         // Answers go out at once, not after the client's delayed ACK.
         let _ = stream.set_nodelay(true);
+        let trusted = trusted_proxies.clone();
         let service =
             app.clone()
                 .map_request(move |mut request: Request<hyper::body::Incoming>| {
-                    request.extensions_mut().insert(ConnectInfo(peer));
+                    // Handlers see the caller: the peer, or whom a trusted proxy names.
+                    let caller = caller::caller(peer.ip(), request.headers(), &trusted);
+                    let caller = SocketAddr::new(caller, peer.port());
+                    request.extensions_mut().insert(ConnectInfo(caller));
                     request.map(axum::body::Body::new)
                 });
         let connection =

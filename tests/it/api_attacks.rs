@@ -456,3 +456,45 @@ async fn readiness_fails_while_the_database_is_locked() {
     db.execute_batch("ROLLBACK;").unwrap();
     assert_eq!(ready().await, 200);
 }
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_limits_count_the_caller_it_names() {
+    // Issue 24.4: only a trusted proxy's X-Forwarded-For names the caller; the right-most
+    // untrusted address counts, so a client cannot spend another's limit by writing one.
+    let env = TestEnv::start().await;
+    let post = |app: &TestApp, forwarded_for: &str| {
+        app.http
+            .post(app.url("/connect/authorize"))
+            .header("content-type", "application/json")
+            .header("x-forwarded-for", forwarded_for)
+            .body("{}")
+            .send()
+    };
+    let app = TestApp::spawn(&env, |c| {
+        c.api.authorize_per_address_per_minute = 2;
+        c.api.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await;
+    for _ in 0..2 {
+        assert_eq!(post(&app, "198.51.100.1").await.unwrap().status(), 400);
+    }
+    assert_eq!(post(&app, "198.51.100.1").await.unwrap().status(), 429);
+    assert_eq!(
+        post(&app, "198.51.100.2").await.unwrap().status(),
+        400,
+        "another caller behind the same proxy has its own limit"
+    );
+    assert_eq!(
+        post(&app, "198.51.100.2, 198.51.100.1").await.unwrap().status(),
+        429,
+        "the right-most address counts, not what the client wrote to its left"
+    );
+
+    // Not trusted (the default): the header is the client's word, and every call is the
+    // peer's.
+    let app = TestApp::spawn(&env, |c| c.api.authorize_per_address_per_minute = 2).await;
+    for forwarded in ["198.51.100.1", "198.51.100.2"] {
+        assert_eq!(post(&app, forwarded).await.unwrap().status(), 400);
+    }
+    assert_eq!(post(&app, "198.51.100.3").await.unwrap().status(), 429);
+}
