@@ -53,6 +53,7 @@ impl App {
         let hosted = Hosted::load(&config.hosted, config.api.listen)?;
         let pipeline = Pipeline::builder(config.discovery.pipeline_config()?).build()?;
         let store = Store::open_with_clock(&config.store.path, clock)?;
+        store.check_key(&key.check_value())?;
         let metrics = Metrics::new();
         let connect = Connect::new(
             store.clone(),

@@ -132,6 +132,12 @@ impl MasterKey {
         mac.finalize().into_bytes().into()
     }
 
+    /// A value that tells this key from others without revealing it: what a database records
+    /// so that an instance with another key refuses to start.
+    pub fn check_value(&self) -> [u8; 32] {
+        self.mac("key-check", b"exdisco database key")
+    }
+
     /// Seals arbitrary bytes for `purpose`; the result is base64url, fit for a URL or a form.
     pub fn seal_text(&self, plain: &str, purpose: &str) -> Result<String, Error> {
         let sealed = self.seal(&SecretString::from(plain.to_owned()), purpose.as_bytes())?;

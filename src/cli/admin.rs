@@ -77,7 +77,11 @@ pub async fn init(state: &StateArgs) -> anyhow::Result<ExitCode> {
             key_file.display()
         )?;
     }
-    open_store(&config.store.path)?;
+    let store = open_store(&config.store.path)?;
+    // The database records which key seals it: an instance with another refuses to start.
+    store
+        .check_key(&load_key(&config)?.check_value())
+        .with_context(|| format!("{}", config.store.path.display()))?;
     writeln!(out, "database: {}", config.store.path.display())?;
     Ok(ExitCode::SUCCESS)
 }

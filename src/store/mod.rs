@@ -48,6 +48,17 @@ impl Store {
         })
     }
 
+    /// Checks that the database is sealed with the key whose check value is `value`, and
+    /// records it if no key is recorded yet. At start-up, before anything is served.
+    pub fn check_key(&self, value: &[u8]) -> Result<(), Error> {
+        let mut connection = self.connection.lock().unwrap_or_else(|e| e.into_inner());
+        if sqlite::check_key(&mut connection, value)? {
+            Ok(())
+        } else {
+            Err(Error::KeyMismatch)
+        }
+    }
+
     /// Unix seconds now, by the store's clock.
     pub fn now(&self) -> i64 {
         self.clock.now()
@@ -347,6 +358,11 @@ pub enum Error {
     /// A stored value is not what this version expects.
     #[error("corrupt row: {0}")]
     Corrupt(&'static str),
+    /// The database was sealed with another key than this instance's.
+    #[error(
+        "the database's secrets are sealed with another key than this instance's: give every instance the same key (EXDISCO_KEY or the key file)"
+    )]
+    KeyMismatch,
     /// The database file could not be created or protected.
     #[error("database file: {0}")]
     File(std::io::Error),
@@ -359,6 +375,7 @@ impl Error {
             Self::Sqlite(_) => "sqlite",
             Self::Worker => "storage_worker",
             Self::Corrupt(_) => "corrupt_row",
+            Self::KeyMismatch => "key_mismatch",
             Self::File(_) => "database_file",
         }
     }

@@ -521,3 +521,25 @@ where
     }
     outputs
 }
+
+#[tokio::test]
+async fn an_instance_with_another_key_refuses_the_database() {
+    // Issue 24.5: the first key to open a database is recorded (as a check value, not the
+    // key); another instance with another key refuses to start instead of sealing secrets
+    // the others cannot open.
+    use exdisco::app::{App, StartError};
+    use exdisco::secrets::MasterKey;
+    let env = TestEnv::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = crate::support::app::app_config(&env, dir.path());
+    let key = || MasterKey::generate_base64().unwrap();
+    let (first, second) = (key(), key());
+    let open = |text: &str| App::build(&config, MasterKey::from_base64(text).unwrap());
+    assert!(open(&first).is_ok());
+    match open(&second) {
+        Err(StartError::Store(err)) => assert_eq!(err.code(), "key_mismatch", "{err}"),
+        Err(other) => panic!("{other}"),
+        Ok(_) => panic!("started with another key"),
+    }
+    assert!(open(&first).is_ok(), "the right key still opens it");
+}

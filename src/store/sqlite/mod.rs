@@ -12,6 +12,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0002_jobs.sql"),
     include_str!("../migrations/0003_grants.sql"),
     include_str!("../migrations/0004_code_binding.sql"),
+    include_str!("../migrations/0005_key_check.sql"),
 ];
 
 /// How long a statement waits for a lock held elsewhere.
@@ -233,6 +234,22 @@ pub fn find_client(c: &mut Connection, client_id: &str) -> Result<Option<ClientR
         })
     })
     .transpose()
+}
+
+/// Records `value` as the database's key check if none is, and says whether the recorded one
+/// is `value` (compared in constant time).
+pub fn check_key(c: &mut Connection, value: &[u8]) -> Result<bool, Error> {
+    let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    tx.execute(
+        "INSERT OR IGNORE INTO key_check (id, value) VALUES (1, ?1)",
+        params![value],
+    )?;
+    let recorded: Vec<u8> =
+        tx.query_row("SELECT value FROM key_check WHERE id = 1", [], |row| {
+            row.get(0)
+        })?;
+    tx.commit()?;
+    Ok(crate::secrets::hashes_match(&recorded, value))
 }
 
 pub fn save_account(c: &Connection, a: &NewAccount) -> Result<String, Error> {
