@@ -5,8 +5,9 @@
 //! From the model up; no module names one above it (`.ci/module-cycles` checks that no two
 //! rooms name each other).
 //! - [`domain`]: validated inputs (`EmailAddress`, `Domain`, `Credentials`).
-//! - [`account`]: the account model (`ClientId`, `AccountId`, `JobId`, `Scopes`, where a
-//!   host came from, ActiveSync versions), which the store only turns into rows.
+//! - [`account`]: the account model (`Account`, `NewAccount`, `CachedDiscovery`, `Reauth`,
+//!   `ClientId`, `AccountId`, `JobId`, `Scopes`, where a host came from, ActiveSync versions),
+//!   which the store only turns into rows.
 //! - [`clock`]: the one clock of stored times (codes, tokens, leases, caches); tests move a
 //!   manual one instead of waiting.
 //! - [`code`]: the stable codes of failures and conclusions, with what they mean for a retry.

@@ -6,13 +6,15 @@ use axum::Router;
 use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::routing::post;
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
 use super::error::{ApiError, ApiJson};
 use super::no_store;
 use super::state::{AppState, Limited, TokenCalls};
-use crate::connect::{TokenGrant, TokenRequest};
+use serde::Deserialize;
+
+use crate::connect::{CodeRedemption, TokenGrant};
 
 /// The route.
 pub fn routes() -> Router<AppState> {
@@ -25,8 +27,41 @@ async fn token(
     _: Limited<TokenCalls>,
     ApiJson(request): ApiJson<TokenRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let grant = state.connect.token(request).await?;
+    let grant = state.connect.redeem(request.redemption()).await?;
     Ok(no_store(answer(&grant, Shape::Platform)))
+}
+
+/// `POST /connect/token`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenRequest {
+    /// The client.
+    pub client_id: String,
+    /// Its secret.
+    pub client_secret: SecretString,
+    /// The one-time code.
+    pub code: SecretString,
+    /// The PKCE verifier, for a code issued with a `code_challenge` through the hosted page
+    /// (RFC 7636 4.5): such a code redeems only with it, at either token endpoint.
+    #[serde(default)]
+    pub code_verifier: Option<SecretString>,
+    /// The redirect URI the code was sent to, when the caller presents it (RFC 6749 4.1.3);
+    /// it must then be that one.
+    #[serde(default)]
+    pub redirect_uri: Option<String>,
+}
+
+impl TokenRequest {
+    /// The redemption of the code with the client secret.
+    fn redemption(self) -> CodeRedemption {
+        CodeRedemption {
+            client_id: self.client_id,
+            client_secret: Some(self.client_secret),
+            code: self.code,
+            redirect_uri: self.redirect_uri.filter(|uri| !uri.is_empty()),
+            code_verifier: self.code_verifier,
+        }
+    }
 }
 
 /// Which endpoint's shape a token answer takes.
@@ -60,4 +95,19 @@ pub fn answer(grant: &TokenGrant, shape: Shape) -> serde_json::Value {
         }
     }
     answer
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_stay_out_of_debug() {
+        let request: TokenRequest = serde_json::from_value(serde_json::json!({
+            "client_id": "c", "client_secret": "s3cr3t-value", "code": "exd_code_abc"
+        }))
+        .unwrap();
+        let debug = format!("{request:?}");
+        assert!(!debug.contains("s3cr3t-value") && !debug.contains("exd_code_abc"));
+    }
 }

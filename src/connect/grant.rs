@@ -11,12 +11,10 @@ use tracing::warn;
 
 use super::{Connect, Error};
 use crate::account::HostOrigin;
+use crate::account::{Account, NewAccount, Reauth};
 use crate::report::Method;
 use crate::secrets;
-use crate::store::{
-    Account, ClientRecord, CodeBinding, NewAccount, NewCode, NewToken, Reauth, RedeemChecks,
-    Redemption,
-};
+use crate::store::{ClientRecord, CodeBinding, NewCode, NewToken, RedeemChecks, Redemption};
 
 /// What `/connect/token` returns.
 #[derive(Debug)]
@@ -214,18 +212,6 @@ impl Connect {
             return Err(Error::BadClient);
         }
         Ok(client.client_id.into())
-    }
-
-    /// `/connect/token`: redeems a code with the client secret.
-    pub async fn token(&self, request: super::TokenRequest) -> Result<TokenGrant, Error> {
-        self.redeem(CodeRedemption {
-            client_id: request.client_id,
-            client_secret: Some(request.client_secret),
-            code: request.code,
-            redirect_uri: request.redirect_uri.filter(|uri| !uri.is_empty()),
-            code_verifier: request.code_verifier,
-        })
-        .await
     }
 
     /// Redeems a code for an access token: checks what the code was bound to, saves the

@@ -11,9 +11,9 @@ use url::Url;
 
 use super::{Connect, Error, Intent, Prepared, RefreshGrant};
 use crate::account::{HostOrigin, Versions};
+use crate::account::{NewAccount, Reauth};
 use crate::discovery::{Body, Outgoing};
 use crate::report::Provider;
-use crate::store::{NewAccount, Reauth};
 
 /// The Microsoft identity platform token endpoint (tenant `common`).
 pub const DEFAULT_OFFICE365_TOKEN_URL: &str =

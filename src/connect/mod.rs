@@ -43,13 +43,14 @@ use tracing::{info, warn};
 use url::Url;
 
 use crate::account::HostOrigin;
+use crate::account::{Account, CachedDiscovery, NewAccount, Reauth};
 use crate::code::Code;
 use crate::discovery::{KnownHost, Pipeline};
 use crate::domain::{Credentials, EmailAddress};
 use crate::metrics::Metrics;
 use crate::report::{Method, Provider, Report};
 use crate::secrets::{self, MasterKey};
-use crate::store::{self, Account, CachedDiscovery, NewAccount, Reauth, Store};
+use crate::store::{self, Store};
 
 pub use crate::account::KNOWN_SCOPES;
 
@@ -107,26 +108,6 @@ impl ConnectConfig {
             ("connect.token_ttl", self.token_ttl),
         ])
     }
-}
-
-/// `POST /connect/token`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TokenRequest {
-    /// The client.
-    pub client_id: String,
-    /// Its secret.
-    pub client_secret: SecretString,
-    /// The one-time code.
-    pub code: SecretString,
-    /// The PKCE verifier, for a code issued with a `code_challenge` through the hosted page
-    /// (RFC 7636 4.5): such a code redeems only with it, at either token endpoint.
-    #[serde(default)]
-    pub code_verifier: Option<SecretString>,
-    /// The redirect URI the code was sent to, when the caller presents it (RFC 6749 4.1.3);
-    /// it must then be that one.
-    #[serde(default)]
-    pub redirect_uri: Option<String>,
 }
 
 struct Prepared {
@@ -634,19 +615,4 @@ fn new_id(prefix: &str) -> Result<String, Error> {
         "{prefix}{}",
         bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn secrets_stay_out_of_debug() {
-        let request: TokenRequest = serde_json::from_value(serde_json::json!({
-            "client_id": "c", "client_secret": "s3cr3t-value", "code": "exd_code_abc"
-        }))
-        .unwrap();
-        let debug = format!("{request:?}");
-        assert!(!debug.contains("s3cr3t-value") && !debug.contains("exd_code_abc"));
-    }
 }

@@ -18,9 +18,10 @@ use serde::Deserialize;
 
 pub use self::jobs::{ClaimedRow, Intake, JobStatus};
 pub use self::sqlite::{
-    Account, BindingCheck, CachedDiscovery, ClientInfo, ClientRecord, CodeBinding, NewAccount,
-    NewCode, NewToken, Reauth, RedeemChecks, Redemption, ReplaceCheck, Swept,
+    BindingCheck, ClientInfo, ClientRecord, CodeBinding, NewCode, NewToken, RedeemChecks,
+    Redemption, ReplaceCheck, Swept,
 };
+use crate::account::{Account, CachedDiscovery, NewAccount};
 
 /// The store. Cheap to clone.
 #[derive(Clone)]

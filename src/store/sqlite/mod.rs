@@ -3,8 +3,7 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::Error;
-use crate::account::{AccountId, ClientId, HostOrigin, Scopes, Versions};
-use crate::report::{Method, Provider};
+use crate::account::{Account, CachedDiscovery, ClientId, NewAccount, Scopes};
 
 /// Migrations, numbered and append-only. `PRAGMA user_version` holds the last one applied.
 const MIGRATIONS: &[&str] = &[
@@ -60,86 +59,6 @@ pub struct ClientInfo {
     pub created_at: i64,
 }
 
-/// An account to save: what an authorization verified, kept with its code until the code is
-/// redeemed (rule 24).
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct NewAccount {
-    /// The id to use if the account is new.
-    pub account_id: AccountId,
-    /// The client that connected it.
-    pub client_id: ClientId,
-    /// The mailbox address.
-    pub email: String,
-    /// The display name.
-    pub name: String,
-    /// Who runs the mailbox.
-    pub provider: Provider,
-    /// The Exchange host.
-    pub exchange_server_host: String,
-    /// Where the host came from.
-    #[serde(rename = "discovery_method")]
-    pub origin: HostOrigin,
-    /// The ActiveSync versions the host answered with.
-    pub activesync_versions: Versions,
-    /// Granted scopes.
-    pub scopes: Scopes,
-    /// The username for Basic authentication.
-    pub username: String,
-    /// The password or refresh token, sealed (kept in its own column).
-    #[serde(skip)]
-    pub sealed_secret: Vec<u8>,
-    /// Unix seconds.
-    pub now: i64,
-    /// What the authorization may change in an existing account of the same address.
-    #[serde(default)]
-    pub reauth: Reauth,
-}
-
-/// What an authorization may change in an existing account of the same client and address.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Reauth {
-    /// No `reauth_account_id`: the username, provider and scopes stay; the server only if
-    /// discovery found it.
-    #[default]
-    None,
-    /// `reauth_account_id` came through a browser (the hosted page): the scopes may change too.
-    Scopes,
-    /// `reauth_account_id` came from the application's backend: anything may change.
-    Everything,
-}
-
-/// An account as stored (its secret stays sealed).
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Account {
-    /// The id.
-    pub account_id: AccountId,
-    /// The client that connected it.
-    pub client_id: ClientId,
-    /// The mailbox address.
-    pub email: String,
-    /// The display name.
-    pub name: String,
-    /// Who runs the mailbox.
-    pub provider: Provider,
-    /// The Exchange host.
-    pub exchange_server_host: String,
-    /// Where the host came from.
-    #[serde(rename = "discovery_method")]
-    pub origin: HostOrigin,
-    /// The ActiveSync versions the host answered with.
-    pub activesync_versions: Versions,
-    /// Granted scopes.
-    pub scopes: Scopes,
-    /// The username for Basic authentication (not shown by the API).
-    #[serde(skip)]
-    pub username: String,
-    /// Unix seconds.
-    pub created_at: i64,
-    /// Unix seconds.
-    pub updated_at: i64,
-}
-
 /// What a code redemption came to.
 #[derive(Debug, Clone)]
 pub enum Redemption {
@@ -155,23 +74,6 @@ pub enum Redemption {
     Expired,
     /// No such code, or it belongs to another client.
     Unknown,
-}
-
-/// A cached discovery of one domain.
-#[derive(Debug, Clone)]
-pub struct CachedDiscovery {
-    /// The mail domain.
-    pub domain: String,
-    /// The host.
-    pub host: String,
-    /// How it was found.
-    pub method: Method,
-    /// The ActiveSync URL, or empty.
-    pub activesync_url: String,
-    /// Who runs the domain's mailboxes.
-    pub provider: Provider,
-    /// Unix seconds.
-    pub expires_at: i64,
 }
 
 pub fn add_client(c: &mut Connection, client: &ClientRecord) -> Result<(), Error> {

@@ -1,4 +1,6 @@
 use super::*;
+use crate::account::{HostOrigin, Reauth};
+use crate::report::{Method, Provider};
 
 fn store() -> Connection {
     let mut c = Connection::open_in_memory().unwrap();
