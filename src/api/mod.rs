@@ -14,6 +14,7 @@
 //! `auth` reads what a request presents (client credentials, bearer tokens).
 
 mod account;
+mod accounts;
 mod auth;
 mod authorize;
 mod body;
@@ -149,6 +150,7 @@ pub fn router(state: AppState, config: &ApiConfig) -> Router {
         .merge(authorize::routes())
         .merge(token::routes())
         .merge(account::routes())
+        .merge(accounts::routes())
         .merge(revoke::routes())
         .merge(oauth::routes())
         .merge(discoveries::routes())

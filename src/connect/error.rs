@@ -137,6 +137,12 @@ pub enum Field {
     RedirectUri,
     /// `jobs` (the queue's body).
     Jobs,
+    /// `offset` and `limit` of a list.
+    Paging,
+    /// An account's billing state (which exdisco does not have).
+    Billing,
+    /// A request body as a whole.
+    Body,
 }
 
 impl Field {
@@ -151,6 +157,9 @@ impl Field {
             Self::SettingsRedirectUri => "settings.redirect_uri",
             Self::RedirectUri => "redirect_uri",
             Self::Jobs => "jobs",
+            Self::Paging => "offset, limit",
+            Self::Billing => "billing",
+            Self::Body => "body",
         }
     }
 }

@@ -23,6 +23,7 @@
 mod command;
 mod error;
 mod grant;
+mod manage;
 mod microsoft;
 
 pub use self::command::{

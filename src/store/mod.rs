@@ -19,7 +19,7 @@ use serde::Deserialize;
 pub use self::jobs::{ClaimedRow, Intake, JobStatus};
 pub use self::sqlite::{
     BindingCheck, ClientInfo, ClientRecord, CodeBinding, NewCode, NewToken, RedeemChecks,
-    Redemption, ReplaceCheck, Swept,
+    Redemption, ReplaceCheck, Swept, TokenInfo,
 };
 use crate::account::{Account, CachedDiscovery, NewAccount};
 
@@ -58,6 +58,50 @@ impl Store {
         } else {
             Err(Error::KeyMismatch)
         }
+    }
+
+    /// `client_id`'s accounts, oldest first, `limit` from `offset`.
+    pub async fn list_accounts(
+        &self,
+        client_id: String,
+        offset: u64,
+        limit: u64,
+    ) -> Result<Vec<Account>, Error> {
+        self.with(move |c| sqlite::list_accounts(c, &client_id, offset, limit))
+            .await
+    }
+
+    /// Deletes an account of `client_id` with its sealed secret, tokens and pending codes.
+    pub async fn delete_account(
+        &self,
+        client_id: String,
+        account_id: String,
+    ) -> Result<bool, Error> {
+        self.with(move |c| sqlite::delete_account(c, &client_id, &account_id))
+            .await
+    }
+
+    /// Revokes every token of an account of `client_id` but the one hashed `keep`.
+    pub async fn revoke_all(
+        &self,
+        client_id: String,
+        account_id: String,
+        keep: Option<Vec<u8>>,
+    ) -> Result<usize, Error> {
+        self.with(move |c| sqlite::revoke_all(c, &client_id, &account_id, keep.as_deref()))
+            .await
+    }
+
+    /// What a token of an account of `client_id` is, at `now`.
+    pub async fn token_info(
+        &self,
+        client_id: String,
+        account_id: String,
+        token_hash: Vec<u8>,
+        now: i64,
+    ) -> Result<Option<TokenInfo>, Error> {
+        self.with(move |c| sqlite::token_info(c, &client_id, &account_id, &token_hash, now))
+            .await
     }
 
     /// Unix seconds now, by the store's clock.

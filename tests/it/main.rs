@@ -2,6 +2,7 @@
 
 mod support;
 
+mod accounts_api;
 mod activesync;
 mod api_attacks;
 mod api_errors;

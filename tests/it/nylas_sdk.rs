@@ -87,3 +87,37 @@ async fn the_platform_sdk_works_unchanged() {
     assert_eq!(hosted["accountId"], native["accountId"], "the same account");
     assert_eq!(hosted["afterRevoke"], 401, "{hosted}");
 }
+
+#[tokio::test]
+async fn the_sdks_account_management_works_unchanged() {
+    // Issue 26.4: Nylas.accounts.list/find/delete, account.tokenInfo/revokeAll/upgrade, with
+    // the client secret as the Basic user name as the SDK sends it.
+    let Some(dir) = sdk_dir() else { return };
+    let env = TestEnv::start().await;
+    env.host(
+        "eas.example.test",
+        exchange(basic("alice@example.test", PASSWORD)),
+    );
+    let app = TestApp::spawn(&env, |_| {}).await;
+    let managed = sdk(&dir, &app, &["manage"]).await;
+    let listed = managed["listed"].as_array().unwrap();
+    assert_eq!(listed.len(), 1, "{managed}");
+    assert_eq!(listed[0]["email"], "alice@example.test");
+    assert_eq!(managed["found"]["authenticationType"], "password");
+    assert_eq!(managed["info"]["scopes"], "email.read_only");
+    assert_eq!(managed["info"]["state"], "valid");
+    assert_eq!(managed["keptByRevokeAll"], 200, "the token named is kept");
+    assert_eq!(managed["upgrade"], 400, "no billing here, said clearly");
+    assert_eq!(managed["afterRevokeAll"], 401);
+    assert_eq!(managed["stateAfter"], "invalid");
+    assert_eq!(managed["findAfterDelete"], 404);
+    // Deleted with its sealed secret and tokens.
+    let db = rusqlite::Connection::open(&app.config.store.path).unwrap();
+    let rows: i64 = db
+        .query_row("SELECT count(*) FROM accounts", [], |r| r.get(0))
+        .unwrap();
+    let tokens: i64 = db
+        .query_row("SELECT count(*) FROM tokens", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!((rows, tokens), (0, 0));
+}

@@ -6,6 +6,8 @@
 //   node sdk.js native               connect.authorize, connect.token, account, revoke
 //   node sdk.js auth-url REDIRECT    urlForAuthentication
 //   node sdk.js exchange CODE        exchangeCodeForToken, account, revoke
+//   node sdk.js manage               accounts.list, accounts.find, tokenInfo, revokeAll,
+//                                    upgrade, accounts.delete
 const Nylas = require('nylas');
 
 Nylas.config({
@@ -58,6 +60,49 @@ async function main() {
     const token = await Nylas.exchangeCodeForToken(argument);
     const checked = await accountThenRevoke(token.accessToken);
     return { accountId: token.accountId, tokenType: token.tokenType, ...checked };
+  }
+  if (command === 'manage') {
+    const { code } = await Nylas.connect.authorize({
+      name: 'Alice Example',
+      emailAddress: process.env.EMAIL,
+      provider: 'exchange',
+      settings: {
+        username: process.env.EMAIL,
+        password: process.env.PASSWORD,
+        exchange_server_host: process.env.HOST,
+      },
+      scopes: ['email.read_only'],
+    });
+    const token = await Nylas.connect.token(code);
+    const statusOf = async (promise) => {
+      try {
+        await promise;
+        return 200;
+      } catch (err) {
+        return err.statusCode;
+      }
+    };
+    const list = await Nylas.accounts.list();
+    const found = await Nylas.accounts.find(token.id);
+    const info = await found.tokenInfo(token.accessToken);
+    await found.revokeAll(token.accessToken);
+    const keptByRevokeAll = await statusOf(Nylas.with(token.accessToken).account.get());
+    const upgrade = await statusOf(found.upgrade());
+    await found.revokeAll();
+    const afterRevokeAll = await statusOf(Nylas.with(token.accessToken).account.get());
+    const infoAfter = await found.tokenInfo(token.accessToken);
+    await Nylas.accounts.delete(token.id);
+    const findAfterDelete = await statusOf(Nylas.accounts.find(token.id));
+    return {
+      listed: list.map((a) => ({ id: a.id, email: a.emailAddress, provider: a.provider })),
+      found: { id: found.id, email: found.emailAddress, authenticationType: found.authenticationType },
+      info: { scopes: info.scopes, state: info.state },
+      keptByRevokeAll,
+      upgrade,
+      afterRevokeAll,
+      stateAfter: infoAfter.state,
+      findAfterDelete,
+    };
   }
   throw new Error(`unknown command ${command}`);
 }

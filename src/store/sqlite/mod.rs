@@ -454,6 +454,95 @@ pub fn revoke_token(
     Ok(changed > 0)
 }
 
+/// `client_id`'s accounts, oldest first, `limit` from `offset`.
+pub fn list_accounts(
+    c: &mut Connection,
+    client_id: &str,
+    offset: u64,
+    limit: u64,
+) -> Result<Vec<Account>, Error> {
+    let sql = format!(
+        "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE client_id = ?1 ORDER BY id LIMIT ?2 OFFSET ?3"
+    );
+    let mut statement = c.prepare(&sql)?;
+    let rows = statement.query_map(params![client_id, limit as i64, offset as i64], account_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Deletes `client_id`'s account `account_id` with its sealed secret, its tokens and the codes
+/// that would create it again; whether there was one.
+pub fn delete_account(
+    c: &mut Connection,
+    client_id: &str,
+    account_id: &str,
+) -> Result<bool, Error> {
+    let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let deleted = tx.execute(
+        "DELETE FROM accounts WHERE client_id = ?1 AND account_id = ?2",
+        params![client_id, account_id],
+    )?;
+    if deleted > 0 {
+        tx.execute(
+            "DELETE FROM tokens WHERE account_id = ?1",
+            params![account_id],
+        )?;
+        tx.execute(
+            "DELETE FROM codes WHERE account_id = ?1",
+            params![account_id],
+        )?;
+    }
+    tx.commit()?;
+    Ok(deleted > 0)
+}
+
+/// Revokes every live token of `client_id`'s account `account_id` but the one whose hash is
+/// `keep`; how many.
+pub fn revoke_all(
+    c: &mut Connection,
+    client_id: &str,
+    account_id: &str,
+    keep: Option<&[u8]>,
+) -> Result<usize, Error> {
+    Ok(c.execute(
+        "UPDATE tokens SET revoked = 1
+         WHERE client_id = ?1 AND account_id = ?2 AND revoked = 0
+           AND (?3 IS NULL OR token_hash != ?3)",
+        params![client_id, account_id, keep],
+    )?)
+}
+
+/// What a token of `client_id`'s account `account_id` is: when it was made, and whether it is
+/// still good at `now`; `None` for a token that is not that account's.
+pub fn token_info(
+    c: &mut Connection,
+    client_id: &str,
+    account_id: &str,
+    token_hash: &[u8],
+    now: i64,
+) -> Result<Option<TokenInfo>, Error> {
+    Ok(c.query_row(
+        "SELECT created_at, revoked = 0 AND expires_at > ?4 FROM tokens
+         WHERE client_id = ?1 AND account_id = ?2 AND token_hash = ?3",
+        params![client_id, account_id, token_hash, now],
+        |row| {
+            Ok(TokenInfo {
+                created_at: row.get(0)?,
+                valid: row.get(1)?,
+            })
+        },
+    )
+    .optional()?)
+}
+
+/// What a token is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenInfo {
+    /// Unix seconds.
+    pub created_at: i64,
+    /// Not revoked and not expired.
+    pub valid: bool,
+}
+
 /// What a sweep deleted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Swept {

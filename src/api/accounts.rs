@@ -1,0 +1,231 @@
+//! The platform's account management API, as its SDK calls it (npm `nylas` 6.x,
+//! `lib/models/management-account.js`): `GET /a/{client_id}/accounts` (`offset`, `limit`),
+//! `GET` and `DELETE /a/{client_id}/accounts/{id}`, `POST …/{id}/revoke-all`
+//! (`keep_access_token`), `POST …/{id}/token-info` (`access_token`). The application proves
+//! itself with its secret as the HTTP Basic user name (as the SDK sends it) or as
+//! `client_id:client_secret`; a client sees only its own accounts. `upgrade` and `downgrade`
+//! change a billing state exdisco does not have, and say so.
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::auth::basic_client;
+use super::body::form_or_json;
+use super::error::ApiError;
+use super::no_store;
+use super::state::{AppState, Limited, ResourceCalls};
+use crate::account::{Account, AccountId, ClientId};
+use crate::connect::{self, Field};
+use crate::report::Provider;
+
+/// The routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/a/{client_id}/accounts", get(list))
+        .route("/a/{client_id}/accounts/{id}", get(show).delete(delete))
+        .route("/a/{client_id}/accounts/{id}/revoke-all", post(revoke_all))
+        .route("/a/{client_id}/accounts/{id}/token-info", post(token_info))
+        .route("/a/{client_id}/accounts/{id}/upgrade", post(billing))
+        .route("/a/{client_id}/accounts/{id}/downgrade", post(billing))
+}
+
+/// The client of the path, if the request proves it with that client's secret.
+async fn client(
+    state: &AppState,
+    headers: &HeaderMap,
+    client_id: &str,
+) -> Result<ClientId, ApiError> {
+    let (user, password) = basic_client(headers).ok_or(ApiError::MissingClient)?;
+    let secret = if password.expose_secret().is_empty() {
+        // The SDK: the secret as the user name.
+        SecretString::from(user)
+    } else if user == client_id {
+        password
+    } else {
+        return Err(connect::Error::BadClient.into());
+    };
+    Ok(state
+        .connect
+        .authenticate_confidential_client(client_id, &secret)
+        .await?)
+}
+
+/// A JSON body, whatever its content type (the SDK sends JSON as `text/plain`), or a form.
+fn read_body<T: serde::de::DeserializeOwned>(
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<T, ApiError> {
+    serde_json::from_slice(body)
+        .ok()
+        .or_else(|| form_or_json(headers, body))
+        .ok_or_else(|| {
+            connect::Error::invalid(
+                Field::Body,
+                "not the JSON or form this endpoint takes".into(),
+            )
+            .into()
+        })
+}
+
+/// A management account as the SDK reads it, with what exdisco knows besides.
+fn shown(account: &Account) -> Value {
+    json!({
+        "id": account.account_id,
+        "account_id": account.account_id,
+        "namespace_id": account.account_id,
+        "object": "account",
+        "email": account.email,
+        "name": account.name,
+        "provider": account.provider,
+        "authentication_type": match account.provider {
+            Provider::Office365 => "oauth",
+            _ => "password",
+        },
+        "trial": false,
+        "exchange_server_host": account.exchange_server_host,
+        "scopes": account.scopes.iter().collect::<Vec<_>>(),
+        "created_at": account.created_at,
+        "updated_at": account.updated_at,
+    })
+}
+
+#[derive(Debug, Deserialize)]
+struct Page {
+    #[serde(default)]
+    offset: u64,
+    #[serde(default = "default_limit")]
+    limit: u64,
+}
+
+fn default_limit() -> u64 {
+    100
+}
+
+async fn list(
+    State(state): State<AppState>,
+    _: Limited<ResourceCalls>,
+    headers: HeaderMap,
+    Path(client_id): Path<String>,
+    page: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let client = client(&state, &headers, &client_id).await?;
+    let Query(page) = page.map_err(|_| {
+        connect::Error::invalid(Field::Paging, "offset and limit are whole numbers".into())
+    })?;
+    let accounts = state
+        .connect
+        .accounts(&client, page.offset, page.limit)
+        .await?;
+    Ok(no_store(Value::Array(accounts.iter().map(shown).collect())))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    _: Limited<ResourceCalls>,
+    headers: HeaderMap,
+    Path((client_id, id)): Path<(String, String)>,
+) -> Result<impl IntoResponse, ApiError> {
+    let client = client(&state, &headers, &client_id).await?;
+    let account = state
+        .connect
+        .account_of(&client, &AccountId::from(id))
+        .await?;
+    Ok(no_store(shown(&account)))
+}
+
+async fn delete(
+    State(state): State<AppState>,
+    _: Limited<ResourceCalls>,
+    headers: HeaderMap,
+    Path((client_id, id)): Path<(String, String)>,
+) -> Result<impl IntoResponse, ApiError> {
+    let client = client(&state, &headers, &client_id).await?;
+    state
+        .connect
+        .delete_account(&client, &AccountId::from(id))
+        .await?;
+    Ok(no_store(json!({ "success": true })))
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RevokeAll {
+    #[serde(default)]
+    keep_access_token: Option<String>,
+}
+
+async fn revoke_all(
+    State(state): State<AppState>,
+    _: Limited<ResourceCalls>,
+    headers: HeaderMap,
+    Path((client_id, id)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let client = client(&state, &headers, &client_id).await?;
+    let form: RevokeAll = if body.is_empty() {
+        RevokeAll::default()
+    } else {
+        read_body(&headers, &body)?
+    };
+    let revoked = state
+        .connect
+        .revoke_all(
+            &client,
+            &AccountId::from(id),
+            form.keep_access_token.as_deref(),
+        )
+        .await?;
+    Ok(no_store(json!({ "success": true, "revoked": revoked })))
+}
+
+#[derive(Debug, Deserialize)]
+struct TokenInfoBody {
+    access_token: SecretString,
+}
+
+async fn token_info(
+    State(state): State<AppState>,
+    _: Limited<ResourceCalls>,
+    headers: HeaderMap,
+    Path((client_id, id)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Result<impl IntoResponse, ApiError> {
+    let client = client(&state, &headers, &client_id).await?;
+    let form: TokenInfoBody = read_body(&headers, &body)?;
+    let (account, info) = state
+        .connect
+        .token_info(
+            &client,
+            &AccountId::from(id),
+            form.access_token.expose_secret(),
+        )
+        .await?;
+    Ok(no_store(json!({
+        "scopes": account.scopes.as_str(),
+        "state": if info.valid { "valid" } else { "invalid" },
+        "created_at": info.created_at,
+        "updated_at": info.created_at,
+    })))
+}
+
+async fn billing(
+    State(state): State<AppState>,
+    _: Limited<ResourceCalls>,
+    headers: HeaderMap,
+    Path((client_id, id)): Path<(String, String)>,
+) -> Result<impl IntoResponse, ApiError> {
+    let client = client(&state, &headers, &client_id).await?;
+    state
+        .connect
+        .account_of(&client, &AccountId::from(id))
+        .await?;
+    Err::<(), _>(ApiError::Connect(connect::Error::invalid(
+        Field::Billing,
+        "exdisco has no billing states: upgrade and downgrade change nothing here".into(),
+    )))
+}
