@@ -61,9 +61,7 @@ impl Connect {
         keep: Option<&str>,
     ) -> Result<usize, Error> {
         self.account_of(client, account).await?;
-        let keep = keep
-            .filter(|t| !t.is_empty())
-            .map(secrets::hash_token);
+        let keep = keep.filter(|t| !t.is_empty()).map(secrets::hash_token);
         Ok(self
             .store
             .revoke_all(client.to_string(), account.to_string(), keep)
