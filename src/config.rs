@@ -170,6 +170,97 @@ mod tests {
     use super::*;
     use std::path::PathBuf;
 
+    /// The field names a struct's `Deserialize` asks for, read off serde's own list.
+    fn field_names<T: for<'de> Deserialize<'de>>() -> &'static [&'static str] {
+        use serde::de::value::Error as DeError;
+        use serde::de::{Error as _, Visitor};
+        struct Names(std::cell::Cell<&'static [&'static str]>);
+        impl<'de> serde::Deserializer<'de> for &Names {
+            type Error = DeError;
+            fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, DeError> {
+                Err(DeError::custom("not a struct"))
+            }
+            fn deserialize_struct<V: Visitor<'de>>(
+                self,
+                _: &'static str,
+                fields: &'static [&'static str],
+                _: V,
+            ) -> Result<V::Value, DeError> {
+                self.0.set(fields);
+                Err(DeError::custom("collected"))
+            }
+            serde::forward_to_deserialize_any! {
+                bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+                byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+                identifier ignored_any
+            }
+        }
+        let names = Names(std::cell::Cell::new(&[]));
+        let _ = T::deserialize(&names);
+        names.0.get()
+    }
+
+    #[test]
+    fn the_configuration_reference_matches_the_code() {
+        // docs/configuration.md: every key of every section, with its default, so that the
+        // page cannot drift from the code.
+        let doc = include_str!("../docs/configuration.md");
+        let block = doc
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .expect("a toml block");
+        let dir = tempfile_dir();
+        let file = dir.join("reference.toml");
+        std::fs::write(&file, block).unwrap();
+        let loaded = Config::load(Some(&file), Vec::new()).expect("the reference loads");
+        assert_eq!(
+            format!("{loaded:?}"),
+            format!("{:?}", Config::default()),
+            "the reference's values are the defaults"
+        );
+        let sections: [(&str, &[&str]); 7] = [
+            ("discovery", field_names::<DiscoverySettings>()),
+            ("api", field_names::<ApiConfig>()),
+            ("store", field_names::<StoreConfig>()),
+            ("connect", field_names::<ConnectConfig>()),
+            ("hosted", field_names::<HostedConfig>()),
+            ("log", field_names::<LogSettings>()),
+            ("queue", field_names::<QueueConfig>()),
+        ];
+        let mut missing = Vec::new();
+        for (section, fields) in sections {
+            assert!(!fields.is_empty(), "{section}");
+            let heading = format!("[{section}]");
+            let body = block
+                .split(&heading)
+                .nth(1)
+                .unwrap_or_else(|| panic!("no {heading} in the reference"))
+                .split("\n[")
+                .next()
+                .unwrap_or_default();
+            for field in fields {
+                let written = body.lines().any(|line| {
+                    let line = line.trim_start_matches('#').trim_start();
+                    line.starts_with(&format!("{field} ")) || line.starts_with(&format!("{field}="))
+                });
+                if !written {
+                    missing.push(format!("{section}.{field}"));
+                }
+            }
+        }
+        for field in field_names::<Config>() {
+            let is_section = sections.iter().any(|(s, _)| s == field);
+            if !is_section && !block.lines().any(|l| l.starts_with(&format!("{field} "))) {
+                missing.push((*field).to_owned());
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "not in docs/configuration.md: {missing:?}"
+        );
+    }
+
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs
             .iter()

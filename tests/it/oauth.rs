@@ -350,7 +350,7 @@ async fn metadata_names_the_endpoints_rfc_8414() {
 
 #[tokio::test]
 async fn connect_token_redeems_a_pkce_code_with_its_verifier() {
-    // Issue 22.5: the README says a code issued with a PKCE challenge redeems with its verifier
+    // Issue 22.5: docs/api.md says a code issued with a PKCE challenge redeems with its verifier
     // at either token endpoint; /connect/token took no code_verifier.
     let env = TestEnv::start().await;
     let app = oauth_app(&env).await;
