@@ -73,6 +73,30 @@ fn read_body<T: serde::de::DeserializeOwned>(
         })
 }
 
+/// One account of the client the request proves itself as: `/a/{client_id}/accounts/{id}`.
+struct Managed {
+    client: ClientId,
+    account: AccountId,
+}
+
+impl axum::extract::FromRequestParts<AppState> for Managed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, ApiError> {
+        let Path((client_id, id)) = Path::<(String, String)>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::NotFound)?;
+        let client = client(state, &parts.headers, &client_id).await?;
+        Ok(Self {
+            client,
+            account: AccountId::from(id),
+        })
+    }
+}
+
 /// A management account as the SDK reads it, with what exdisco knows besides.
 fn shown(account: &Account) -> Value {
     json!({
@@ -142,13 +166,11 @@ async fn show(
 async fn delete(
     State(state): State<AppState>,
     _: Limited<ResourceCalls>,
-    headers: HeaderMap,
-    Path((client_id, id)): Path<(String, String)>,
+    managed: Managed,
 ) -> Result<impl IntoResponse, ApiError> {
-    let client = client(&state, &headers, &client_id).await?;
     state
         .connect
-        .delete_account(&client, &AccountId::from(id))
+        .delete_account(&managed.client, &managed.account)
         .await?;
     Ok(no_store(json!({ "success": true })))
 }
@@ -162,11 +184,10 @@ struct RevokeAll {
 async fn revoke_all(
     State(state): State<AppState>,
     _: Limited<ResourceCalls>,
+    managed: Managed,
     headers: HeaderMap,
-    Path((client_id, id)): Path<(String, String)>,
     body: axum::body::Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
-    let client = client(&state, &headers, &client_id).await?;
     let form: RevokeAll = if body.is_empty() {
         RevokeAll::default()
     } else {
@@ -175,8 +196,8 @@ async fn revoke_all(
     let revoked = state
         .connect
         .revoke_all(
-            &client,
-            &AccountId::from(id),
+            &managed.client,
+            &managed.account,
             form.keep_access_token.as_deref(),
         )
         .await?;
@@ -191,17 +212,16 @@ struct TokenInfoBody {
 async fn token_info(
     State(state): State<AppState>,
     _: Limited<ResourceCalls>,
+    managed: Managed,
     headers: HeaderMap,
-    Path((client_id, id)): Path<(String, String)>,
     body: axum::body::Bytes,
 ) -> Result<impl IntoResponse, ApiError> {
-    let client = client(&state, &headers, &client_id).await?;
     let form: TokenInfoBody = read_body(&headers, &body)?;
     let (account, info) = state
         .connect
         .token_info(
-            &client,
-            &AccountId::from(id),
+            &managed.client,
+            &managed.account,
             form.access_token.expose_secret(),
         )
         .await?;

@@ -221,17 +221,10 @@ async fn anonymous_v2_on_the_domains_own_host_names_the_mailbox_server() {
     // the domain's own server.
     let env = TestEnv::start().await;
     env.refused("example.test");
-    env.host("autodiscover.example.test", |s| {
-        if s.path == "/autodiscover/autodiscover.json" {
-            let text = String::from_utf8(fixture("v2/v2-onprem-ews.json")).unwrap();
-            Reply::xml(text.replace("{{domain}}", "example.test"))
-                .header("Content-Type", "application/json; charset=utf-8")
-        } else if s.is_autodiscover() {
-            Reply::fixture("pox/zpush-401.http")
-        } else {
-            Reply::status(404)
-        }
-    });
+    env.host(
+        "autodiscover.example.test",
+        autodiscover_with_v2("pox/zpush-401.http"),
+    );
     let report = env
         .discover_with(env.config(), "alice@example.test", None)
         .await;

@@ -31,6 +31,21 @@ fn moved_to(env: &TestEnv, location_host: &'static str) {
     });
 }
 
+/// Alice's password checked on the on-premises host she names (`exchange_server_host`).
+async fn verify_on_premises(env: &TestEnv) -> exdisco::report::Report {
+    let pipeline = Pipeline::builder(env.config()).build().unwrap();
+    let address = EmailAddress::parse("alice@example.test").unwrap();
+    let credentials = Credentials::new("alice@example.test", PASSWORD);
+    pipeline
+        .known_host(
+            &address,
+            KnownHost::explicit("mail.example.test"),
+            Some(&credentials),
+        )
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn a_mailbox_moved_to_exchange_online_is_reported_there() {
     let env = TestEnv::start().await;
@@ -39,17 +54,7 @@ async fn a_mailbox_moved_to_exchange_online_is_reported_there() {
         "outlook.office365.com",
         activesync_only("activesync/options-office365-401-bearer.http"),
     );
-    let pipeline = Pipeline::builder(env.config()).build().unwrap();
-    let address = EmailAddress::parse("alice@example.test").unwrap();
-    let credentials = Credentials::new("alice@example.test", PASSWORD);
-    let report = pipeline
-        .known_host(
-            &address,
-            KnownHost::explicit("mail.example.test"),
-            Some(&credentials),
-        )
-        .await
-        .unwrap();
+    let report = verify_on_premises(&env).await;
     assert_eq!(
         report.exchange_server_host.as_deref(),
         Some("outlook.office365.com"),
@@ -90,17 +95,7 @@ async fn a_move_outside_the_domain_is_the_consent_case_and_the_old_host_is_not_r
         Some(_) => activesync_ok(),
         None => Reply::fixture("activesync/sogo-options-anonymous.http"),
     });
-    let pipeline = Pipeline::builder(env.config()).build().unwrap();
-    let address = EmailAddress::parse("alice@example.test").unwrap();
-    let credentials = Credentials::new("alice@example.test", PASSWORD);
-    let report = pipeline
-        .known_host(
-            &address,
-            KnownHost::explicit("mail.example.test"),
-            Some(&credentials),
-        )
-        .await
-        .unwrap();
+    let report = verify_on_premises(&env).await;
     assert!(
         report.exchange_server_host.is_none(),
         "not the host it moved out of: {:?}",
@@ -141,18 +136,11 @@ async fn a_move_outside_the_domain_is_the_consent_case_and_the_old_host_is_not_r
 async fn a_refusal_by_the_domains_autodiscover_outweighs_an_anonymous_v2_answer() {
     let env = TestEnv::start().await;
     env.refused("example.test");
-    env.host("autodiscover.example.test", |s| {
-        if s.path == "/autodiscover/autodiscover.json" {
-            let text = String::from_utf8(fixture("v2/v2-onprem-ews.json")).unwrap();
-            Reply::xml(text.replace("{{domain}}", "example.test"))
-                .header("Content-Type", "application/json; charset=utf-8")
-        } else if s.is_autodiscover() {
-            // Anonymous or with the wrong password: mailcow's recorded 401.
-            Reply::fixture("pox/mailcow-401.http")
-        } else {
-            Reply::status(404)
-        }
-    });
+    // Anonymous or with the wrong password: mailcow's recorded 401; v2 without one.
+    env.host(
+        "autodiscover.example.test",
+        autodiscover_with_v2("pox/mailcow-401.http"),
+    );
     env.host(
         "owa.example.test",
         exchange(basic("alice@example.test", "the-right-one")),

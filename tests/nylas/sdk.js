@@ -28,20 +28,26 @@ async function accountThenRevoke(accessToken) {
   return { email: account.emailAddress, provider: account.provider, afterRevoke };
 }
 
+// Native authentication of the test mailbox with `scopes`; the code.
+async function authorize(scopes) {
+  const { code } = await Nylas.connect.authorize({
+    name: 'Alice Example',
+    emailAddress: process.env.EMAIL,
+    provider: 'exchange',
+    settings: {
+      username: process.env.EMAIL,
+      password: process.env.PASSWORD,
+      exchange_server_host: process.env.HOST,
+    },
+    scopes,
+  });
+  return code;
+}
+
 async function main() {
   const [command, argument] = process.argv.slice(2);
   if (command === 'native') {
-    const { code } = await Nylas.connect.authorize({
-      name: 'Alice Example',
-      emailAddress: process.env.EMAIL,
-      provider: 'exchange',
-      settings: {
-        username: process.env.EMAIL,
-        password: process.env.PASSWORD,
-        exchange_server_host: process.env.HOST,
-      },
-      scopes: ['email.read_only', 'calendar.read_only'],
-    });
+    const code = await authorize(['email.read_only', 'calendar.read_only']);
     const account = await Nylas.connect.token(code);
     const checked = await accountThenRevoke(account.accessToken);
     return { accountId: account.id, tokenEmail: account.emailAddress, ...checked };
@@ -62,17 +68,7 @@ async function main() {
     return { accountId: token.accountId, tokenType: token.tokenType, ...checked };
   }
   if (command === 'manage') {
-    const { code } = await Nylas.connect.authorize({
-      name: 'Alice Example',
-      emailAddress: process.env.EMAIL,
-      provider: 'exchange',
-      settings: {
-        username: process.env.EMAIL,
-        password: process.env.PASSWORD,
-        exchange_server_host: process.env.HOST,
-      },
-      scopes: ['email.read_only'],
-    });
+    const code = await authorize(['email.read_only']);
     const token = await Nylas.connect.token(code);
     const statusOf = async (promise) => {
       try {

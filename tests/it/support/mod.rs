@@ -273,6 +273,24 @@ pub fn autodiscover_only(path: &'static str) -> impl Fn(&Seen) -> Reply + Send +
     }
 }
 
+/// `autodiscover.example.test` of an on-premises Exchange 2016 CU3+: Autodiscover v2 answers
+/// anonymously with the recorded EWS answer, every POX request gets the recorded `challenge`.
+pub fn autodiscover_with_v2(
+    challenge: &'static str,
+) -> impl Fn(&Seen) -> Reply + Send + Sync + 'static {
+    move |s: &Seen| {
+        if s.path == "/autodiscover/autodiscover.json" {
+            let text = String::from_utf8(fixture("v2/v2-onprem-ews.json")).unwrap();
+            Reply::xml(text.replace("{{domain}}", "example.test"))
+                .header("Content-Type", "application/json; charset=utf-8")
+        } else if s.is_autodiscover() {
+            Reply::fixture(challenge)
+        } else {
+            Reply::status(404)
+        }
+    }
+}
+
 /// The reverse of [`autodiscover_only`]: `path` everywhere but the Autodiscover paths.
 pub fn activesync_only(path: &'static str) -> impl Fn(&Seen) -> Reply + Send + Sync + 'static {
     move |s: &Seen| {
