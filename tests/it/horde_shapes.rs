@@ -96,6 +96,17 @@ async fn horde_is_found_and_verified_with_default_settings() {
         "the Outlook answer, the mobilesync fallback and the verification all got the \
          accepted password"
     );
+    let anonymous_fallbacks = env
+        .fleet
+        .seen()
+        .iter()
+        .filter(|s| s.is_autodiscover() && s.authorization.is_none())
+        .filter(|s| s.body.contains("mobilesync"))
+        .count();
+    assert_eq!(
+        anonymous_fallbacks, 0,
+        "a URL that just answered the password is not asked anonymously again"
+    );
 }
 
 #[tokio::test]

@@ -65,10 +65,11 @@ impl Steps {
     ) -> CandidateOutcome {
         let mut url = start;
         let mut schema = self.shared.config.schema;
+        let mut answered_password = false;
         loop {
             let host = url.host_str().unwrap_or_default().to_owned();
             let trusted = self.run.is_trusted(&host);
-            let result = self.post(&url, trusted, schema).await;
+            let result = self.post(&url, trusted, schema, answered_password).await;
             if let PostResult::Answer {
                 answer: Answer::NotExchange { servers, .. },
                 ..
@@ -84,6 +85,13 @@ impl Steps {
             }
             if schema == Schema::Outlook && wants_mobilesync(&result) {
                 schema = Schema::MobileSync;
+                answered_password = matches!(
+                    result,
+                    PostResult::Answer {
+                        authenticated: true,
+                        ..
+                    }
+                );
                 continue;
             }
             let next = match result {
@@ -124,6 +132,8 @@ impl Steps {
                         from: url.to_string(),
                         reason: "redirect_outside_domain",
                     };
+                    // Another URL: it is asked anonymously first, whatever this one answered.
+                    answered_password = false;
                     url = target;
                 }
                 Err(err) => {
@@ -181,8 +191,24 @@ impl Steps {
         }))
     }
 
-    async fn post(&self, url: &Url, trusted: bool, schema: Schema) -> PostResult {
+    /// POSTs `schema`'s body to `url`: anonymously first, then with the password after a
+    /// trusted host's Basic challenge. `answered_password`: this URL challenged and then
+    /// answered the password moments ago (the other schema's round), so the password goes
+    /// at once, without asking anonymously again.
+    async fn post(
+        &self,
+        url: &Url,
+        trusted: bool,
+        schema: Schema,
+        answered_password: bool,
+    ) -> PostResult {
         let body = self.run.body(schema);
+        if answered_password
+            && trusted
+            && let Some(credentials) = self.run.credentials.as_ref()
+        {
+            return self.post_with_password(url, body, credentials).await;
+        }
         let sends_no_password = self.run.credentials.is_none() || !trusted;
         if sends_no_password && self.remembered_challenge(url) {
             return self.withhold_or_end(url);
@@ -215,6 +241,17 @@ impl Steps {
             // Only NTLM/Negotiate: the endpoint exists; we do not speak those schemes.
             return PostResult::AuthRequired;
         }
+        self.post_with_password(url, body, credentials).await
+    }
+
+    /// POSTs `body` to `url` with the password, within the discovery's and the account's
+    /// budgets (rule 19).
+    async fn post_with_password(
+        &self,
+        url: &Url,
+        body: &str,
+        credentials: &Credentials,
+    ) -> PostResult {
         let _turn = self.run.credential_gate.acquire().await;
         let charged = match self.take_credential_attempt(url, credentials) {
             Ok(charged) => charged,
