@@ -13,16 +13,15 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use serde_json::{Value, json};
 
+use super::answers::{ManagedAccount, Success, TokenInfoAnswer};
 use super::auth::basic_client;
 use super::body::form_or_json;
 use super::error::ApiError;
 use super::no_store;
 use super::state::{AppState, Limited, ResourceCalls};
-use crate::account::{Account, AccountId, ClientId};
+use crate::account::{AccountId, ClientId};
 use crate::connect::{self, Field};
-use crate::report::Provider;
 
 /// The routes.
 pub fn routes() -> Router<AppState> {
@@ -97,28 +96,6 @@ impl axum::extract::FromRequestParts<AppState> for Managed {
     }
 }
 
-/// A management account as the SDK reads it, with what exdisco knows besides.
-fn shown(account: &Account) -> Value {
-    json!({
-        "id": account.account_id,
-        "account_id": account.account_id,
-        "namespace_id": account.account_id,
-        "object": "account",
-        "email": account.email,
-        "name": account.name,
-        "provider": account.provider,
-        "authentication_type": match account.provider {
-            Provider::Office365 => "oauth",
-            _ => "password",
-        },
-        "trial": false,
-        "exchange_server_host": account.exchange_server_host,
-        "scopes": account.scopes.iter().collect::<Vec<_>>(),
-        "created_at": account.created_at,
-        "updated_at": account.updated_at,
-    })
-}
-
 #[derive(Debug, Deserialize)]
 struct Page {
     #[serde(default)]
@@ -146,7 +123,8 @@ async fn list(
         .connect
         .accounts(&client, page.offset, page.limit)
         .await?;
-    Ok(no_store(Value::Array(accounts.iter().map(shown).collect())))
+    let shown: Vec<ManagedAccount> = accounts.iter().map(ManagedAccount::from).collect();
+    Ok(no_store(shown))
 }
 
 async fn show(
@@ -160,7 +138,7 @@ async fn show(
         .connect
         .account_of(&client, &AccountId::from(id))
         .await?;
-    Ok(no_store(shown(&account)))
+    Ok(no_store(ManagedAccount::from(&account)))
 }
 
 async fn delete(
@@ -172,7 +150,10 @@ async fn delete(
         .connect
         .delete_account(&managed.client, &managed.account)
         .await?;
-    Ok(no_store(json!({ "success": true })))
+    Ok(no_store(Success {
+        success: true,
+        revoked: None,
+    }))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -201,7 +182,10 @@ async fn revoke_all(
             form.keep_access_token.as_deref(),
         )
         .await?;
-    Ok(no_store(json!({ "success": true, "revoked": revoked })))
+    Ok(no_store(Success {
+        success: true,
+        revoked: Some(revoked),
+    }))
 }
 
 #[derive(Debug, Deserialize)]
@@ -225,12 +209,12 @@ async fn token_info(
             form.access_token.expose_secret(),
         )
         .await?;
-    Ok(no_store(json!({
-        "scopes": account.scopes.as_str(),
-        "state": if info.valid { "valid" } else { "invalid" },
-        "created_at": info.created_at,
-        "updated_at": info.created_at,
-    })))
+    Ok(no_store(TokenInfoAnswer {
+        scopes: account.scopes.as_str().to_owned(),
+        state: if info.valid { "valid" } else { "invalid" }.to_owned(),
+        created_at: info.created_at,
+        updated_at: info.created_at,
+    }))
 }
 
 async fn billing(

@@ -8,8 +8,8 @@ use axum::response::IntoResponse;
 use axum::routing::post;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use serde_json::json;
 
+use super::answers::CodeAnswer;
 use super::error::{ApiError, ApiJson};
 use super::no_store;
 use super::state::{AppState, AuthorizeCalls, Limited};
@@ -50,11 +50,13 @@ async fn authorize(
             return Err(err.into());
         }
     };
-    Ok(no_store(json!({ "code": code.expose_secret() })))
+    Ok(no_store(CodeAnswer {
+        code: code.expose_secret().to_owned(),
+    }))
 }
 
 /// The body of `POST /connect/authorize`, as the platform's SDK sends it.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuthorizeBody {
     /// The client.
@@ -66,10 +68,15 @@ pub struct AuthorizeBody {
     pub email_address: String,
     /// `exchange` or `office365`.
     pub provider: String,
-    /// Provider-specific settings.
+    /// Provider-specific settings: for `exchange` `username`, `password` and optionally
+    /// `exchange_server_host` (or `eas_server_host`) and `consented_autodiscover_host`; for
+    /// `office365` `microsoft_client_id`, `microsoft_client_secret`,
+    /// `microsoft_refresh_token`, `redirect_uri`.
+    #[schema(value_type = Object)]
     pub settings: serde_json::Value,
     /// Scopes: comma-separated, or a list (as the platform's SDK sends them).
     #[serde(deserialize_with = "scopes_text")]
+    #[schema(value_type = String)]
     pub scopes: String,
     /// The account being authorized again (required to change scopes).
     #[serde(default)]
@@ -210,7 +217,7 @@ mod tests {
 
     #[test]
     fn each_provider_carries_its_own_fields() {
-        let body: AuthorizeBody = serde_json::from_value(json!({
+        let body: AuthorizeBody = serde_json::from_value(serde_json::json!({
             "client_id": "cli_x", "email_address": "alice@example.test", "provider": "exchange",
             "settings": {"username": "alice", "password": "pw", "eas_server_host": "mail.example.test"},
             "scopes": ["email.read_only", "calendar"]
@@ -222,7 +229,7 @@ mod tests {
             Login::Exchange(login) => assert_eq!(login.host.as_deref(), Some("mail.example.test")),
             Login::Office365(_) => panic!("exchange"),
         }
-        let body: AuthorizeBody = serde_json::from_value(json!({
+        let body: AuthorizeBody = serde_json::from_value(serde_json::json!({
             "client_id": "cli_x", "email_address": "alice@example.test", "provider": "office365",
             "settings": {"username": "alice", "password": "pw"}, "scopes": "email"
         }))

@@ -10,8 +10,9 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
-use serde_json::{Value, json};
+use serde_json::Value;
 
+use super::answers::JobsAccepted;
 use super::auth::basic_client;
 use super::error::{ApiError, ApiJson};
 use super::state::{AppState, Limited, ResourceCalls, TokenCalls};
@@ -71,7 +72,7 @@ async fn enqueue(
     if intake == Intake::Full {
         return Err(ApiError::QueueFull);
     }
-    Ok((StatusCode::ACCEPTED, axum::Json(json!({ "ids": ids }))))
+    Ok((StatusCode::ACCEPTED, axum::Json(JobsAccepted { ids })))
 }
 
 async fn status(

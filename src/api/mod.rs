@@ -15,6 +15,7 @@
 
 mod account;
 mod accounts;
+pub mod answers;
 mod auth;
 mod authorize;
 mod body;
@@ -25,6 +26,7 @@ mod health;
 pub mod hosted;
 pub mod hosted_settings;
 mod oauth;
+pub mod openapi;
 mod revoke;
 mod state;
 mod token;
@@ -165,6 +167,7 @@ pub fn router(state: AppState, config: &ApiConfig) -> Router {
     Router::new()
         .merge(slotted)
         .merge(health::routes())
+        .merge(openapi::routes())
         .fallback(|| async { ApiError::NotFound })
         .layer(middleware::from_fn_with_state(state.clone(), count_request))
         .layer(DefaultBodyLimit::max(config.body_limit))
@@ -296,7 +299,7 @@ impl Drop for ConnectionSlot {
 }
 
 /// A JSON answer that must not be cached (codes, tokens, accounts).
-fn no_store(body: serde_json::Value) -> Response {
+fn no_store(body: impl serde::Serialize) -> Response {
     let mut response = axum::Json(body).into_response();
     response
         .headers_mut()

@@ -171,10 +171,7 @@ async fn redeem(
                 }
             }
         })?;
-    Ok(no_store(super::token::answer(
-        &grant,
-        super::token::Shape::Rfc6749,
-    )))
+    Ok(no_store(super::answers::TokenAnswer::of(&grant, false)))
 }
 
 /// The parameters from a form (or JSON) body, or, for the platform SDK's GET, the query.

@@ -6,15 +6,15 @@ use axum::Router;
 use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::routing::post;
-use secrecy::{ExposeSecret, SecretString};
-use serde_json::json;
+use secrecy::SecretString;
 
 use super::error::{ApiError, ApiJson};
 use super::no_store;
 use super::state::{AppState, Limited, TokenCalls};
 use serde::Deserialize;
 
-use crate::connect::{CodeRedemption, TokenGrant};
+use super::answers::TokenAnswer;
+use crate::connect::CodeRedemption;
 
 /// The route.
 pub fn routes() -> Router<AppState> {
@@ -28,22 +28,25 @@ async fn token(
     ApiJson(request): ApiJson<TokenRequest>,
 ) -> Result<impl IntoResponse, ApiError> {
     let grant = state.connect.redeem(request.redemption()).await?;
-    Ok(no_store(answer(&grant, Shape::Platform)))
+    Ok(no_store(TokenAnswer::of(&grant, true)))
 }
 
 /// `POST /connect/token`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct TokenRequest {
+pub struct TokenRequest {
     /// The client.
     pub client_id: String,
     /// Its secret.
+    #[schema(value_type = String)]
     pub client_secret: SecretString,
     /// The one-time code.
+    #[schema(value_type = String)]
     pub code: SecretString,
     /// The PKCE verifier, for a code issued with a `code_challenge` through the hosted page
     /// (RFC 7636 4.5): such a code redeems only with it, at either token endpoint.
     #[serde(default)]
+    #[schema(value_type = Option<String>)]
     pub code_verifier: Option<SecretString>,
     /// The redirect URI the code was sent to, when the caller presents it (RFC 6749 4.1.3);
     /// it must then be that one.
@@ -62,39 +65,6 @@ impl TokenRequest {
             code_verifier: self.code_verifier,
         }
     }
-}
-
-/// Which endpoint's shape a token answer takes.
-pub enum Shape {
-    /// `/connect/token`: the platform's (the account's `id`, `object`, `name`).
-    Platform,
-    /// `/oauth/token`: RFC 6749 5.1 (`token_type` `Bearer`, space-delimited `scope`).
-    Rfc6749,
-}
-
-/// The answer to a redeemed code: the token, its lifetime, and whose account it opens.
-pub fn answer(grant: &TokenGrant, shape: Shape) -> serde_json::Value {
-    let account = &grant.account;
-    let mut answer = json!({
-        "access_token": grant.access_token.expose_secret(),
-        "expires_in": grant.expires_in,
-        "account_id": account.account_id,
-        "email_address": account.email,
-        "provider": account.provider,
-    });
-    match shape {
-        Shape::Platform => {
-            answer["token_type"] = "bearer".into();
-            answer["id"] = account.account_id.as_str().into();
-            answer["object"] = "account".into();
-            answer["name"] = account.name.clone().into();
-        }
-        Shape::Rfc6749 => {
-            answer["token_type"] = "Bearer".into();
-            answer["scope"] = account.scopes.iter().collect::<Vec<_>>().join(" ").into();
-        }
-    }
-    answer
 }
 
 #[cfg(test)]
