@@ -9,6 +9,7 @@ use crate::connect::TokenGrant;
 
 /// `POST /connect/authorize`: the one-time code.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"code": "exd_code_x3V9ZkP2c0qY7mJ1nB4sT6wR8uA5eH2dL0fG3iK9oM"}))]
 pub struct CodeAnswer {
     /// Redeem it at `/connect/token` (or `/oauth/token`) within minutes, once.
     pub code: String,
@@ -17,6 +18,13 @@ pub struct CodeAnswer {
 /// A redeemed code: the access token and whose account it opens. `/connect/token` adds the
 /// platform's `id`, `object` and `name`; `/oauth/token` RFC 6749's `scope`.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "access_token": "exd_at_T7pQ2mW9xR4vK8nB1cZ6yL3sD0fH5jG7aE2uI9oP",
+    "token_type": "bearer", "expires_in": 7776000,
+    "account_id": "acct_9b1e4c7d2a5f8e0b3c6d9a1e", "email_address": "alice@example.test",
+    "provider": "exchange", "id": "acct_9b1e4c7d2a5f8e0b3c6d9a1e", "object": "account",
+    "name": "Alice Example"
+}))]
 pub struct TokenAnswer {
     /// The access token.
     pub access_token: String,
@@ -67,6 +75,15 @@ impl TokenAnswer {
 
 /// `GET /account`: the account a token opens.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "acct_9b1e4c7d2a5f8e0b3c6d9a1e", "object": "account",
+    "account_id": "acct_9b1e4c7d2a5f8e0b3c6d9a1e", "name": "Alice Example",
+    "email_address": "alice@example.test", "provider": "exchange",
+    "exchange_server_host": "mail.example.test", "discovery_method": "pox_domain",
+    "activesync_versions": ["14.0", "14.1", "16.0", "16.1"],
+    "scopes": ["calendar.read_only", "email.read_only"],
+    "created_at": 1795860000, "updated_at": 1795860000
+}))]
 pub struct AccountAnswer {
     /// The account.
     pub id: String,
@@ -202,6 +219,9 @@ pub struct JobsAccepted {
 
 /// An error of the API: `{"message", "type"}`, with what the type adds.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "message": "the mail server refused the credentials", "type": "auth_error"
+}))]
 pub struct ErrorAnswer {
     /// What is wrong, for a person (never a value sent).
     pub message: String,

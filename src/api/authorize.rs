@@ -57,6 +57,12 @@ async fn authorize(
 
 /// The body of `POST /connect/authorize`, as the platform's SDK sends it.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({
+    "client_id": "cli_4f0c9d2a71b85e3c9a1d6b07", "name": "Alice Example",
+    "email_address": "alice@example.test", "provider": "exchange",
+    "settings": {"username": "alice@example.test", "password": "correct horse"},
+    "scopes": "email.read_only,calendar.read_only"
+}))]
 #[serde(deny_unknown_fields)]
 pub struct AuthorizeBody {
     /// The client.
