@@ -163,7 +163,7 @@ pub enum StartError {
     #[error(transparent)]
     Config(#[from] crate::settings::Error),
     /// The database could not be opened or migrated.
-    #[error("cannot open the database: {0}")]
+    #[error("cannot open the database")]
     Store(#[from] crate::store::Error),
     /// The discovery pipeline could not be built.
     #[error(transparent)]
