@@ -63,11 +63,12 @@
 //!
 //! # Example
 //! ```no_run
-//! use exdisco::discovery::{Config, Pipeline};
+//! use exdisco::discovery::{Pipeline, Settings};
 //! use exdisco::domain::{Credentials, EmailAddress};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let pipeline = Pipeline::builder(Config::default()).build()?;
+//! // The same settings as the configuration file's `[discovery]` and the command line's flags.
+//! let pipeline = Pipeline::from_settings(&Settings::default())?;
 //! let address = EmailAddress::parse("alice@example.com")?;
 //! let credentials = Credentials::new("alice@example.com", "secret");
 //! let report = pipeline.discover(&address, Some(&credentials)).await;

@@ -47,9 +47,8 @@ pub struct BatchArgs {
 
 pub async fn run(args: BatchArgs) -> anyhow::Result<ExitCode> {
     let settings = args.settings.load(&args.network)?;
-    let pipeline = Pipeline::builder(settings.discovery.pipeline_config()?)
-        .build()
-        .context("cannot set up discovery")?;
+    let pipeline =
+        Pipeline::from_settings(&settings.discovery).context("cannot set up discovery")?;
     // A domain's answer is kept as long as the daemon keeps its cache (`connect.cache_ttl`).
     let cache = DomainCache::new(args.cache_domains, settings.connect.cache_ttl);
     let cancel = CancellationToken::new();

@@ -323,9 +323,7 @@ async fn run_discover(args: DiscoverArgs) -> anyhow::Result<ExitCode> {
         bail!("--verify needs --username and a password");
     }
     let config = args.settings.load(&args.network)?;
-    let pipeline = Pipeline::builder(config.discovery.pipeline_config()?)
-        .build()
-        .context("cannot set up discovery")?;
+    let pipeline = Pipeline::from_settings(&config.discovery).context("cannot set up discovery")?;
     // Given a password, the answer is where that password works (as the daemon's).
     let verify = !args.no_verify;
     let verify_with = credentials.as_ref().filter(|_| verify);
@@ -383,9 +381,7 @@ async fn run_probe(args: ProbeArgs) -> anyhow::Result<ExitCode> {
     };
     let credentials = read_credentials(&args.credentials)?;
     let config = args.settings.load(&args.network)?;
-    let pipeline = Pipeline::builder(config.discovery.pipeline_config()?)
-        .build()
-        .context("cannot set up the probe")?;
+    let pipeline = Pipeline::from_settings(&config.discovery).context("cannot set up the probe")?;
     let (probe, trail) = pipeline.probe(&url, credentials.as_ref()).await;
     let mut out = std::io::stdout().lock();
     if args.json {

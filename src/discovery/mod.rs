@@ -200,6 +200,18 @@ impl PipelineBuilder {
 }
 
 impl Pipeline {
+    /// A pipeline from the settings the configuration file and the command line's flags
+    /// write ([`Settings`], `[discovery]`): the one type the file, the flags and the library
+    /// share. [`Config`] is what they resolve to (the CA files read), for callers that tune
+    /// what the file does not name (timeouts of each step, the waves' delays).
+    pub fn from_settings(settings: &Settings) -> Result<Self, Error> {
+        let config = settings.pipeline_config().map_err(|err| Error::Setup {
+            what: "discovery settings",
+            reason: err.to_string(),
+        })?;
+        Self::builder(config).build()
+    }
+
     /// Starts building a pipeline from `config`.
     pub fn builder(config: Config) -> PipelineBuilder {
         PipelineBuilder {

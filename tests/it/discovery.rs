@@ -504,3 +504,33 @@ async fn a_server_reached_by_a_redirect_inside_the_domain_is_asked_as_activesync
     assert_eq!(report.evidence, Some(Evidence::ActiveSyncEndpoint));
     assert!(report.confirmed, "inside the domain");
 }
+
+#[tokio::test]
+async fn the_library_takes_the_settings_the_file_and_the_flags_write() {
+    // Issue 23: one discovery settings type for the file, the flags and the library.
+    let env = TestEnv::start().await;
+    env.refused("example.test");
+    env.host("autodiscover.example.test", |_| {
+        Reply::xml(settings_answer("mail.example.test"))
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, env.ca.pem()).unwrap();
+    let mut settings = exdisco::discovery::Settings::default();
+    settings.dns_servers = vec![env.dns.addr];
+    settings.ca_files = vec![ca];
+    settings.allow_nets = vec!["127.0.0.0/8".parse().unwrap()];
+    settings.https_port = env.fleet.addr.port();
+    settings.http_port = env.fleet.addr.port();
+    let pipeline = exdisco::discovery::Pipeline::from_settings(&settings).unwrap();
+    let address = exdisco::domain::EmailAddress::parse("alice@example.test").unwrap();
+    let report = pipeline.discover(&address, None).await;
+    assert_eq!(
+        report.exchange_server_host.as_deref(),
+        Some("mail.example.test"),
+        "{:#?}",
+        report.trail
+    );
+    settings.ca_files = vec![dir.path().join("missing.pem")];
+    assert!(exdisco::discovery::Pipeline::from_settings(&settings).is_err());
+}
