@@ -220,13 +220,11 @@ async fn token_info(
 async fn billing(
     State(state): State<AppState>,
     _: Limited<ResourceCalls>,
-    headers: HeaderMap,
-    Path((client_id, id)): Path<(String, String)>,
+    managed: Managed,
 ) -> Result<impl IntoResponse, ApiError> {
-    let client = client(&state, &headers, &client_id).await?;
     state
         .connect
-        .account_of(&client, &AccountId::from(id))
+        .account_of(&managed.client, &managed.account)
         .await?;
     Err::<(), _>(ApiError::Connect(connect::Error::invalid(
         Field::Billing,

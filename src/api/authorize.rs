@@ -45,10 +45,7 @@ async fn authorize(
     }
     let code = match command {
         Ok(command) => state.connect.authorize(command).await?,
-        Err(err) => {
-            state.metrics.authorization(err.code());
-            return Err(err.into());
-        }
+        Err(err) => return Err(state.connect.refused(err).into()),
     };
     Ok(no_store(CodeAnswer {
         code: code.expose_secret().to_owned(),

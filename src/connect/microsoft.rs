@@ -77,11 +77,7 @@ impl Connect {
         grant: MicrosoftCode,
     ) -> Result<SecretString, Error> {
         let result = self.redeem_microsoft_code(grant).await;
-        self.metrics.authorization(match &result {
-            Ok(_) => "ok",
-            Err(err) => err.code(),
-        });
-        result
+        self.counted(result)
     }
 
     async fn redeem_microsoft_code(&self, grant: MicrosoftCode) -> Result<SecretString, Error> {

@@ -246,11 +246,28 @@ impl Connect {
     /// the authorization in the metrics, whichever face asked.
     pub async fn authorize(&self, command: Authorization) -> Result<SecretString, Error> {
         let result = self.authorize_uncounted(command).await;
-        self.metrics.authorization(match &result {
-            Ok(_) => "ok",
+        self.counted(result)
+    }
+
+    /// Counts an authorization whose request a face refused before it became a command (a
+    /// field that does not parse), and gives the refusal back.
+    pub fn refused(&self, err: Error) -> Error {
+        self.count(Err(&err));
+        err
+    }
+
+    /// Counts `result` and gives it back.
+    fn counted<T>(&self, result: Result<T, Error>) -> Result<T, Error> {
+        self.count(result.as_ref().map(|_| ()));
+        result
+    }
+
+    /// The one place the authorization metric is counted.
+    fn count(&self, outcome: Result<(), &Error>) {
+        self.metrics.authorization(match outcome {
+            Ok(()) => "ok",
             Err(err) => err.code(),
         });
-        result
     }
 
     async fn authorize_uncounted(&self, command: Authorization) -> Result<SecretString, Error> {

@@ -165,6 +165,7 @@ fn refine(failure: Failure, trail: &[Attempt], domain: &Domain) -> Failure {
     if kept.contains(&failure.code) {
         return failure;
     }
+    let hosts = pox_hosts(trail);
     if let Some(looped) = trail
         .iter()
         .find(|a| matches!(a.code, Some(Code::RedirectLoop | Code::RedirectLimit)))
@@ -174,19 +175,19 @@ fn refine(failure: Failure, trail: &[Attempt], domain: &Domain) -> Failure {
             code,
             message: format!(
                 "Autodiscover redirects go round ({}): {}",
-                pox_hosts(trail).join(" → "),
+                hosts.join(" → "),
                 looped.detail.as_deref().unwrap_or(code.as_str())
             ),
         };
     }
     // The domain, autodiscover.DOMAIN, and at least one server a redirect led to.
-    if failure.code == Code::CredentialBudget && pox_hosts(trail).len() >= 3 {
+    if failure.code == Code::CredentialBudget && hosts.len() >= 3 {
         return Failure {
             code: Code::RedirectLoop,
             message: format!(
                 "Autodiscover redirects from server to server ({}) until the discovery's \
                  password attempts were spent",
-                pox_hosts(trail).join(" → ")
+                hosts.join(" → ")
             ),
         };
     }

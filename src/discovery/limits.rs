@@ -125,12 +125,16 @@ impl Limits {
     /// source: [`Credentials::budget_key`]); `false` when its window is spent. A password
     /// accepted lately ([`Limits::password_accepted`]) spends nothing.
     pub fn try_account_attempt(&self, credentials: &Credentials) -> bool {
-        self.is_accepted(credentials)
-            || self
-                .inner
-                .accounts
-                .check_key(&credentials.budget_key().to_lowercase())
-                .is_ok()
+        self.is_accepted(credentials) || self.charge_account(credentials)
+    }
+
+    /// Takes one attempt from the account's budget, accepted password or not (for a caller
+    /// that has just asked [`Limits::is_accepted`]); `false` when the window is spent.
+    pub fn charge_account(&self, credentials: &Credentials) -> bool {
+        self.inner
+            .accounts
+            .check_key(&credentials.budget_key().to_lowercase())
+            .is_ok()
     }
 
     /// Whether a host speaking for the account's domain accepted this very password (for

@@ -269,7 +269,7 @@ async fn submit(
             };
             state.connect.authorize(command).await
         }
-        Err(err) => Err(err),
+        Err(err) => Err(state.connect.refused(err)),
     };
     match result {
         Ok(code) => see_other(&flow.redirect_with(&[("code", code.expose_secret())])),

@@ -347,7 +347,7 @@ impl Steps {
         }
         let cap = limits.config().credential_attempts_per_discovery;
         let spent = self.run.credential_attempts.fetch_add(1, Ordering::SeqCst);
-        if spent >= cap || !limits.try_account_attempt(credentials) {
+        if spent >= cap || !limits.charge_account(credentials) {
             return Err(Error::CredentialBudget {
                 url: url.to_string(),
             });
