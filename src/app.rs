@@ -38,13 +38,13 @@ pub struct App {
 impl App {
     /// Checks `config` and builds every part, reading each file it names once (the CA files,
     /// the logo, the database).
-    pub fn build(config: &Config, key: MasterKey) -> Result<Self, StartError> {
-        Self::build_with_clock(config, key, Clock::system())
+    pub async fn build(config: &Config, key: MasterKey) -> Result<Self, StartError> {
+        Self::build_with_clock(config, key, Clock::system()).await
     }
 
     /// [`App::build`] on `clock`, the one every stored time is read from (tests move a
     /// manual one).
-    pub fn build_with_clock(
+    pub async fn build_with_clock(
         config: &Config,
         key: MasterKey,
         clock: Clock,
@@ -52,8 +52,8 @@ impl App {
         config.validate()?;
         let hosted = Hosted::load(&config.hosted, config.api.listen)?;
         let pipeline = Pipeline::builder(config.discovery.pipeline_config()?).build()?;
-        let store = Store::open_with_clock(&config.store.path, clock)?;
-        store.check_key(&key.check_value())?;
+        let store = Store::connect(&config.store, clock).await?;
+        store.check_key(&key.check_value()).await?;
         let metrics = Metrics::new();
         let connect = Connect::new(
             store.clone(),

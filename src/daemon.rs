@@ -13,14 +13,14 @@ use exdisco::secrets::MasterKey;
 
 /// Runs the daemon.
 pub async fn serve(config: Config, key: MasterKey) -> anyhow::Result<()> {
-    let app = App::build(&config, key)?;
+    let app = App::build(&config, key).await?;
     let listener = TcpListener::bind(config.api.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.api.listen))?;
     let address = listener.local_addr()?;
     // The bound address on stdout, for scripts that listen on port 0.
     println!("listening on http://{address}");
-    info!(%address, db = %config.store.path.display(), "exdisco serving");
+    info!(%address, db = %exdisco::store::Store::describe(&config.store), "exdisco serving");
     let shutdown = CancellationToken::new();
     tokio::spawn(shutdown_signal(shutdown.clone()));
     app.run(listener, &config, shutdown).await?;

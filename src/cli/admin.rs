@@ -1,7 +1,6 @@
 //! `init` (the first run) and `client add` / `client list`.
 
 use std::io::Write;
-use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -77,12 +76,13 @@ pub async fn init(state: &StateArgs) -> anyhow::Result<ExitCode> {
             key_file.display()
         )?;
     }
-    let store = open_store(&config.store.path)?;
+    let store = open_store(&config).await?;
     // The database records which key seals it: an instance with another refuses to start.
     store
         .check_key(&load_key(&config)?.check_value())
-        .with_context(|| format!("{}", config.store.path.display()))?;
-    writeln!(out, "database: {}", config.store.path.display())?;
+        .await
+        .with_context(|| Store::describe(&config.store))?;
+    writeln!(out, "database: {}", Store::describe(&config.store))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -97,7 +97,7 @@ pub async fn client(command: ClientCommand) -> anyhow::Result<ExitCode> {
             json,
             state,
         } => {
-            let store = open_store(&load_config(&state)?.store.path)?;
+            let store = open_store(&load_config(&state)?).await?;
             if public {
                 let client_id = connect::add_public_client(&store, &name, redirect_uris).await?;
                 if json {
@@ -124,7 +124,7 @@ pub async fn client(command: ClientCommand) -> anyhow::Result<ExitCode> {
             }
         }
         ClientCommand::List { json, state } => {
-            let store = open_store(&load_config(&state)?.store.path)?;
+            let store = open_store(&load_config(&state)?).await?;
             let clients = store.list_clients().await?;
             if json {
                 writeln!(out, "{}", serde_json::to_string(&clients)?)?;
@@ -144,6 +144,9 @@ pub async fn client(command: ClientCommand) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn open_store(path: &Path) -> anyhow::Result<Store> {
-    Store::open(path).with_context(|| format!("cannot open the database {}", path.display()))
+/// The store the configuration names (the SQLite file, or PostgreSQL at `store.url`).
+async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    Store::connect(&config.store, exdisco::clock::Clock::system())
+        .await
+        .with_context(|| format!("cannot open the database {}", Store::describe(&config.store)))
 }

@@ -36,6 +36,8 @@ pub struct Claimed {
     pub input: String,
     /// Deliveries so far, this one included.
     pub attempts: u32,
+    /// The claim's lease in the embedded queue (empty for Redis, whose pending list fences).
+    pub lease: String,
 }
 
 /// What a worker needs from a queue.
@@ -256,6 +258,7 @@ impl JobQueue for SqliteQueue {
                 id: row.job_id,
                 input: row.input,
                 attempts: row.attempts,
+                lease: row.lease,
             };
             if job.attempts <= self.max_attempts.max(1) {
                 return Ok(Some(job));
@@ -266,22 +269,38 @@ impl JobQueue for SqliteQueue {
     }
 
     async fn complete(&self, job: &Claimed, result: &str) -> Result<(), Error> {
-        Ok(self
+        let (id, lease, result) = (job.id.clone(), job.lease.clone(), result.to_owned());
+        let done = self
             .store
-            .complete_job(job.id.clone(), result.to_owned(), self.store.now())
-            .await?)
+            .complete_job(id, lease, result, self.store.now())
+            .await?;
+        fenced(job, done)
     }
 
     async fn bury(&self, job: &Claimed, reason: &str) -> Result<(), Error> {
-        let (id, reason) = (job.id.clone(), reason.to_owned());
-        Ok(self.store.bury_job(id, reason, self.store.now()).await?)
+        let (id, lease, reason) = (job.id.clone(), job.lease.clone(), reason.to_owned());
+        let buried = self
+            .store
+            .bury_job(id, lease, reason, self.store.now())
+            .await?;
+        fenced(job, buried)
     }
 
     async fn release(&self, job: &Claimed) -> Result<(), Error> {
-        Ok(self
-            .store
-            .release_job(job.id.clone(), self.store.now())
-            .await?)
+        let (id, lease) = (job.id.clone(), job.lease.clone());
+        let released = self.store.release_job(id, lease, self.store.now()).await?;
+        fenced(job, released)
+    }
+}
+
+/// A job whose lease ran out and was claimed again belongs to its new holder: this worker's
+/// answer is dropped (the new holder's stands).
+fn fenced(job: &Claimed, held: bool) -> Result<(), Error> {
+    if held {
+        Ok(())
+    } else {
+        warn!(job = %job.id, "lease taken over by another worker; this worker's answer is dropped");
+        Err(Error::LeaseLost)
     }
 }
 
@@ -298,6 +317,9 @@ pub enum Error {
     /// A result could not be encoded.
     #[error("cannot encode a result")]
     Encode,
+    /// The job's lease ran out and another worker holds it now.
+    #[error("the job's lease was taken over by another worker")]
+    LeaseLost,
 }
 
 impl Error {
@@ -307,6 +329,7 @@ impl Error {
             Self::Store(err) => err.code(),
             Self::Redis(_) => "redis",
             Self::Encode => "encode",
+            Self::LeaseLost => "lease_lost",
         }
     }
 }

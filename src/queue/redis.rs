@@ -191,6 +191,7 @@ impl JobQueue for RedisQueue {
                 id: entry.id,
                 input,
                 attempts: deliveries,
+                lease: String::new(),
             }));
         }
         let read: StreamReadReply = redis::cmd("XREADGROUP")
@@ -209,6 +210,7 @@ impl JobQueue for RedisQueue {
             input: field(&entry, "input"),
             id: entry.id,
             attempts: 1,
+            lease: String::new(),
         }))
     }
 

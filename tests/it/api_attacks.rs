@@ -535,11 +535,11 @@ async fn an_instance_with_another_key_refuses_the_database() {
     let key = || MasterKey::generate_base64().unwrap();
     let (first, second) = (key(), key());
     let open = |text: &str| App::build(&config, MasterKey::from_base64(text).unwrap());
-    assert!(open(&first).is_ok());
-    match open(&second) {
+    assert!(open(&first).await.is_ok());
+    match open(&second).await {
         Err(StartError::Store(err)) => assert_eq!(err.code(), "key_mismatch", "{err}"),
         Err(other) => panic!("{other}"),
         Ok(_) => panic!("started with another key"),
     }
-    assert!(open(&first).is_ok(), "the right key still opens it");
+    assert!(open(&first).await.is_ok(), "the right key still opens it");
 }

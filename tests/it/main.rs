@@ -23,5 +23,6 @@ mod redirects;
 mod redis_queue;
 mod security;
 mod shared_answers;
+mod store;
 mod sogo;
 mod where_the_password_works;

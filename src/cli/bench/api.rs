@@ -101,7 +101,7 @@ pub async fn authorize_flows(
     config.discovery.per_host_in_flight = 64;
     let key =
         exdisco::secrets::MasterKey::from_base64(&exdisco::secrets::MasterKey::generate_base64()?)?;
-    let app = exdisco::app::App::build(&config, key)?;
+    let app = exdisco::app::App::build(&config, key).await?;
     let client = exdisco::connect::add_client(&app.store, "bench", vec![]).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;

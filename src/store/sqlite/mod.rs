@@ -1,17 +1,27 @@
-//! The SQL behind [`super::Store`], as plain statements on one connection.
+//! The SQL behind [`super::Store`] on the embedded SQLite file, as plain statements on one
+//! connection. Every write transaction takes the write lock first (`BEGIN IMMEDIATE`), so
+//! that two processes sharing the file keep the guarantees one has: a code is spent once, the
+//! intake bound holds, and a job has one lease holder.
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
+pub mod jobs;
+
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use super::Error;
-use crate::account::{Account, CachedDiscovery, ClientId, NewAccount, Scopes};
+use super::records::{
+    ClientInfo, ClientRecord, CodeBinding, NewCode, NewToken, RedeemChecks, Redemption, Swept,
+    TokenInfo,
+};
+use crate::account::{Account, CachedDiscovery, NewAccount, Scopes};
 
 /// Migrations, numbered and append-only. `PRAGMA user_version` holds the last one applied.
-const MIGRATIONS: &[&str] = &[
-    include_str!("../migrations/0001_init.sql"),
-    include_str!("../migrations/0002_jobs.sql"),
-    include_str!("../migrations/0003_grants.sql"),
-    include_str!("../migrations/0004_code_binding.sql"),
-    include_str!("../migrations/0005_key_check.sql"),
+pub(super) const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/sqlite/0001_init.sql"),
+    include_str!("../migrations/sqlite/0002_jobs.sql"),
+    include_str!("../migrations/sqlite/0003_grants.sql"),
+    include_str!("../migrations/sqlite/0004_code_binding.sql"),
+    include_str!("../migrations/sqlite/0005_key_check.sql"),
+    include_str!("../migrations/sqlite/0006_job_leases.sql"),
 ];
 
 /// How long a statement waits for a lock held elsewhere.
@@ -23,57 +33,16 @@ pub fn prepare(connection: &mut Connection) -> Result<(), Error> {
     connection.pragma_update(None, "synchronous", "NORMAL")?;
     connection.pragma_update(None, "foreign_keys", "ON")?;
     connection.busy_timeout(BUSY_TIMEOUT)?;
-    let applied: i64 = connection.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    // Under the write lock, the version read again: two processes starting together apply
+    // each migration once.
+    let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let applied: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
     for (index, migration) in MIGRATIONS.iter().enumerate().skip(applied.max(0) as usize) {
-        let tx = connection.transaction()?;
         tx.execute_batch(migration)?;
         tx.pragma_update(None, "user_version", (index + 1) as i64)?;
-        tx.commit()?;
     }
+    tx.commit()?;
     Ok(())
-}
-
-/// A client as stored: its id, the hash of its secret and its redirect URIs.
-#[derive(Debug, Clone)]
-pub struct ClientRecord {
-    /// The public id.
-    pub client_id: String,
-    /// The application's name, shown on the hosted sign-in page.
-    pub name: String,
-    /// SHA-256 of the secret.
-    pub secret_hash: Vec<u8>,
-    /// Redirect URIs allowed for the hosted flow.
-    pub redirect_uris: Vec<String>,
-}
-
-/// A client as listed.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct ClientInfo {
-    /// The public id.
-    pub client_id: String,
-    /// The name given at registration.
-    pub name: String,
-    /// Redirect URIs.
-    pub redirect_uris: Vec<String>,
-    /// Unix seconds.
-    pub created_at: i64,
-}
-
-/// What a code redemption came to.
-#[derive(Debug, Clone)]
-pub enum Redemption {
-    /// The code was good: its account was created or replaced (the account's earlier tokens
-    /// revoked), and the token was stored for it.
-    Issued(Box<Account>),
-    /// The code was good, but its account may not replace the one stored now; the code is
-    /// spent and nothing changed.
-    Refused(&'static str),
-    /// The code had been redeemed before: the token issued then is now revoked.
-    Replayed,
-    /// The code expired.
-    Expired,
-    /// No such code, or it belongs to another client.
-    Unknown,
 }
 
 pub fn add_client(c: &mut Connection, client: &ClientRecord) -> Result<(), Error> {
@@ -141,7 +110,7 @@ pub fn find_client(c: &mut Connection, client_id: &str) -> Result<Option<ClientR
 /// Records `value` as the database's key check if none is, and says whether the recorded one
 /// is `value` (compared in constant time).
 pub fn check_key(c: &mut Connection, value: &[u8]) -> Result<bool, Error> {
-    let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
     tx.execute(
         "INSERT OR IGNORE INTO key_check (id, value) VALUES (1, ?1)",
         params![value],
@@ -243,54 +212,6 @@ pub fn find_account_by_email(
         .optional()?)
 }
 
-/// A code to store: its hash, its client, when it ends, and the account its redemption saves.
-#[derive(Debug, Clone)]
-pub struct NewCode {
-    /// SHA-256 of the code.
-    pub code_hash: Vec<u8>,
-    /// The client it was issued to.
-    pub client_id: ClientId,
-    /// Unix seconds.
-    pub expires_at: i64,
-    /// The account to create or replace.
-    pub account: NewAccount,
-    /// What the redemption must present again: the redirect URI and the PKCE challenge.
-    pub binding: CodeBinding,
-}
-
-/// What a code was issued with, that its redemption must match (RFC 6749 4.1.3, RFC 7636).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CodeBinding {
-    /// The redirect URI of the authorization request (hosted page), or empty.
-    pub redirect_uri: String,
-    /// The PKCE S256 challenge, or empty.
-    pub code_challenge: String,
-}
-
-/// A token to store when a code is redeemed.
-#[derive(Debug, Clone)]
-pub struct NewToken {
-    /// SHA-256 of the token.
-    pub token_hash: Vec<u8>,
-    /// Unix seconds.
-    pub expires_at: i64,
-}
-
-/// Whether a redeemed code's account may replace the stored one (`None`: there is none).
-pub type ReplaceCheck =
-    Box<dyn FnOnce(Option<&Account>, &NewAccount) -> Result<(), &'static str> + Send>;
-
-/// Whether the redemption presents what the code was issued with.
-pub type BindingCheck = Box<dyn FnOnce(&CodeBinding) -> Result<(), &'static str> + Send>;
-
-/// What a redemption checks inside its transaction.
-pub struct RedeemChecks {
-    /// The redirect URI and PKCE verifier presented.
-    pub binding: BindingCheck,
-    /// Whether the code's account may replace the stored one.
-    pub may_replace: ReplaceCheck,
-}
-
 pub fn create_code(c: &mut Connection, code: &NewCode) -> Result<(), Error> {
     let pending = serde_json::to_string(&code.account).map_err(|_| Error::Corrupt("pending"))?;
     c.execute(
@@ -319,7 +240,7 @@ pub fn redeem_code(
     checks: RedeemChecks,
     now: i64,
 ) -> Result<Redemption, Error> {
-    let tx = c.transaction()?;
+    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let code = tx
         .query_row(
             "SELECT id, client_id, account_id, expires_at, used_at, pending, pending_secret,
@@ -364,11 +285,16 @@ pub fn redeem_code(
     if expires_at <= now {
         return Ok(Redemption::Expired);
     }
-    // Spent from here on, whatever follows; the account it carried is no longer kept.
-    tx.execute(
-        "UPDATE codes SET used_at = ?2, pending = '', pending_secret = x'' WHERE id = ?1",
+    // Spent from here on, whatever follows; the account it carried is no longer kept. One
+    // conditional write, as on PostgreSQL: only an unspent code is spent.
+    let spent = tx.execute(
+        "UPDATE codes SET used_at = ?2, pending = '', pending_secret = x''
+         WHERE id = ?1 AND used_at = 0",
         params![code_id, now.max(1)],
     )?;
+    if spent != 1 {
+        return Ok(Redemption::Replayed);
+    }
     if let Err(reason) = (checks.binding)(&binding) {
         tx.commit()?;
         return Ok(Redemption::Refused(reason));
@@ -476,7 +402,7 @@ pub fn delete_account(
     client_id: &str,
     account_id: &str,
 ) -> Result<bool, Error> {
-    let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let deleted = tx.execute(
         "DELETE FROM accounts WHERE client_id = ?1 AND account_id = ?2",
         params![client_id, account_id],
@@ -534,36 +460,16 @@ pub fn token_info(
     .optional()?)
 }
 
-/// What a token is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TokenInfo {
-    /// Unix seconds.
-    pub created_at: i64,
-    /// Not revoked and not expired.
-    pub valid: bool,
-}
-
-/// What a sweep deleted.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Swept {
-    /// Codes past their end (used or not).
-    pub codes: usize,
-    /// Tokens expired or revoked.
-    pub tokens: usize,
-    /// Finished jobs older than the retention.
-    pub jobs: usize,
-}
-
 /// Deletes codes past their end, tokens that expired or were revoked, and finished jobs last
 /// touched before `jobs_before`.
 pub fn sweep(c: &mut Connection, now: i64, jobs_before: i64) -> Result<Swept, Error> {
-    let tx = c.transaction()?;
+    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let codes = tx.execute("DELETE FROM codes WHERE expires_at <= ?1", params![now])?;
     let tokens = tx.execute(
         "DELETE FROM tokens WHERE revoked = 1 OR expires_at <= ?1",
         params![now],
     )?;
-    let jobs = super::jobs::delete_finished(&tx, jobs_before)?;
+    let jobs = jobs::delete_finished(&tx, jobs_before)?;
     tx.commit()?;
     Ok(Swept {
         codes,
@@ -622,5 +528,3 @@ pub fn forget_discovery(c: &mut Connection, domain: &str) -> Result<(), Error> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests;

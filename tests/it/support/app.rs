@@ -141,7 +141,9 @@ impl TestApp {
         clock: Clock,
     ) -> Self {
         let key_value = MasterKey::from_base64(&key).unwrap();
-        let app = exdisco::app::App::build_with_clock(&config, key_value, clock.clone()).unwrap();
+        let app = exdisco::app::App::build_with_clock(&config, key_value, clock.clone())
+            .await
+            .unwrap();
         let (store, pipeline, metrics) =
             (app.store.clone(), app.pipeline.clone(), app.metrics.clone());
         let listener = TcpListener::bind(config.api.listen).await.unwrap();
