@@ -16,7 +16,8 @@ use crate::batch::DomainCache;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::connect::Connect;
-use crate::discovery::Pipeline;
+use crate::discovery::{Limits, Pipeline};
+use crate::shared_limits::SharedLimits;
 use crate::metrics::Metrics;
 use crate::queue::redis::{RedisConfig, RedisQueue};
 use crate::queue::{SqliteQueue, Worker};
@@ -51,10 +52,18 @@ impl App {
     ) -> Result<Self, StartError> {
         config.validate()?;
         let hosted = Hosted::load(&config.hosted, config.api.listen)?;
-        let pipeline = Pipeline::builder(config.discovery.pipeline_config()?).build()?;
+        let pipeline_config = config.discovery.pipeline_config()?;
+        // The limits every instance shares, keyed by a secret only holders of the key know.
+        let shared = SharedLimits::new(&config.limits, Some(key.mac("shared limits", b"")))
+            .map_err(|e| StartError::Limits(e.to_string()))?;
+        let limits = Limits::with_shared(pipeline_config.limits.clone(), shared.clone());
+        let pipeline = Pipeline::builder(pipeline_config).limits(limits).build()?;
         let store = Store::connect(&config.store, clock).await?;
         store.check_key(&key.check_value()).await?;
         let metrics = Metrics::new();
+        if let Some(shared) = &shared {
+            metrics.register_limits_fallbacks(shared.fallbacks());
+        }
         let connect = Connect::new(
             store.clone(),
             pipeline.clone(),
@@ -62,12 +71,13 @@ impl App {
             config.connect.clone(),
             metrics.clone(),
         );
-        let state = AppState::new(
+        let state = AppState::with_shared_limits(
             connect,
             metrics.clone(),
             &config.api,
             hosted,
             config.queue.max_queued,
+            shared,
         );
         Ok(Self {
             router: api::router(state, &config.api),
@@ -163,8 +173,11 @@ pub enum StartError {
     #[error(transparent)]
     Config(#[from] crate::settings::Error),
     /// The database could not be opened or migrated.
-    #[error("cannot open the database")]
+    #[error("cannot open the database: {0}")]
     Store(#[from] crate::store::Error),
+    /// `[limits] url` is not a Redis URL.
+    #[error("limits.url: {0}")]
+    Limits(String),
     /// The discovery pipeline could not be built.
     #[error(transparent)]
     Discovery(#[from] crate::discovery::Error),

@@ -65,6 +65,9 @@ pub enum Code {
     CredentialsWithheld,
     /// `credential_budget`: the account's attempts are spent (rule 19).
     CredentialBudget,
+    /// `budget_unavailable`: the shared password budget (Redis) did not answer, so no password
+    /// was sent (it fails closed).
+    BudgetUnavailable,
     // Autodiscover answers.
     /// `pox_invalid_xml`.
     PoxInvalidXml,
@@ -158,6 +161,7 @@ impl Code {
             Self::ModernAuthOnly => "modern_auth_only",
             Self::CredentialsWithheld => "credentials_withheld",
             Self::CredentialBudget => "credential_budget",
+            Self::BudgetUnavailable => "budget_unavailable",
             Self::PoxInvalidXml => "pox_invalid_xml",
             Self::PoxDoctype => "pox_doctype",
             Self::PoxError => "pox_error",

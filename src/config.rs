@@ -34,6 +34,8 @@ pub struct Config {
     pub log: LogSettings,
     /// The daemon's queue workers.
     pub queue: QueueConfig,
+    /// `[limits]`: the limits several instances share (Redis).
+    pub limits: crate::shared_limits::LimitsSettings,
     /// How long in-flight requests may finish after SIGTERM. Default: 10 s.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
@@ -45,6 +47,7 @@ impl Default for Config {
             discovery: DiscoverySettings::default(),
             api: ApiConfig::default(),
             store: StoreConfig::default(),
+            limits: crate::shared_limits::LimitsSettings::default(),
             connect: ConnectConfig::default(),
             hosted: HostedConfig::default(),
             log: LogSettings::default(),
@@ -219,7 +222,7 @@ mod tests {
             format!("{:?}", Config::default()),
             "the reference's values are the defaults"
         );
-        let sections: [(&str, &[&str]); 7] = [
+        let sections: [(&str, &[&str]); 8] = [
             ("discovery", field_names::<DiscoverySettings>()),
             ("api", field_names::<ApiConfig>()),
             ("store", field_names::<StoreConfig>()),
@@ -227,6 +230,10 @@ mod tests {
             ("hosted", field_names::<HostedConfig>()),
             ("log", field_names::<LogSettings>()),
             ("queue", field_names::<QueueConfig>()),
+            (
+                "limits",
+                field_names::<crate::shared_limits::LimitsSettings>(),
+            ),
         ];
         let mut missing = Vec::new();
         for (section, fields) in sections {

@@ -48,8 +48,12 @@
 //!   defaults, TOML and `EXDISCO_*`.
 //! - [`app`]: the daemon assembled once from a `Config` and the key, and run on a listener
 //!   until a shutdown token fires.
-//! - [`store`]: SQLite: migrations, the SQL and its row conversion for accounts, codes,
-//!   tokens, the discovery cache and the queue, and the sweep that deletes what ended.
+//! - [`store`]: the state, in SQLite (`store::sqlite`, the default) or PostgreSQL
+//!   (`store::postgres`, for several instances): one migration history, the SQL and its row
+//!   conversion for accounts, codes, tokens, the discovery cache and the queue, and the sweep
+//!   that deletes what ended.
+//! - [`shared_limits`]: the limits several instances and `batch` workers share through Redis
+//!   (GCRA, a leased semaphore, a short memory), with the fallback when Redis is away.
 //! - [`secrets`]: random tokens, hashes, the key that seals account secrets.
 //! - [`batch`]: jobs, the per-domain cache, the resumable file runner.
 //! - `bounded_map`: a map that forgets its oldest entries first, in constant time (the
@@ -101,6 +105,7 @@ pub mod queue;
 pub mod report;
 pub mod secrets;
 pub mod settings;
+pub mod shared_limits;
 pub mod store;
 
 pub use discovery::discover;

@@ -116,6 +116,21 @@ impl Metrics {
         }
     }
 
+    /// Registers the counter of limits that fell back to this process's own (Redis away).
+    pub fn register_limits_fallbacks(
+        &self,
+        fallbacks: Family<crate::shared_limits::FallbackLabels, Counter>,
+    ) {
+        self.registry
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .register(
+                "limits_fallbacks",
+                "Shared limits that Redis did not answer: per-process fallbacks, refused passwords",
+                fallbacks,
+            );
+    }
+
     /// Counts one API request.
     pub fn request(&self, route: &'static str, status: u16) {
         self.requests

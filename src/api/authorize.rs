@@ -37,6 +37,7 @@ async fn authorize(
     if let Ok(address) = EmailAddress::parse(&body.email_address) {
         limits
             .check_account(&body.client_id, &address, source)
+            .await
             .map_err(ApiError::RateLimited)?;
     }
     let mut command = body.command();

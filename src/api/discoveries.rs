@@ -63,6 +63,7 @@ async fn enqueue(
     state
         .limiters
         .check_intake(client.as_str(), jobs.len())
+        .await
         .map_err(ApiError::RateLimited)?;
     let ids: Vec<String> = jobs.iter().map(|(id, _)| id.to_string()).collect();
     let intake = state

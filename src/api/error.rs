@@ -120,6 +120,11 @@ impl IntoResponse for ApiError {
                     err.to_string(),
                 ),
                 E::Upstream(_) => (StatusCode::BAD_GATEWAY, "provider_error", err.to_string()),
+                E::LimitsUnavailable => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "capacity_error",
+                    err.to_string(),
+                ),
                 E::Store(_) | E::Secrets(_) | E::Corrupt(_) => {
                     error!(error.code = err.code(), error = %err, "internal error");
                     (
@@ -155,6 +160,7 @@ impl IntoResponse for ApiError {
         let retry_after = match &self {
             Self::RateLimited(wait) => Some(wait.as_secs().max(1)),
             Self::Connect(connect::Error::TooManyAttempts) => Some(60),
+            Self::Connect(connect::Error::LimitsUnavailable) => Some(5),
             Self::QueueFull => Some(30),
             _ => None,
         };

@@ -14,6 +14,7 @@ use super::hosted_settings::Hosted;
 use crate::connect::Connect;
 use crate::domain::EmailAddress;
 use crate::metrics::Metrics;
+use crate::shared_limits::{Rate, SharedLimits, Verdict};
 
 /// Handler state. Cheap to clone.
 #[derive(Clone)]
@@ -40,10 +41,22 @@ impl AppState {
         hosted: Hosted,
         max_queued: u64,
     ) -> Self {
+        Self::with_shared_limits(connect, metrics, config, hosted, max_queued, None)
+    }
+
+    /// [`AppState::new`], whose limits every instance given the same `shared` limits shares.
+    pub fn with_shared_limits(
+        connect: Connect,
+        metrics: Metrics,
+        config: &ApiConfig,
+        hosted: Hosted,
+        max_queued: u64,
+        shared: Option<SharedLimits>,
+    ) -> Self {
         Self {
             connect,
             metrics,
-            limiters: Arc::new(RateLimiters::new(config)),
+            limiters: Arc::new(RateLimiters::new(config, shared)),
             hosted: Arc::new(hosted),
             max_queued,
         }
@@ -55,7 +68,12 @@ impl AppState {
 /// and the account's limit is kept per source address, so that nobody can spend another
 /// caller's allowance for a user. On the token, revocation, resource and queue endpoints: per
 /// source address, and queue intake per client.
+///
+/// With shared limits (`[limits] url`) every limit is taken from Redis first, so that it holds
+/// across instances; Redis away, each falls back to this process's limiter.
 pub struct RateLimiters {
+    shared: Option<SharedLimits>,
+    rates: Rates,
     sources: DefaultKeyedRateLimiter<IpAddr>,
     clients: DefaultKeyedRateLimiter<String>,
     accounts: DefaultKeyedRateLimiter<(IpAddr, String)>,
@@ -63,6 +81,16 @@ pub struct RateLimiters {
     resource_sources: DefaultKeyedRateLimiter<IpAddr>,
     intake: DefaultKeyedRateLimiter<String>,
     calls: AtomicU64,
+}
+
+/// The configured rates, for the shared limits.
+struct Rates {
+    sources: u32,
+    clients: u32,
+    accounts: u32,
+    token_sources: u32,
+    resource_sources: u32,
+    intake: u32,
 }
 
 /// Which limit of a source address a request takes.
@@ -77,9 +105,18 @@ pub enum SourceLimit {
 }
 
 impl RateLimiters {
-    fn new(config: &ApiConfig) -> Self {
+    fn new(config: &ApiConfig, shared: Option<SharedLimits>) -> Self {
         let per_minute = |n: u32| Quota::per_minute(NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN));
         Self {
+            shared: shared.filter(SharedLimits::keys_people),
+            rates: Rates {
+                sources: config.authorize_per_address_per_minute,
+                clients: config.authorize_per_client_per_minute,
+                accounts: config.authorize_per_account_per_minute,
+                token_sources: config.token_per_address_per_minute,
+                resource_sources: config.resource_per_address_per_minute,
+                intake: config.jobs_per_client_per_minute,
+            },
             sources: RateLimiter::keyed(per_minute(config.authorize_per_address_per_minute)),
             clients: RateLimiter::keyed(per_minute(config.authorize_per_client_per_minute)),
             accounts: RateLimiter::keyed(per_minute(config.authorize_per_account_per_minute)),
@@ -93,47 +130,91 @@ impl RateLimiters {
     }
 
     /// Takes one call of `source`'s `limit`, or says how long to wait.
-    pub fn check_source(&self, limit: SourceLimit, source: IpAddr) -> Result<(), Duration> {
+    pub async fn check_source(&self, limit: SourceLimit, source: IpAddr) -> Result<(), Duration> {
         self.prune();
-        let limiter = match limit {
-            SourceLimit::Authorize => &self.sources,
-            SourceLimit::Token => &self.token_sources,
-            SourceLimit::Resource => &self.resource_sources,
+        let (limiter, name, rate) = match limit {
+            SourceLimit::Authorize => (&self.sources, "authorize_source", self.rates.sources),
+            SourceLimit::Token => (&self.token_sources, "token_source", self.rates.token_sources),
+            SourceLimit::Resource => (
+                &self.resource_sources,
+                "resource_source",
+                self.rates.resource_sources,
+            ),
         };
+        let key = source.to_string();
+        if let Some(verdict) = self.shared(name, key.as_bytes(), rate, 1).await {
+            return verdict;
+        }
         limiter.check_key(&source).map_err(wait)
     }
 
+    /// The shared limit's answer, or `None` to fall back to this process's limiter.
+    async fn shared(
+        &self,
+        name: &'static str,
+        key: &[u8],
+        per_minute: u32,
+        cost: u32,
+    ) -> Option<Result<(), Duration>> {
+        let shared = self.shared.as_ref()?;
+        match shared.take(name, key, Rate::per_minute(per_minute), cost).await {
+            Ok(Verdict::Allowed) => Some(Ok(())),
+            Ok(Verdict::Wait(wait)) => Some(Err(wait.min(Duration::from_secs(60)))),
+            Err(_) => None,
+        }
+    }
+
     /// Takes one authorization of a known `client` for `account` (normalised) from `source`.
-    pub fn check_account(
+    pub async fn check_account(
         &self,
         client: &str,
         account: &EmailAddress,
         source: IpAddr,
     ) -> Result<(), Duration> {
-        self.clients.check_key(&client.to_owned()).map_err(wait)?;
-        self.accounts
-            .check_key(&(source, account.to_string()))
-            .map_err(wait)
+        match self
+            .shared("authorize_client", client.as_bytes(), self.rates.clients, 1)
+            .await
+        {
+            Some(verdict) => verdict?,
+            None => self.clients.check_key(&client.to_owned()).map_err(wait)?,
+        }
+        let key = format!("{source}\n{account}");
+        match self
+            .shared("authorize_account", key.as_bytes(), self.rates.accounts, 1)
+            .await
+        {
+            Some(verdict) => verdict,
+            None => self
+                .accounts
+                .check_key(&(source, account.to_string()))
+                .map_err(wait),
+        }
     }
 
     /// Takes one sign-in of a client already known to exist (the hosted page): the source's
     /// limit, then, for a well-formed address, the client's and the account's.
-    pub fn check_sign_in(
+    pub async fn check_sign_in(
         &self,
         client: &str,
         address: &str,
         source: IpAddr,
     ) -> Result<(), Duration> {
-        self.check_source(SourceLimit::Authorize, source)?;
+        self.check_source(SourceLimit::Authorize, source).await?;
         match EmailAddress::parse(address) {
-            Ok(address) => self.check_account(client, &address, source),
+            Ok(address) => self.check_account(client, &address, source).await,
             Err(_) => Ok(()),
         }
     }
 
     /// Takes `jobs` jobs of an authenticated `client`'s intake.
-    pub fn check_intake(&self, client: &str, jobs: usize) -> Result<(), Duration> {
+    pub async fn check_intake(&self, client: &str, jobs: usize) -> Result<(), Duration> {
         let jobs = NonZeroU32::new(jobs.min(u32::MAX as usize) as u32).unwrap_or(NonZeroU32::MIN);
+        if let Some(verdict) = self
+            .shared("job_intake", client.as_bytes(), self.rates.intake, jobs.get())
+            .await
+        {
+            return verdict;
+        }
         match self.intake.check_key_n(&client.to_owned(), jobs) {
             Ok(Ok(())) => Ok(()),
             Ok(Err(not_until)) => Err(wait(not_until)),
@@ -205,6 +286,7 @@ impl<L: LimitKind> axum::extract::FromRequestParts<AppState> for Limited<L> {
         state
             .limiters
             .check_source(L::LIMIT, source)
+            .await
             .map_err(super::error::ApiError::RateLimited)?;
         Ok(Self {
             source,

@@ -10,7 +10,8 @@ use anyhow::Context;
 use exdisco::batch::{
     BatchConfig, DomainCache, DoneLines, Event, Summary, resume_output, run_batch,
 };
-use exdisco::discovery::Pipeline;
+use exdisco::discovery::{Limits, Pipeline};
+use exdisco::shared_limits::SharedLimits;
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::io::{AsyncWrite, BufReader};
 use tokio_util::sync::CancellationToken;
@@ -47,8 +48,18 @@ pub struct BatchArgs {
 
 pub async fn run(args: BatchArgs) -> anyhow::Result<ExitCode> {
     let settings = args.settings.load(&args.network)?;
-    let pipeline =
-        Pipeline::from_settings(&settings.discovery).context("cannot set up discovery")?;
+    // With `[limits] url`, every worker on every machine shares each host's rate and requests
+    // in flight (batch carries no passwords, so no key is needed).
+    let pipeline_config = settings
+        .discovery
+        .pipeline_config()
+        .context("cannot set up discovery")?;
+    let shared = SharedLimits::new(&settings.limits, None).context("limits.url")?;
+    let limits = Limits::with_shared(pipeline_config.limits.clone(), shared);
+    let pipeline = Pipeline::builder(pipeline_config)
+        .limits(limits)
+        .build()
+        .context("cannot set up discovery")?;
     // A domain's answer is kept as long as the daemon keeps its cache (`connect.cache_ttl`).
     let cache = DomainCache::new(args.cache_domains, settings.connect.cache_ttl);
     let cancel = CancellationToken::new();

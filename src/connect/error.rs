@@ -73,6 +73,10 @@ pub enum Error {
     /// Too many credential attempts for this account.
     #[error("too many attempts for this account; try again later")]
     TooManyAttempts,
+    /// The shared limits (Redis) did not answer: the password budget refuses (rule 19 fails
+    /// closed).
+    #[error("the password budget could not be checked; try again shortly")]
+    LimitsUnavailable,
     /// Changing scopes requires `reauth_account_id`.
     #[error(
         "the account exists with other scopes; authorize again with reauth_account_id to change them"
@@ -202,6 +206,7 @@ impl Error {
             Self::NotActiveSync(_) => "not_activesync",
             Self::Upstream(_) => "upstream_unreachable",
             Self::TooManyAttempts => "too_many_attempts",
+            Self::LimitsUnavailable => "limits_unavailable",
             Self::ScopeChange => "scope_change",
             Self::SettingsChange => "reauth_required",
             Self::AccountNotFound => "account_not_found",

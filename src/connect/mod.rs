@@ -556,6 +556,9 @@ fn check_verification(report: &Report) -> Result<(), Error> {
         if code == Code::CredentialBudget {
             return Err(Error::TooManyAttempts);
         }
+        if code == Code::BudgetUnavailable {
+            return Err(Error::LimitsUnavailable);
+        }
         if code == Code::ImapOnly {
             return Err(Error::ImapOnly {
                 servers: report.mail_servers.clone(),
@@ -584,6 +587,7 @@ fn check_verification(report: &Report) -> Result<(), Error> {
             match code {
                 Code::ModernAuthOnly => Err(Error::ExchangeOnline),
                 Code::CredentialBudget => Err(Error::TooManyAttempts),
+                Code::BudgetUnavailable => Err(Error::LimitsUnavailable),
                 Code::NotActiveSync
                 | Code::Forbidden
                 | Code::ActiveSyncMoved

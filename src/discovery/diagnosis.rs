@@ -102,6 +102,15 @@ fn race_failure(ended: &[(bool, Code)], findings: &Findings, had_credentials: bo
 /// when another candidate that could have taken the password was not reached.
 fn summarise(ended: &[(bool, Code)]) -> Failure {
     let codes: Vec<Code> = ended.iter().map(|(_, code)| *code).collect();
+    // Nor is a budget that could not be asked: nothing was tried either.
+    if codes.contains(&Code::BudgetUnavailable) && !codes.contains(&Code::AuthRejected) {
+        return Failure {
+            code: Code::BudgetUnavailable,
+            message: "the shared password budget did not answer, so no password was sent; \
+                      try again shortly"
+                .into(),
+        };
+    }
     // A spent password budget is not a wrong password: nothing was tried (rule 19).
     if codes.contains(&Code::CredentialBudget) && !codes.contains(&Code::AuthRejected) {
         return Failure {
@@ -191,7 +200,10 @@ fn refine(failure: Failure, trail: &[Attempt], domain: &Domain) -> Failure {
             ),
         };
     }
-    if failure.code == Code::CredentialBudget {
+    if matches!(
+        failure.code,
+        Code::CredentialBudget | Code::BudgetUnavailable
+    ) {
         return failure;
     }
     let failed: Vec<Code> = trail
@@ -246,6 +258,7 @@ fn remedy(code: Code, report: &Report, domain: &Domain) -> Remedy {
         Code::AuthInconclusive => Remedy::CheckPasswordAndRetry,
         Code::AuthRequired => Remedy::GiveCredentials,
         Code::CredentialBudget => Remedy::Wait { minutes: 15 },
+        Code::BudgetUnavailable => Remedy::Wait { minutes: 1 },
         Code::ImapOnly => Remedy::UseImap {
             domain: domain_name,
             servers: report.mail_servers.clone(),

@@ -169,6 +169,12 @@ pub enum Error {
         /// The URL.
         url: String,
     },
+    /// The shared password budget did not answer: nothing was sent (rule 19 fails closed).
+    #[error("the shared password budget did not answer; not sent to {url}")]
+    BudgetUnavailable {
+        /// The URL.
+        url: String,
+    },
     /// The body exceeded the byte cap (rule 15).
     #[error("{url} sent more than {limit} bytes")]
     BodyTooLarge {
@@ -274,6 +280,7 @@ impl Error {
             Self::ModernAuthOnly { .. } => Code::ModernAuthOnly,
             Self::CredentialsWithheld { .. } => Code::CredentialsWithheld,
             Self::CredentialBudget { .. } => Code::CredentialBudget,
+            Self::BudgetUnavailable { .. } => Code::BudgetUnavailable,
             Self::BodyTooLarge { .. } => Code::BodyTooLarge,
             Self::PoxParse { .. } => Code::PoxInvalidXml,
             Self::PoxDoctype { .. } => Code::PoxDoctype,

@@ -53,7 +53,7 @@ use url::Url;
 pub use dns::DnsConfig;
 pub use error::Error;
 pub use http::{Body, Fetched, Http, HttpConfig, Outgoing, Ports, Timeouts};
-pub use limits::{Limits, LimitsConfig};
+pub use limits::{Budget, Limits, LimitsConfig};
 pub use pox::Schema;
 pub use race::PreferenceWait;
 pub use settings::{Settings, read_certificates};

@@ -74,7 +74,7 @@ impl Pipeline {
             && probe.authenticated
             && steps.run.trust.speaks_for_domain(&answered_host)
         {
-            self.shared.limits.password_accepted(credentials);
+            self.shared.limits.password_accepted(credentials).await;
         }
         report.credentials_valid = match probe.outcome {
             ProbeOutcome::Confirmed => Some(true),

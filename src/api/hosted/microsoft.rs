@@ -112,6 +112,7 @@ async fn start(
     if state
         .limiters
         .check_sign_in(&flow.client_id, &form.email, peer.ip())
+        .await
         .is_err()
     {
         return stop(

@@ -233,6 +233,7 @@ async fn submit(
     if let Err(wait) = state
         .limiters
         .check_sign_in(&flow.client_id, email, peer.ip())
+        .await
     {
         let mut response = reply.form(
             StatusCode::TOO_MANY_REQUESTS,
@@ -429,6 +430,16 @@ impl Reply<'_> {
                     kind: "error",
                     title: "Too many attempts".into(),
                     text: "Too many passwords were tried for this mailbox. Wait 15 minutes, then try again.".into(),
+                }),
+            ),
+            FlowError::LimitsUnavailable => self.form(
+                StatusCode::SERVICE_UNAVAILABLE,
+                step,
+                FieldErrors::default(),
+                Some(Notice {
+                    kind: "error",
+                    title: "Please try again".into(),
+                    text: "We could not check your sign-in safely just now, so your password was not sent. Try again in a minute.".into(),
                 }),
             ),
             FlowError::ImapOnly { servers } => self.not_exchange(domain, &servers),

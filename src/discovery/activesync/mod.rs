@@ -26,6 +26,7 @@ use super::error::Error;
 use super::http::{Http, Outgoing};
 use super::redirect::{self, TargetRules};
 use crate::code::Code;
+use crate::discovery::limits::Budget;
 use crate::domain::Credentials;
 use crate::report::{Attempt, Method, Outcome, Step};
 pub use crate::report::{Probe, ProbeOutcome};
@@ -202,8 +203,10 @@ async fn probe_once(
     let Some(credentials) = credentials.filter(|_| url.scheme() == "https") else {
         return anonymous.withheld(ProbeOutcome::CredentialsWithheld.code());
     };
-    if !http.limits().try_account_attempt(credentials) {
-        return anonymous.withheld(Code::CredentialBudget);
+    match http.limits().try_account_attempt(credentials).await {
+        Budget::Granted => {}
+        Budget::Spent => return anonymous.withheld(Code::CredentialBudget),
+        Budget::Unavailable => return anonymous.withheld(Code::BudgetUnavailable),
     }
     match send(http, url, Some(credentials), record).await {
         Ok((status, headers)) => classify(url, status, &headers, true),

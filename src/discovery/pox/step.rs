@@ -15,6 +15,7 @@ use crate::code::Code;
 use crate::discovery::activesync;
 use crate::discovery::challenge::Challenge;
 use crate::discovery::error::Error;
+use crate::discovery::limits::Budget;
 use crate::discovery::http::Fetched;
 use crate::discovery::steps::{CandidateOutcome, Found, Origin, Steps, failed, location};
 use crate::domain::{Credentials, Domain, EmailAddress};
@@ -253,7 +254,7 @@ impl Steps {
         credentials: &Credentials,
     ) -> PostResult {
         let _turn = self.run.credential_gate.acquire().await;
-        let charged = match self.take_credential_attempt(url, credentials) {
+        let charged = match self.take_credential_attempt(url, credentials).await {
             Ok(charged) => charged,
             Err(err) => {
                 self.record_refusal(Step::Pox, url.as_str(), &err);
@@ -277,7 +278,8 @@ impl Steps {
                         url.host_str().unwrap_or_default(),
                         credentials,
                         charged,
-                    );
+                    )
+                    .await;
                 }
                 result
             }
@@ -340,30 +342,42 @@ impl Steps {
     /// Takes one credentialed attempt from the discovery's and the account's budgets; a
     /// password a host speaking for the domain accepted lately spends neither
     /// ([`crate::discovery::Limits`]). Returns whether it was charged.
-    fn take_credential_attempt(&self, url: &Url, credentials: &Credentials) -> Result<bool, Error> {
+    async fn take_credential_attempt(
+        &self,
+        url: &Url,
+        credentials: &Credentials,
+    ) -> Result<bool, Error> {
         let limits = &self.shared.limits;
-        if limits.is_accepted(credentials) {
+        if limits.is_accepted(credentials).await {
             return Ok(false);
         }
         let cap = limits.config().credential_attempts_per_discovery;
         let spent = self.run.credential_attempts.fetch_add(1, Ordering::SeqCst);
-        if spent >= cap || !limits.charge_account(credentials) {
-            return Err(Error::CredentialBudget {
+        let budget = if spent >= cap {
+            Budget::Spent
+        } else {
+            limits.charge_account(credentials).await
+        };
+        match budget {
+            Budget::Granted => Ok(true),
+            Budget::Spent => Err(Error::CredentialBudget {
                 url: url.to_string(),
-            });
+            }),
+            Budget::Unavailable => Err(Error::BudgetUnavailable {
+                url: url.to_string(),
+            }),
         }
-        Ok(true)
     }
 
     /// A host speaking for the domain answered the password with an Autodiscover answer: the
     /// password is right, so the attempt it was charged gives the discovery's budget back and
     /// the account's budget no longer counts it (the schema fallback and the verification
     /// that follow it are never refused for lack of budget).
-    fn password_accepted(&self, host: &str, credentials: &Credentials, charged: bool) {
+    async fn password_accepted(&self, host: &str, credentials: &Credentials, charged: bool) {
         if !self.run.trust.speaks_for_domain(host) {
             return;
         }
-        self.shared.limits.password_accepted(credentials);
+        self.shared.limits.password_accepted(credentials).await;
         if charged {
             self.run.credential_attempts.fetch_sub(1, Ordering::SeqCst);
         }
