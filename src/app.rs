@@ -17,11 +17,11 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::connect::Connect;
 use crate::discovery::{Limits, Pipeline};
-use crate::shared_limits::SharedLimits;
 use crate::metrics::Metrics;
 use crate::queue::redis::{RedisConfig, RedisQueue};
 use crate::queue::{SqliteQueue, Worker};
 use crate::secrets::MasterKey;
+use crate::shared_limits::SharedLimits;
 use crate::store::Store;
 
 /// The daemon's parts: the HTTP app, and what its queue workers share with it.

@@ -274,9 +274,7 @@ impl SharedLimits {
         let mut connection = self.inner.connection.clone();
         let call = redis::cmd("EXISTS").arg(&key).to_owned();
         let answer: Result<i64, ()> = self.bounded(call.query_async(&mut connection)).await;
-        answer
-            .map(|n| n > 0)
-            .map_err(|()| self.unavailable(limit))
+        answer.map(|n| n > 0).map_err(|()| self.unavailable(limit))
     }
 
     /// The Redis key of `key` under `limit`: hosts hashed, people keyed by the operator's key
@@ -296,10 +294,7 @@ impl SharedLimits {
         Some(format!("{}:{limit}:{hex}", self.inner.prefix))
     }
 
-    async fn bounded<T>(
-        &self,
-        call: impl Future<Output = redis::RedisResult<T>>,
-    ) -> Result<T, ()> {
+    async fn bounded<T>(&self, call: impl Future<Output = redis::RedisResult<T>>) -> Result<T, ()> {
         match tokio::time::timeout(self.inner.timeout, call).await {
             Ok(Ok(value)) => Ok(value),
             _ => Err(()),

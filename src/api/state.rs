@@ -134,7 +134,11 @@ impl RateLimiters {
         self.prune();
         let (limiter, name, rate) = match limit {
             SourceLimit::Authorize => (&self.sources, "authorize_source", self.rates.sources),
-            SourceLimit::Token => (&self.token_sources, "token_source", self.rates.token_sources),
+            SourceLimit::Token => (
+                &self.token_sources,
+                "token_source",
+                self.rates.token_sources,
+            ),
             SourceLimit::Resource => (
                 &self.resource_sources,
                 "resource_source",
@@ -157,7 +161,10 @@ impl RateLimiters {
         cost: u32,
     ) -> Option<Result<(), Duration>> {
         let shared = self.shared.as_ref()?;
-        match shared.take(name, key, Rate::per_minute(per_minute), cost).await {
+        match shared
+            .take(name, key, Rate::per_minute(per_minute), cost)
+            .await
+        {
             Ok(Verdict::Allowed) => Some(Ok(())),
             Ok(Verdict::Wait(wait)) => Some(Err(wait.min(Duration::from_secs(60)))),
             Err(_) => None,
@@ -210,7 +217,12 @@ impl RateLimiters {
     pub async fn check_intake(&self, client: &str, jobs: usize) -> Result<(), Duration> {
         let jobs = NonZeroU32::new(jobs.min(u32::MAX as usize) as u32).unwrap_or(NonZeroU32::MIN);
         if let Some(verdict) = self
-            .shared("job_intake", client.as_bytes(), self.rates.intake, jobs.get())
+            .shared(
+                "job_intake",
+                client.as_bytes(),
+                self.rates.intake,
+                jobs.get(),
+            )
             .await
         {
             return verdict;

@@ -148,5 +148,10 @@ pub async fn client(command: ClientCommand) -> anyhow::Result<ExitCode> {
 async fn open_store(config: &Config) -> anyhow::Result<Store> {
     Store::connect(&config.store, exdisco::clock::Clock::system())
         .await
-        .with_context(|| format!("cannot open the database {}", Store::describe(&config.store)))
+        .with_context(|| {
+            format!(
+                "cannot open the database {}",
+                Store::describe(&config.store)
+            )
+        })
 }

@@ -177,7 +177,12 @@ impl Limits {
         let slot = loop {
             let capacity = config.per_host_in_flight.max(1);
             match shared
-                .acquire(shared_limits::HOST_IN_FLIGHT, key.as_bytes(), capacity, SLOT_TTL)
+                .acquire(
+                    shared_limits::HOST_IN_FLIGHT,
+                    key.as_bytes(),
+                    capacity,
+                    SLOT_TTL,
+                )
                 .await
             {
                 Ok(Some(slot)) => break slot,
@@ -272,7 +277,10 @@ impl Limits {
             // Another instance's acceptance counts; a Redis away counts as not accepted (the
             // attempt is then charged, which fails closed).
             Some(shared) => shared
-                .remembered(shared_limits::ACCEPTED_PASSWORDS, &secret_material(credentials))
+                .remembered(
+                    shared_limits::ACCEPTED_PASSWORDS,
+                    &secret_material(credentials),
+                )
                 .await
                 .unwrap_or(false),
             None => false,
@@ -432,7 +440,10 @@ mod tests {
             source: Some("192.0.2.7".parse().unwrap()),
             ..right.clone()
         };
-        assert!(!limits.is_accepted(&elsewhere).await, "acceptance is per source");
+        assert!(
+            !limits.is_accepted(&elsewhere).await,
+            "acceptance is per source"
+        );
     }
 
     #[tokio::test]

@@ -347,11 +347,8 @@ impl Store {
         domain: String,
         now: i64,
     ) -> Result<Option<CachedDiscovery>, Error> {
-        dispatch!(
-            self,
-            |c| sqlite::cached_discovery(c, &domain, now),
-            |db| db.cached_discovery(&domain, now)
-        )
+        dispatch!(self, |c| sqlite::cached_discovery(c, &domain, now), |db| db
+            .cached_discovery(&domain, now))
     }
 
     /// Caches a discovery.
@@ -385,7 +382,11 @@ impl Store {
     }
 
     /// Claims the oldest claimable job for `lease_seconds` under a new lease.
-    pub async fn claim_job(&self, now: i64, lease_seconds: i64) -> Result<Option<ClaimedRow>, Error> {
+    pub async fn claim_job(
+        &self,
+        now: i64,
+        lease_seconds: i64,
+    ) -> Result<Option<ClaimedRow>, Error> {
         let lease = format!("lease_{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
         dispatch!(
             self,
@@ -428,7 +429,12 @@ impl Store {
 
     /// Gives a job leased to `lease` back untouched (shutdown); `false` when the lease was
     /// taken over.
-    pub async fn release_job(&self, job_id: String, lease: String, now: i64) -> Result<bool, Error> {
+    pub async fn release_job(
+        &self,
+        job_id: String,
+        lease: String,
+        now: i64,
+    ) -> Result<bool, Error> {
         dispatch!(
             self,
             |c| sqlite::jobs::release(c, &job_id, &lease, now),
@@ -581,7 +587,10 @@ mod tests {
     #[test]
     fn both_backends_have_one_migration_history() {
         let names = |backend: &str| {
-            let dir = format!("{}/src/store/migrations/{backend}", env!("CARGO_MANIFEST_DIR"));
+            let dir = format!(
+                "{}/src/store/migrations/{backend}",
+                env!("CARGO_MANIFEST_DIR")
+            );
             let mut names: Vec<String> = std::fs::read_dir(dir)
                 .unwrap()
                 .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

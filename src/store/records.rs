@@ -151,4 +151,3 @@ pub enum Intake {
     /// Nothing was queued: the queue would hold more than its bound.
     Full,
 }
-

@@ -372,24 +372,24 @@ async fn clients_accounts_and_tokens_of_the_accounts_api(db: Database) {
         .await
         .unwrap();
     let found = store.find_client("client_1".into()).await.unwrap().unwrap();
-    assert_eq!(
-        (found.name.as_str(), found.secret_hash.len()),
-        ("App", 32)
-    );
+    assert_eq!((found.name.as_str(), found.secret_hash.len()), ("App", 32));
     assert_eq!(store.list_clients().await.unwrap().len(), 1);
     for (n, email) in ["a@example.test", "b@example.test", "c@example.test"]
         .iter()
         .enumerate()
     {
         let id = format!("acct_{n}");
-        code(&store, id.as_bytes(), account(&id, email, "mail.example.test"), 900).await;
+        code(
+            &store,
+            id.as_bytes(),
+            account(&id, email, "mail.example.test"),
+            900,
+        )
+        .await;
         let t = format!("t{n}");
         redeem(&store, id.as_bytes(), "client_1", t.as_bytes(), 150).await;
     }
-    let page = store
-        .list_accounts("client_1".into(), 1, 5)
-        .await
-        .unwrap();
+    let page = store.list_accounts("client_1".into(), 1, 5).await.unwrap();
     assert_eq!(
         page.iter().map(|a| a.email.as_str()).collect::<Vec<_>>(),
         ["b@example.test", "c@example.test"]
@@ -459,13 +459,22 @@ async fn jobs_are_leased_and_a_lapsed_lease_is_claimable_again(db: Database) {
         ("j2".to_owned(), "b.test".to_owned()),
     ];
     assert_eq!(
-        store.enqueue_jobs("cli_a".into(), jobs, 2, 0).await.unwrap(),
+        store
+            .enqueue_jobs("cli_a".into(), jobs, 2, 0)
+            .await
+            .unwrap(),
         Intake::Queued
     );
     let first = store.claim_job(100, 30).await.unwrap().unwrap();
     assert_eq!(first.job_id, "j1");
-    assert_eq!(store.claim_job(100, 30).await.unwrap().unwrap().job_id, "j2");
-    assert!(store.claim_job(110, 30).await.unwrap().is_none(), "both leased");
+    assert_eq!(
+        store.claim_job(100, 30).await.unwrap().unwrap().job_id,
+        "j2"
+    );
+    assert!(
+        store.claim_job(110, 30).await.unwrap().is_none(),
+        "both leased"
+    );
     let again = store.claim_job(131, 30).await.unwrap().unwrap();
     assert_eq!((again.job_id.as_str(), again.attempts), ("j1", 2));
     assert!(
@@ -498,7 +507,10 @@ async fn jobs_are_leased_and_a_lapsed_lease_is_claimable_again(db: Database) {
 async fn a_worker_whose_lease_was_taken_cannot_finish_the_job(db: Database) {
     let store = db.open().await;
     let jobs = vec![("j1".to_owned(), "a@example.test".to_owned())];
-    store.enqueue_jobs("cli_a".into(), jobs, 10, 0).await.unwrap();
+    store
+        .enqueue_jobs("cli_a".into(), jobs, 10, 0)
+        .await
+        .unwrap();
     let slow = store.claim_job(100, 30).await.unwrap().unwrap();
     // Its lease runs out; a worker on another instance takes the job over.
     let other = db.open().await;
@@ -582,7 +594,10 @@ async fn sixteen_simultaneous_redemptions_give_one_token(db: Database) {
         tokio::spawn(async move {
             barrier.wait().await;
             let t = format!("t{n}");
-            (n, redeem(&store, b"code", "client_1", t.as_bytes(), 150).await)
+            (
+                n,
+                redeem(&store, b"code", "client_1", t.as_bytes(), 150).await,
+            )
         })
     });
     let outcomes = futures_join(redemptions).await;

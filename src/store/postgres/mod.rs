@@ -26,9 +26,18 @@ use crate::account::{Account, CachedDiscovery, NewAccount, Scopes};
 
 /// Migrations, numbered as the SQLite ones (`migrations/postgres/` holds the same names).
 pub(super) const MIGRATIONS: &[(&str, &str)] = &[
-    ("0001_init", include_str!("../migrations/postgres/0001_init.sql")),
-    ("0002_jobs", include_str!("../migrations/postgres/0002_jobs.sql")),
-    ("0003_grants", include_str!("../migrations/postgres/0003_grants.sql")),
+    (
+        "0001_init",
+        include_str!("../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        "0002_jobs",
+        include_str!("../migrations/postgres/0002_jobs.sql"),
+    ),
+    (
+        "0003_grants",
+        include_str!("../migrations/postgres/0003_grants.sql"),
+    ),
     (
         "0004_code_binding",
         include_str!("../migrations/postgres/0004_code_binding.sql"),
@@ -476,7 +485,10 @@ impl Db {
             "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE client_id = $1 ORDER BY id
              LIMIT $2 OFFSET $3"
         );
-        let (limit, offset) = (limit.min(i64::MAX as u64) as i64, offset.min(i64::MAX as u64) as i64);
+        let (limit, offset) = (
+            limit.min(i64::MAX as u64) as i64,
+            offset.min(i64::MAX as u64) as i64,
+        );
         let rows = self
             .pool
             .get()

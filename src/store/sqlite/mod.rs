@@ -527,4 +527,3 @@ pub fn forget_discovery(c: &mut Connection, domain: &str) -> Result<(), Error> {
     )?;
     Ok(())
 }
-
