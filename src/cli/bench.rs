@@ -86,6 +86,10 @@ pub struct BenchArgs {
     /// partly idle, one where the CPU is the limit.
     #[arg(long, value_delimiter = ',', default_value = "16,128")]
     redis_concurrency: Vec<usize>,
+    /// A PostgreSQL server for figure 8 (postgres://USER@HOST:PORT/DB; a database of the
+    /// bench's own is made there and dropped). Without it, figure 8 runs SQLite only.
+    #[arg(long, value_name = "URL")]
+    postgres: Option<String>,
     /// Only these figures (repeatable; default: all).
     #[arg(long, value_enum)]
     only: Vec<Figure>,
@@ -108,6 +112,8 @@ enum Figure {
     Mix,
     /// 7: the mix through Redis Streams, 1 and 2 worker processes.
     Redis,
+    /// 8: authorize + token flows on SQLite, and on PostgreSQL with 1 and 2 daemons.
+    Instances,
 }
 
 pub(super) struct World {
@@ -329,7 +335,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
     if wanted(Figure::Api) {
         let window =
             Duration::from_secs(args.api_seconds.unwrap_or(if args.quick { 3 } else { 12 }));
-        let calm = api::authorize_flows(&world, args.api_clients, window, 0).await?;
+        let calm = api::authorize_flows(
+            &world,
+            args.api_clients,
+            window,
+            0,
+            &api::Instances::default(),
+        )
+        .await?;
         let flows_per_second = |f: &api::FlowFigures| f.flows as f64 / f.seconds;
         writeln!(
             out,
@@ -344,8 +357,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
             calm.health.1,
         )?;
         if args.slow_bodies > 0 {
-            let mut attacked =
-                api::authorize_flows(&world, args.api_clients, window, args.slow_bodies).await?;
+            let mut attacked = api::authorize_flows(
+                &world,
+                args.api_clients,
+                window,
+                args.slow_bodies,
+                &api::Instances::default(),
+            )
+            .await?;
             let attack = attacked.attack.take().unwrap_or_default();
             writeln!(
                 out,
@@ -360,6 +379,37 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
                 attack.opened,
                 attack.refused,
                 attack.timed_out,
+            )?;
+        }
+    }
+    // 8. Several daemons, one database: the same flows on SQLite, then on PostgreSQL with one
+    // daemon and with two (in this process, each on its own listener, the flows alternating).
+    if wanted(Figure::Instances) {
+        let window =
+            Duration::from_secs(args.api_seconds.unwrap_or(if args.quick { 3 } else { 12 }));
+        let mut runs = vec![("SQLite, 1 daemon", None, 1)];
+        if let Some(server) = &args.postgres {
+            runs.push(("PostgreSQL, 1 daemon", Some(server.clone()), 1));
+            runs.push(("PostgreSQL, 2 daemons", Some(server.clone()), 2));
+        }
+        writeln!(
+            out,
+            "8. authorize + token, {} at once for {} s, by where the state lives (CPU: this process: daemons, fake server, clients):",
+            args.api_clients,
+            window.as_secs()
+        )?;
+        for (name, postgres, count) in runs {
+            let instances = api::Instances { postgres, count };
+            let figures =
+                api::authorize_flows(&world, args.api_clients, window, 0, &instances).await?;
+            writeln!(
+                out,
+                "   {name}: {:.1} flows/s ({} flows), p50 {:.1} ms, p99 {:.1} ms, {:.2} CPU s per 100 flows",
+                figures.flows as f64 / figures.seconds,
+                figures.flows,
+                ms(figures.p50),
+                ms(figures.p99),
+                figures.cpu * 100.0 / figures.flows.max(1) as f64,
             )?;
         }
     }

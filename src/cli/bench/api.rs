@@ -32,6 +32,18 @@ pub struct FlowFigures {
     pub health: (u64, u64),
     /// Slow-body connections: opened, closed at once by the per-source cap, answered 408.
     pub attack: Option<AttackFigures>,
+    /// CPU seconds this process (daemons, fake server and clients) spent.
+    pub cpu: f64,
+}
+
+/// Where the flows' state lives, and how many daemons share it (figure 8).
+#[derive(Debug, Clone, Default)]
+pub struct Instances {
+    /// A PostgreSQL server (a database of the bench's own is made on it and dropped), or the
+    /// SQLite file.
+    pub postgres: Option<String>,
+    /// Daemons on the one database, each on its own listener; the flows take turns.
+    pub count: usize,
 }
 
 /// What the attacker saw.
@@ -51,6 +63,7 @@ pub async fn authorize_flows(
     clients: usize,
     window: Duration,
     slow_bodies: usize,
+    instances: &Instances,
 ) -> anyhow::Result<FlowFigures> {
     let password = "bench-password";
     world.dns.a("eas.example-bench.test", FLEET_IP);
@@ -99,28 +112,46 @@ pub async fn authorize_flows(
     config.discovery.per_host_per_second = 100_000;
     config.discovery.per_host_burst = 100_000;
     config.discovery.per_host_in_flight = 64;
-    let key =
-        exdisco::secrets::MasterKey::from_base64(&exdisco::secrets::MasterKey::generate_base64()?)?;
-    let app = exdisco::app::App::build(&config, key).await?;
-    let client = exdisco::connect::add_client(&app.store, "bench", vec![]).await?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let address = listener.local_addr()?;
-    let base = format!("http://{address}");
+    let scratch = match &instances.postgres {
+        Some(server) => {
+            let (url, database) = scratch_database(server).await?;
+            config.store.url = Some(url.into());
+            Some((server.clone(), database))
+        }
+        None => None,
+    };
+    let key = exdisco::secrets::MasterKey::generate_base64()?;
     let shutdown = CancellationToken::new();
-    let api_config = config.api.clone();
-    let token = shutdown.clone();
-    let metrics = app.metrics.clone();
-    let server = tokio::spawn(async move {
-        exdisco::api::serve(
-            listener,
-            app.router,
-            &api_config,
-            &metrics,
-            token,
-            Duration::from_secs(1),
-        )
-        .await
-    });
+    let mut bases = Vec::new();
+    let mut servers = Vec::new();
+    let mut client = None;
+    for _ in 0..instances.count.max(1) {
+        let app =
+            exdisco::app::App::build(&config, exdisco::secrets::MasterKey::from_base64(&key)?)
+                .await?;
+        if client.is_none() {
+            client = Some(exdisco::connect::add_client(&app.store, "bench", vec![]).await?);
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        bases.push(format!("http://{}", listener.local_addr()?));
+        let api_config = config.api.clone();
+        let token = shutdown.clone();
+        let metrics = app.metrics.clone();
+        servers.push(tokio::spawn(async move {
+            exdisco::api::serve(
+                listener,
+                app.router,
+                &api_config,
+                &metrics,
+                token,
+                Duration::from_secs(1),
+            )
+            .await
+        }));
+    }
+    let client = client.context("no daemon")?;
+    let address: SocketAddr = bases[0].trim_start_matches("http://").parse()?;
+    let cpu_before = super::cpu_seconds();
 
     let stop = CancellationToken::new();
     let attack = (slow_bodies > 0).then(|| {
@@ -146,7 +177,7 @@ pub async fn authorize_flows(
     for task_index in 0..clients {
         let (http, base, client_id, secret) = (
             http.clone(),
-            base.clone(),
+            bases[task_index % bases.len()].clone(),
             client_id.clone(),
             secret.clone(),
         );
@@ -176,11 +207,17 @@ pub async fn authorize_flows(
         latencies.extend(done??);
     }
     let seconds = started.elapsed().as_secs_f64();
+    let cpu = super::cpu_seconds() - cpu_before;
     stop.cancel();
     let health = health.await?;
     shutdown.cancel();
-    let _ = server.await;
+    for server in servers {
+        let _ = server.await;
+    }
     let _ = std::fs::remove_dir_all(&dir);
+    if let Some((server, database)) = scratch {
+        drop_database(&server, &database).await;
+    }
     anyhow::ensure!(!latencies.is_empty(), "no flow completed");
     latencies.sort();
     let at = |q: f64| latencies[((latencies.len() as f64 - 1.0) * q).round() as usize];
@@ -195,7 +232,33 @@ pub async fn authorize_flows(
             refused: stats.refused.load(Ordering::Relaxed),
             timed_out: stats.timed_out.load(Ordering::Relaxed),
         }),
+        cpu,
     })
+}
+
+/// A database of the bench's own on `server`: its URL and name.
+async fn scratch_database(server: &str) -> anyhow::Result<(String, String)> {
+    let (client, connection) = tokio_postgres::connect(server, tokio_postgres::NoTls)
+        .await
+        .context("the --postgres server")?;
+    tokio::spawn(connection);
+    let name = format!("exdisco_bench_{}_{}", std::process::id(), fastrand::u32(..));
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await?;
+    let mut url = url::Url::parse(server)?;
+    url.set_path(&format!("/{name}"));
+    Ok((url.to_string(), name))
+}
+
+async fn drop_database(server: &str, name: &str) {
+    if let Ok((client, connection)) = tokio_postgres::connect(server, tokio_postgres::NoTls).await {
+        tokio::spawn(connection);
+        // The daemons' pools are gone with them; WITH (FORCE) ends what lingers.
+        let _ = client
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .await;
+    }
 }
 
 #[derive(Default)]
