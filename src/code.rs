@@ -68,6 +68,39 @@ pub enum Code {
     /// `budget_unavailable`: the shared password budget (Redis) did not answer, so no password
     /// was sent (it fails closed).
     BudgetUnavailable,
+    // The sync check ([MS-ASPROV], [MS-ASCMD] FolderSync).
+    /// `sync_confirmed`: Provision and FolderSync went through; the mailbox syncs.
+    SyncConfirmed,
+    /// `protocol_version_refused`: no ActiveSync version both sides speak (12.0 or later), or
+    /// the server refused the one chosen (status 138, or Exchange Online's floor of 16.1).
+    ProtocolVersionRefused,
+    /// `provisioning_required`: the server asks for the policy again (HTTP 449, status 142,
+    /// 143, 144) after it was acknowledged.
+    ProvisioningRequired,
+    /// `policy_refused`: the server's policy cannot be acknowledged (Provision status 2 or 3,
+    /// policy status 3, 4 or 5, status 141 or 145).
+    PolicyRefused,
+    /// `remote_wipe_requested`: the server sent a remote-wipe directive (status 140, or a
+    /// `RemoteWipe` element); reported, never acted on.
+    RemoteWipeRequested,
+    /// `user_disabled_for_sync`: the user is not enabled for ActiveSync (status 126, 127,
+    /// 128; 131 account disabled).
+    UserDisabledForSync,
+    /// `device_blocked`: an Allow/Block/Quarantine rule blocks this device (status 129).
+    DeviceBlocked,
+    /// `device_quarantined`: the device is quarantined: the server shows it nothing but the
+    /// Inbox, where its quarantine notice is.
+    DeviceQuarantined,
+    /// `access_denied`: the server denies this user access (status 130).
+    AccessDenied,
+    /// `max_devices_reached`: the mailbox has as many devices as it may (status 177).
+    MaxDevicesReached,
+    /// `mailbox_moved`: a command was answered 451 (the mailbox is elsewhere).
+    MailboxMoved,
+    /// `throttled`: 503 with `X-MS-ASThrottle`, or status 111 / a 503 (try later).
+    Throttled,
+    /// `sync_failed`: another status the check cannot act on (kept in the report).
+    SyncFailed,
     // Autodiscover answers.
     /// `pox_invalid_xml`.
     PoxInvalidXml,
@@ -191,6 +224,19 @@ impl Code {
             Self::NeedsConsent => "needs_consent",
             Self::NotVerified => "not_verified",
             Self::ImapOnly => "imap_only",
+            Self::SyncConfirmed => "sync_confirmed",
+            Self::ProtocolVersionRefused => "protocol_version_refused",
+            Self::ProvisioningRequired => "provisioning_required",
+            Self::PolicyRefused => "policy_refused",
+            Self::RemoteWipeRequested => "remote_wipe_requested",
+            Self::UserDisabledForSync => "user_disabled_for_sync",
+            Self::DeviceBlocked => "device_blocked",
+            Self::DeviceQuarantined => "device_quarantined",
+            Self::AccessDenied => "access_denied",
+            Self::MaxDevicesReached => "max_devices_reached",
+            Self::MailboxMoved => "mailbox_moved",
+            Self::Throttled => "throttled",
+            Self::SyncFailed => "sync_failed",
         }
     }
 

@@ -44,6 +44,10 @@ pub struct Report {
     pub activesync: Option<Probe>,
     /// The credential check, when one was asked for (`discover --verify`).
     pub verification: Option<Probe>,
+    /// The sync check, when one was asked for (`discover --verify=sync`): Provision and
+    /// FolderSync as a device would run them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sync: Option<SyncCheck>,
     /// Whether the credentials work: `Some(true)` only after a 200 with the ActiveSync headers
     /// to an authenticated request; `None` when not checked or not decidable.
     pub credentials_valid: Option<bool>,
@@ -144,6 +148,17 @@ pub enum Remedy {
         /// The domain.
         domain: String,
     },
+    /// The sync check failed for a reason the mailbox's Exchange administrator fixes:
+    /// `code` says which (`device_blocked`, `device_quarantined`, `user_disabled_for_sync`,
+    /// `max_devices_reached`, ...), for the device `device_id` of type `device_type`.
+    AskAdministrator {
+        /// The sync check's code.
+        code: Code,
+        /// The device the check ran as.
+        device_id: String,
+        /// Its type.
+        device_type: String,
+    },
 }
 
 impl std::fmt::Display for Remedy {
@@ -224,6 +239,51 @@ impl std::fmt::Display for Remedy {
                  autodiscover.{domain} (pointing at the Exchange server, with a valid \
                  certificate) or _autodiscover._tcp.{domain}, or name the server"
             ),
+            Self::AskAdministrator {
+                code,
+                device_id,
+                device_type,
+            } => {
+                let device = format!("device {device_id} ({device_type})");
+                let what = match code {
+                    Code::DeviceBlocked => format!(
+                        "an Allow/Block/Quarantine rule blocks {device}: the Exchange \
+                         administrator must allow it"
+                    ),
+                    Code::DeviceQuarantined => format!(
+                        "{device} is quarantined: the Exchange administrator must allow it \
+                         (Exchange admin center, Mobile devices, or Set-CASMailbox \
+                         -ActiveSyncAllowedDeviceIDs)"
+                    ),
+                    Code::UserDisabledForSync => "the user is not enabled for Exchange \
+                         ActiveSync: the administrator must enable it (Set-CASMailbox \
+                         -ActiveSyncEnabled $true)"
+                        .to_owned(),
+                    Code::MaxDevicesReached => "the mailbox has reached its device limit: \
+                         remove unused devices (Outlook on the web, Mobile devices) or ask the \
+                         administrator to raise the limit"
+                        .to_owned(),
+                    Code::AccessDenied => {
+                        "the server denies this user ActiveSync access: ask the administrator"
+                            .to_owned()
+                    }
+                    Code::PolicyRefused | Code::ProvisioningRequired => format!(
+                        "the mailbox's ActiveSync policy does not admit {device}: the \
+                         administrator must allow non-provisionable devices or this device"
+                    ),
+                    Code::RemoteWipeRequested => format!(
+                        "the server asks {device} to wipe itself: the administrator must \
+                         clear the wipe request before it can sync"
+                    ),
+                    Code::ProtocolVersionRefused => "the server and exdisco share no ActiveSync \
+                         version both accept: the administrator must allow 14.0 or later"
+                        .to_owned(),
+                    other => {
+                        format!("the mail server refused to sync ({other}): ask the administrator")
+                    }
+                };
+                f.write_str(&what)
+            }
         }
     }
 }
@@ -269,6 +329,7 @@ impl Report {
             provider: None,
             activesync: None,
             verification: None,
+            sync: None,
             credentials_valid: None,
             moved_from: None,
             redirected_email: None,
@@ -631,4 +692,38 @@ impl Probe {
             ms: 0,
         }
     }
+}
+
+/// What the sync check proved: the version both sides speak, the device it ran as, the policy,
+/// the folders ([MS-ASPROV] 3.1.5.1, [MS-ASCMD] 2.2.1.5).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SyncCheck {
+    /// `sync_confirmed`, or why the mailbox will not sync.
+    pub code: crate::code::Code,
+    /// A sentence for people.
+    pub message: String,
+    /// The protocol version chosen (the highest both sides speak).
+    pub protocol_version: Option<String>,
+    /// The device identity the check ran as (a sync engine can go on with it).
+    pub device_id: String,
+    /// The device type sent.
+    pub device_type: String,
+    /// Whether the server asked for a policy, and it was acknowledged (never enforced).
+    pub policy_acknowledged: bool,
+    /// Whether the server sent a remote-wipe directive (reported, never acted on).
+    pub remote_wipe_requested: bool,
+    /// The ActiveSync `Status` that decided, when one did.
+    pub status: Option<u32>,
+    /// The HTTP status of the last answer.
+    pub http_status: Option<u16>,
+    /// `X-MS-ASThrottle`, when the server throttled.
+    pub throttle: Option<String>,
+    /// Folders FolderSync listed.
+    pub folders: Option<u32>,
+    /// How many of each type ([MS-ASCMD] 2.2.3.186.3: `inbox`, `sent`, `calendar`, ...).
+    pub folder_types: std::collections::BTreeMap<String, u32>,
+    /// Requests sent.
+    pub requests: u32,
+    /// Milliseconds for the whole check.
+    pub ms: u64,
 }

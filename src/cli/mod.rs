@@ -19,7 +19,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use exdisco::config::DiscoverySettings;
-use exdisco::discovery::activesync::activesync_url;
+use exdisco::discovery::activesync::sync::DeviceIdentity;
+use exdisco::discovery::activesync::{ProbeOutcome, activesync_url};
 use exdisco::discovery::{KnownHost, Pipeline, Schema};
 use exdisco::domain::{Credentials, Domain, EmailAddress, InputError};
 
@@ -150,6 +151,11 @@ struct ProbeArgs {
     /// and the trail.
     #[arg(long, value_name = "FILE.html")]
     report: Option<PathBuf>,
+    /// After OPTIONS accepts the password, run the sync check (Provision, FolderSync).
+    #[arg(long)]
+    sync: bool,
+    #[command(flatten)]
+    device: DeviceArgs,
     #[command(flatten)]
     settings: SettingsArgs,
     #[command(flatten)]
@@ -187,16 +193,64 @@ struct CredentialArgs {
     password_stdin: bool,
 }
 
+/// How far `--verify` goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum VerifyMode {
+    /// One ActiveSync OPTIONS exchange with the password.
+    Options,
+    /// OPTIONS, then Provision and FolderSync.
+    Sync,
+}
+
+/// The device the sync check runs as.
+#[derive(Debug, clap::Args)]
+struct DeviceArgs {
+    /// The sync check's `DeviceId` (letters and digits, at most 32). Default: derived from the
+    /// address, the same on every run (see docs/discovery.md).
+    #[arg(long, value_name = "ID")]
+    device_id: Option<String>,
+    /// The sync check's `DeviceType` (letters and digits, at most 16). Default: `exdisco`.
+    #[arg(long, value_name = "TYPE")]
+    device_type: Option<String>,
+}
+
+impl DeviceArgs {
+    fn identity(&self, address: &str) -> anyhow::Result<DeviceIdentity> {
+        let mut identity = DeviceIdentity::for_account(address);
+        if let Some(id) = &self.device_id {
+            identity.device_id.clone_from(id);
+        }
+        if let Some(kind) = &self.device_type {
+            identity.device_type.clone_from(kind);
+        }
+        if !identity.is_valid() {
+            bail!("--device-id takes up to 32 letters and digits, --device-type up to 16");
+        }
+        Ok(identity)
+    }
+}
+
 #[derive(Debug, clap::Args)]
 struct DiscoverArgs {
     /// The mailbox address.
     address: String,
     #[command(flatten)]
     credentials: CredentialArgs,
-    /// Check the credentials on the host found (one ActiveSync OPTIONS exchange). The
-    /// default whenever credentials are given; kept so that it can be said explicitly.
-    #[arg(long, conflicts_with = "no_verify")]
-    verify: bool,
+    /// Check the credentials on the host found: `--verify` (or `=options`) with one
+    /// ActiveSync OPTIONS exchange, the default whenever credentials are given;
+    /// `--verify=sync` also runs the sync check (Provision and FolderSync, as a device would),
+    /// and says why the mailbox will not sync when it will not.
+    #[arg(
+        long,
+        value_enum,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "options",
+        conflicts_with = "no_verify"
+    )]
+    verify: Option<VerifyMode>,
+    #[command(flatten)]
+    device: DeviceArgs,
     /// With credentials, only discover: skip the check on the host found. The report is then
     /// where discovery points, not proof that the password works there.
     #[arg(long)]
@@ -319,15 +373,16 @@ async fn run_discover(args: DiscoverArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let credentials = read_credentials(&args.credentials)?;
-    if args.verify && credentials.is_none() {
+    if args.verify.is_some() && credentials.is_none() {
         bail!("--verify needs --username and a password");
     }
+    let identity = args.device.identity(&address.to_string())?;
     let config = args.settings.load(&args.network)?;
     let pipeline = Pipeline::from_settings(&config.discovery).context("cannot set up discovery")?;
     // Given a password, the answer is where that password works (as the daemon's).
     let verify = !args.no_verify;
     let verify_with = credentials.as_ref().filter(|_| verify);
-    let report = match &args.host {
+    let mut report = match &args.host {
         Some(host) => match pipeline
             .known_host(&address, KnownHost::explicit(host), verify_with)
             .await
@@ -346,6 +401,11 @@ async fn run_discover(args: DiscoverArgs) -> anyhow::Result<ExitCode> {
             _ => pipeline.discover(&address, credentials.as_ref()).await,
         },
     };
+    if let (Some(VerifyMode::Sync), Some(credentials)) = (args.verify, &credentials) {
+        pipeline
+            .check_sync(&mut report, credentials, &identity)
+            .await;
+    }
     if let Some(path) = &args.report {
         std::fs::write(path, report_page::render(&report))
             .with_context(|| format!("cannot write {}", path.display()))?;
@@ -361,11 +421,13 @@ async fn run_discover(args: DiscoverArgs) -> anyhow::Result<ExitCode> {
     } else {
         write_human(&mut out, &report)?;
     }
-    Ok(ExitCode::from(if report.is_found() {
-        EXIT_FOUND
-    } else {
-        EXIT_NOT_FOUND
-    }))
+    Ok(ExitCode::from(
+        if report.is_found() && report.error.is_none() {
+            EXIT_FOUND
+        } else {
+            EXIT_NOT_FOUND
+        },
+    ))
 }
 
 async fn run_probe(args: ProbeArgs) -> anyhow::Result<ExitCode> {
@@ -382,18 +444,43 @@ async fn run_probe(args: ProbeArgs) -> anyhow::Result<ExitCode> {
     let credentials = read_credentials(&args.credentials)?;
     let config = args.settings.load(&args.network)?;
     let pipeline = Pipeline::from_settings(&config.discovery).context("cannot set up the probe")?;
+    if args.sync && credentials.is_none() {
+        bail!("--sync needs --username and a password");
+    }
     let (probe, trail) = pipeline.probe(&url, credentials.as_ref()).await;
+    // The sync check where the password was just accepted (the URL the caller named).
+    let sync = match &credentials {
+        Some(credentials) if args.sync && probe.outcome == ProbeOutcome::Confirmed => {
+            let identity = args.device.identity(&credentials.username)?;
+            let at = Url::parse(&probe.url).unwrap_or_else(|_| url.clone());
+            Some(
+                pipeline
+                    .sync_at(&at, credentials, &identity, &probe.versions)
+                    .await,
+            )
+        }
+        _ => None,
+    };
     let mut out = std::io::stdout().lock();
     if args.json {
         let mut value = serde_json::to_value(&probe)?;
         value["trail"] = serde_json::to_value(&trail)?;
+        if let Some(check) = &sync {
+            value["sync"] = serde_json::to_value(check)?;
+        }
         writeln!(out, "{value}")?;
     } else {
         write_probe(&mut out, "", &probe)?;
+        if let Some(check) = &sync {
+            output::write_sync(&mut out, "sync  ", check)?;
+        }
         writeln!(out)?;
         write_trail(&mut out, &trail)?;
     }
-    let exit = if probe.outcome.shows_endpoint() {
+    let synced = sync
+        .as_ref()
+        .is_none_or(|c| c.code == exdisco::code::Code::SyncConfirmed);
+    let exit = if probe.outcome.shows_endpoint() && synced {
         EXIT_FOUND
     } else {
         EXIT_NOT_FOUND

@@ -45,6 +45,16 @@ pub fn write_human(out: &mut impl Write, report: &Report) -> std::io::Result<()>
             if let Some(probe) = &report.verification {
                 write_probe(out, "  verify      ", probe)?;
             }
+            if let Some(check) = &report.sync {
+                write_sync(out, "  sync        ", check)?;
+            }
+            if let Some(failure) = &report.error {
+                // Found, and still an error: the mailbox is here, and will not sync.
+                writeln!(out, "  error       {} ({})", failure.message, failure.code)?;
+                if let Some(remedy) = &report.remedy {
+                    writeln!(out, "  remedy      {}", remedy_words(remedy))?;
+                }
+            }
         }
         (None, Some(failure)) => {
             writeln!(out, "not found: {} ({})", failure.message, failure.code)?;
@@ -151,6 +161,35 @@ pub fn write_trail(out: &mut impl Write, trail: &[Attempt]) -> std::io::Result<(
                 ""
             },
         )?;
+    }
+    Ok(())
+}
+
+/// The sync check, on one line and its folders on the next.
+pub fn write_sync(
+    out: &mut impl Write,
+    prefix: &str,
+    check: &exdisco::report::SyncCheck,
+) -> std::io::Result<()> {
+    let version = check.protocol_version.as_deref().unwrap_or("-");
+    let policy = if check.policy_acknowledged {
+        ", policy acknowledged"
+    } else {
+        ""
+    };
+    writeln!(
+        out,
+        "{prefix}{} (ActiveSync {version}{policy}, device {} {}, {} requests, {} ms)",
+        check.code, check.device_type, check.device_id, check.requests, check.ms
+    )?;
+    if let Some(folders) = check.folders {
+        let kinds: Vec<String> = check
+            .folder_types
+            .iter()
+            .map(|(kind, n)| format!("{kind} {n}"))
+            .collect();
+        let pad = " ".repeat(prefix.len());
+        writeln!(out, "{pad}{folders} folders: {}", kinds.join(", "))?;
     }
     Ok(())
 }

@@ -187,6 +187,7 @@ impl Connect {
             url: &url,
             body: Some(Body::Form(&form)),
             credentials: None,
+            headers: &[],
         };
         let fetched = self
             .pipeline

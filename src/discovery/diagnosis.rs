@@ -263,7 +263,25 @@ fn remedy(code: Code, report: &Report, domain: &Domain) -> Remedy {
             domain: domain_name,
             servers: report.mail_servers.clone(),
         },
-        Code::ActiveSyncMoved => Remedy::NameNewServer,
+        Code::ActiveSyncMoved | Code::MailboxMoved => Remedy::NameNewServer,
+        Code::Throttled => Remedy::Wait { minutes: 5 },
+        Code::DeviceBlocked
+        | Code::DeviceQuarantined
+        | Code::UserDisabledForSync
+        | Code::MaxDevicesReached
+        | Code::AccessDenied
+        | Code::PolicyRefused
+        | Code::ProvisioningRequired
+        | Code::RemoteWipeRequested
+        | Code::ProtocolVersionRefused
+        | Code::SyncFailed => {
+            let sync = report.sync.as_ref();
+            Remedy::AskAdministrator {
+                code,
+                device_id: sync.map(|s| s.device_id.clone()).unwrap_or_default(),
+                device_type: sync.map(|s| s.device_type.clone()).unwrap_or_default(),
+            }
+        }
         Code::RedirectLoop | Code::RedirectLimit => Remedy::FixRedirects {
             hops: pox_hosts(&report.trail),
         },

@@ -110,6 +110,8 @@ pub struct Outgoing<'a> {
     pub body: Option<Body<'a>>,
     /// Basic credentials; only ever passed for trusted https hosts.
     pub credentials: Option<&'a Credentials>,
+    /// More request headers (ActiveSync commands: `MS-ASProtocolVersion`, `X-MS-PolicyKey`).
+    pub headers: &'a [(&'static str, String)],
 }
 
 /// A request body.
@@ -119,6 +121,8 @@ pub enum Body<'a> {
     Xml(&'a str),
     /// `application/x-www-form-urlencoded`, already encoded.
     Form(&'a str),
+    /// `application/vnd.ms-sync.wbxml` ([MS-ASHTTP] 2.2.1.1.2.4).
+    Wbxml(&'a [u8]),
 }
 
 /// A received answer with its body read under the cap.
@@ -216,7 +220,15 @@ impl Http {
                         .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
                         .body(form.to_owned());
                 }
+                Some(Body::Wbxml(bytes)) => {
+                    builder = builder
+                        .header(CONTENT_TYPE, "application/vnd.ms-sync.wbxml")
+                        .body(bytes.to_vec());
+                }
                 None => {}
+            }
+            for (name, value) in request.headers {
+                builder = builder.header(*name, value);
             }
             if let Some(credentials) = request.credentials {
                 builder = builder.basic_auth(

@@ -166,6 +166,7 @@ impl Steps {
             url,
             body: None,
             credentials: None,
+            headers: &[],
         };
         self.shared.http.fetch(request).await.map_err(|err| {
             self.record_v2(url, started, Outcome::Failed, Some(&err), None);

@@ -338,6 +338,7 @@ impl Steps {
             url,
             body,
             credentials,
+            headers: &[],
         };
         match self.shared.http.fetch(request).await {
             Ok(fetched) => {

@@ -4,12 +4,13 @@
 
 use url::Url;
 
+use super::activesync::sync::{self, DeviceIdentity};
 use super::activesync::{self, CredentialUse, Probe, ProbeOutcome};
 use super::trust::Trust;
 use super::{Pipeline, RunContext, diagnosis, online};
 use crate::code::Code;
 use crate::domain::{Credentials, EmailAddress};
-use crate::report::{ConsentNeeded, Failure, Method, Provider, Report};
+use crate::report::{ConsentNeeded, Failure, Method, Provider, Report, SyncCheck};
 
 impl Pipeline {
     /// Checks `credentials` on the report's host with one ActiveSync OPTIONS exchange:
@@ -101,6 +102,55 @@ impl Pipeline {
             });
         }
         diagnosis::prescribe(report, address.domain());
+    }
+}
+
+impl Pipeline {
+    /// The sync check ([`activesync::sync`]) on a report whose verification accepted the
+    /// password: at the URL that accepted it, with the versions it listed, as `identity`.
+    /// Fills `sync`; a failed check is the report's error (the host stays: it is where the
+    /// mailbox is, and why it will not sync is the answer) with its remedy. Does nothing on a
+    /// report whose password was not accepted.
+    pub async fn check_sync(
+        &self,
+        report: &mut Report,
+        credentials: &Credentials,
+        identity: &DeviceIdentity,
+    ) {
+        if report.credentials_valid != Some(true) {
+            return;
+        }
+        let Some(probe) = report.verification.as_ref() else {
+            return;
+        };
+        let Ok(url) = Url::parse(&probe.url) else {
+            return;
+        };
+        let versions = probe.versions.clone();
+        let check = self.sync_at(&url, credentials, identity, &versions).await;
+        if check.code != Code::SyncConfirmed {
+            let host = url.host_str().unwrap_or_default();
+            report.error = Some(Failure {
+                code: check.code,
+                message: format!("{host}: {}", check.message),
+            });
+        }
+        report.sync = Some(check);
+        if let Ok(address) = EmailAddress::parse(&report.email) {
+            diagnosis::prescribe(report, address.domain());
+        }
+    }
+
+    /// The sync check at an ActiveSync `url` whose `OPTIONS` accepted `credentials` and listed
+    /// `versions` (`probe --sync`). The caller has decided that `url` may have the password.
+    pub async fn sync_at(
+        &self,
+        url: &Url,
+        credentials: &Credentials,
+        identity: &DeviceIdentity,
+        versions: &[String],
+    ) -> SyncCheck {
+        sync::check(&self.shared.http, url, credentials, identity, versions).await
     }
 }
 

@@ -42,9 +42,30 @@ pub struct Seen {
     pub tls: bool,
     pub authorization: Option<String>,
     pub body: String,
+    /// The query string (ActiveSync commands: `Cmd=...&DeviceId=...`).
+    pub query: String,
+    /// Every request header, names in lower case.
+    pub headers: Vec<(String, String)>,
+    /// The body as sent (WBXML is binary).
+    pub raw_body: Vec<u8>,
 }
 
 impl Seen {
+    /// The first value of request header `name` (any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The value of query parameter `name`.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        url::form_urlencoded::parse(self.query.as_bytes())
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.into_owned())
+    }
+
     /// Whether this was an Autodiscover request (not an ActiveSync probe).
     pub fn is_autodiscover(&self) -> bool {
         self.path.to_ascii_lowercase().starts_with("/autodiscover/")
@@ -86,11 +107,16 @@ impl Reply {
     /// the `.http` files in `fixtures/` hold them. `Content-Length`, `Connection` and
     /// `Transfer-Encoding` are left to the server.
     pub fn recorded(raw: &[u8]) -> Self {
-        let text = String::from_utf8_lossy(raw);
-        let (head, body) = text
-            .split_once("\r\n\r\n")
-            .or_else(|| text.split_once("\n\n"))
-            .unwrap_or((&text, ""));
+        // The head is text; the body is kept as recorded (WBXML is binary).
+        let split = |separator: &[u8]| {
+            raw.windows(separator.len())
+                .position(|w| w == separator)
+                .map(|at| (&raw[..at], &raw[at + separator.len()..]))
+        };
+        let (head, body) = split(b"\r\n\r\n")
+            .or_else(|| split(b"\n\n"))
+            .unwrap_or((raw, &[]));
+        let head = String::from_utf8_lossy(head);
         let mut lines = head.lines();
         let status = lines
             .next()
@@ -98,7 +124,7 @@ impl Reply {
             .and_then(|code| code.parse().ok())
             .expect("a recorded answer starts with a status line");
         let mut reply = Self {
-            body: body.as_bytes().to_vec(),
+            body: body.to_vec(),
             ..Self::status(status)
         };
         for line in lines {
@@ -429,6 +455,17 @@ async fn respond(
         .unwrap_or_default();
     let method = request.method().to_string();
     let path = request.uri().path().to_owned();
+    let query = request.uri().query().unwrap_or_default().to_owned();
+    let headers = request
+        .headers()
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.as_str().to_owned(),
+                v.to_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
     let authorization = request
         .headers()
         .get(hyper::header::AUTHORIZATION)
@@ -447,6 +484,9 @@ async fn respond(
         tls,
         authorization,
         body: String::from_utf8_lossy(&body).into_owned(),
+        query,
+        headers,
+        raw_body: body.to_vec(),
     };
     let handler = {
         let mut state = state.lock().unwrap_or_else(|e| e.into_inner());

@@ -26,4 +26,5 @@ mod security;
 mod shared_answers;
 mod sogo;
 pub mod store;
+mod sync_check;
 mod where_the_password_works;

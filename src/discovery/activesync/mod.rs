@@ -227,6 +227,7 @@ async fn send(
         url,
         body: None,
         credentials,
+        headers: &[],
     };
     let result = http.fetch(request).await;
     let ms = started.elapsed().as_millis() as u64;
@@ -346,6 +347,8 @@ fn header_list(headers: &HeaderMap, name: &str) -> Vec<String> {
 
 pub(super) mod shared_probes;
 mod step;
+pub mod sync;
+pub mod wbxml;
 
 #[cfg(test)]
 mod tests;
