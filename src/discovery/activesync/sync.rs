@@ -248,7 +248,7 @@ impl Run<'_> {
             .filter(|k| !k.is_empty());
         match (policy_status, temporary) {
             // No policy for this client (Horde): nothing to acknowledge.
-            (Some(2), _) | (None, None) => return Ok("0".to_owned()),
+            (Some(2), _) | (None, None) => Ok("0".to_owned()),
             (Some(1), Some(key)) => {
                 let acknowledgement = Element::new(provision::PAGE, provision::PROVISION).with(
                     Element::new(provision::PAGE, provision::POLICIES).with(
@@ -441,7 +441,7 @@ fn folder_sync_status(status: u32) -> (Code, String) {
             Code::HttpServerError,
             "FolderSync: server error (status 6)".into(),
         ),
-        9 | 10 | 11 | 12 => (
+        9..=12 => (
             Code::SyncFailed,
             format!("FolderSync refused the initial request (status {status})"),
         ),
