@@ -195,3 +195,35 @@ async fn a_batch_of_hordes_address_agrees_with_discover() {
         single.error.as_ref().unwrap().code.as_str()
     );
 }
+
+#[tokio::test]
+#[ignore = "needs Horde: run by .ci/run after ../shared/real-servers/horde/up"]
+async fn horde_sync_check_lists_folders_and_keeps_its_device() {
+    use exdisco::discovery::activesync::sync::DeviceIdentity;
+    let horde = horde().await;
+    let pipeline = Pipeline::builder(horde.config()).build().unwrap();
+    let credentials = Credentials::new(horde.address.clone(), horde.password.clone());
+    let identity = DeviceIdentity::for_account(&horde.address);
+    let mut devices = Vec::new();
+    for _ in 0..2 {
+        let mut report = pipeline
+            .discover_and_verify(&horde.address(), &credentials)
+            .await;
+        pipeline
+            .check_sync(&mut report, &credentials, &identity)
+            .await;
+        let sync = report.sync.clone().expect("a sync check");
+        assert_eq!(sync.code, Code::SyncConfirmed, "{sync:?}");
+        assert!(report.error.is_none(), "{:?}", report.error);
+        assert_eq!(sync.protocol_version.as_deref(), Some("14.1"));
+        assert!(sync.folder_types.contains_key("inbox"), "{sync:?}");
+        assert!(sync.folders.unwrap_or(0) >= 4, "{sync:?}");
+        devices.push(sync.device_id);
+    }
+    assert_eq!(devices[0], devices[1], "the same device on a second run");
+    let wrong = Credentials::new(horde.address.clone(), "not-the-password");
+    let mut report = pipeline.discover_and_verify(&horde.address(), &wrong).await;
+    pipeline.check_sync(&mut report, &wrong, &identity).await;
+    assert_eq!(report.error.map(|f| f.code), Some(Code::AuthFailed));
+    assert!(report.sync.is_none());
+}

@@ -118,3 +118,39 @@ async fn sogo_html_pages_are_not_autodiscover_or_activesync_answers() {
         codes(&report)
     );
 }
+
+#[tokio::test]
+#[ignore = "needs SOGo: run by .ci/run after .ci/sogo-setup"]
+async fn sogo_sync_check_lists_folders_and_keeps_its_device() {
+    use exdisco::code::Code;
+    use exdisco::discovery::activesync::sync::DeviceIdentity;
+    let sogo = sogo().await;
+    let pipeline = sogo.pipeline();
+    let address = EmailAddress::parse("alice@example.test").unwrap();
+    let good = Credentials::new(sogo.user.clone(), sogo.password.clone());
+    let identity = DeviceIdentity::for_account("alice@example.test");
+    let mut known = KnownHost::explicit("sogo.example.test");
+    known.activesync_url = Some(SOGO_URL.to_owned());
+    let mut devices = Vec::new();
+    for _ in 0..2 {
+        let mut report = pipeline
+            .known_host(&address, known.clone(), Some(&good))
+            .await
+            .unwrap();
+        pipeline.check_sync(&mut report, &good, &identity).await;
+        let sync = report.sync.clone().expect("a sync check");
+        assert_eq!(sync.code, Code::SyncConfirmed, "{sync:?}");
+        assert!(sync.folders.unwrap_or(0) >= 1, "{sync:?}");
+        assert!(sync.folder_types.contains_key("inbox"), "{sync:?}");
+        devices.push(sync.device_id);
+    }
+    assert_eq!(devices[0], devices[1], "the same device on a second run");
+    let wrong = Credentials::new(sogo.user.clone(), "still-not-it");
+    let mut report = pipeline
+        .known_host(&address, known, Some(&wrong))
+        .await
+        .unwrap();
+    pipeline.check_sync(&mut report, &wrong, &identity).await;
+    assert_eq!(report.error.map(|f| f.code), Some(Code::AuthFailed));
+    assert!(report.sync.is_none());
+}
