@@ -266,6 +266,21 @@ pub struct NewAccount {
     /// What the authorization may change in an existing account of the same address.
     #[serde(default)]
     pub reauth: Reauth,
+    /// What the sync check proved, when the daemon ran one (`connect.verify = "sync"`).
+    #[serde(default)]
+    pub sync: Option<SyncProof>,
+}
+
+/// What a passed sync check proved about an account: the protocol version its server syncs
+/// with, the device identity it ran as (a sync engine can go on with it), and when.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SyncProof {
+    /// The ActiveSync version both sides speak.
+    pub protocol_version: String,
+    /// The `DeviceId` the check ran as.
+    pub device_id: String,
+    /// Unix seconds.
+    pub checked_at: i64,
 }
 
 /// What an authorization may change in an existing account of the same client and address.
@@ -311,6 +326,8 @@ pub struct Account {
     pub created_at: i64,
     /// Unix seconds.
     pub updated_at: i64,
+    /// What the last sync check proved, if one ran.
+    pub sync: Option<SyncProof>,
 }
 
 /// A cached discovery of one domain.

@@ -82,7 +82,8 @@ impl TokenAnswer {
     "exchange_server_host": "mail.example.test", "discovery_method": "pox_domain",
     "activesync_versions": ["14.0", "14.1", "16.0", "16.1"],
     "scopes": ["calendar.read_only", "email.read_only"],
-    "created_at": 1795860000, "updated_at": 1795860000
+    "created_at": 1795860000, "updated_at": 1795860000,
+    "sync_check": {"protocol_version": "16.1", "device_id": "3F2A9C0D5B7E41A8C6D2F0B9E8A71C35", "checked_at": 1795860000}
 }))]
 pub struct AccountAnswer {
     /// The account.
@@ -110,6 +111,21 @@ pub struct AccountAnswer {
     pub created_at: i64,
     /// Unix seconds.
     pub updated_at: i64,
+    /// What the sync check proved (`connect.verify = "sync"`): absent when none ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sync_check: Option<SyncCheckAnswer>,
+}
+
+/// What a passed sync check proved about an account.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SyncCheckAnswer {
+    /// The ActiveSync version the server syncs with.
+    pub protocol_version: String,
+    /// The `DeviceId` the check ran as: a sync engine that uses it goes on with the same
+    /// device partnership.
+    pub device_id: String,
+    /// Unix seconds: when the check passed.
+    pub checked_at: i64,
 }
 
 impl From<&Account> for AccountAnswer {
@@ -127,6 +143,11 @@ impl From<&Account> for AccountAnswer {
             scopes: account.scopes.iter().map(str::to_owned).collect(),
             created_at: account.created_at,
             updated_at: account.updated_at,
+            sync_check: account.sync.as_ref().map(|proof| SyncCheckAnswer {
+                protocol_version: proof.protocol_version.clone(),
+                device_id: proof.device_id.clone(),
+                checked_at: proof.checked_at,
+            }),
         }
     }
 }
@@ -227,10 +248,13 @@ pub struct ErrorAnswer {
     pub message: String,
     /// `invalid_request_error`, `invalid_grant`, `auth_error`, `not_found_error`,
     /// `conflict_error`, `consent_required`, `payload_too_large`, `provider_error`,
-    /// `rate_limit_error`, `timeout_error`, `capacity_error`, `api_error`.
+    /// `sync_check_failed`, `rate_limit_error`, `timeout_error`, `capacity_error`,
+    /// `api_error`.
     #[serde(rename = "type")]
     pub kind: String,
-    /// The failure's stable code (`discovery_failed`, `imap_only`).
+    /// The failure's stable code (`discovery_failed`, `imap_only`, and for
+    /// `sync_check_failed` why the mailbox will not sync: `device_quarantined`,
+    /// `device_blocked`, `user_disabled_for_sync`, `max_devices_reached`, `throttled`, ...).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub code: Option<String>,
     /// What the domain's administrator or the user can do (`discovery_failed`).

@@ -120,6 +120,15 @@ impl IntoResponse for ApiError {
                     err.to_string(),
                 ),
                 E::Upstream(_) => (StatusCode::BAD_GATEWAY, "provider_error", err.to_string()),
+                E::SyncCheckFailed { code, .. } => (
+                    if *code == crate::code::Code::Throttled {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    } else {
+                        StatusCode::UNPROCESSABLE_ENTITY
+                    },
+                    "sync_check_failed",
+                    err.to_string(),
+                ),
                 E::LimitsUnavailable => (
                     StatusCode::SERVICE_UNAVAILABLE,
                     "capacity_error",
@@ -156,11 +165,23 @@ impl IntoResponse for ApiError {
             body["remedy"] = json!(remedy_words(remedy));
             body["remedy_action"] = json!(remedy);
         }
+        if let Self::Connect(connect::Error::SyncCheckFailed { code, remedy, .. }) = &self {
+            // Why the mailbox will not sync, and what its administrator can do.
+            body["code"] = json!(code.as_str());
+            if let Some(remedy) = remedy {
+                body["remedy"] = json!(remedy_words(remedy));
+                body["remedy_action"] = json!(remedy);
+            }
+        }
         let mut response = (status, Json(body)).into_response();
         let retry_after = match &self {
             Self::RateLimited(wait) => Some(wait.as_secs().max(1)),
             Self::Connect(connect::Error::TooManyAttempts) => Some(60),
             Self::Connect(connect::Error::LimitsUnavailable) => Some(5),
+            Self::Connect(connect::Error::SyncCheckFailed {
+                code: crate::code::Code::Throttled,
+                ..
+            }) => Some(300),
             Self::QueueFull => Some(30),
             _ => None,
         };

@@ -13,7 +13,7 @@ use utoipa::OpenApi;
 
 use super::answers::{
     AccountAnswer, CodeAnswer, ErrorAnswer, JobsAccepted, ManagedAccount, OAuthErrorAnswer,
-    Success, TokenAnswer, TokenInfoAnswer,
+    Success, SyncCheckAnswer, TokenAnswer, TokenInfoAnswer,
 };
 use super::authorize::AuthorizeBody;
 use super::state::AppState;
@@ -52,6 +52,7 @@ use super::token::TokenRequest;
         CodeAnswer,
         TokenAnswer,
         AccountAnswer,
+        SyncCheckAnswer,
         ManagedAccount,
         TokenInfoAnswer,
         Success,

@@ -73,6 +73,17 @@ pub enum Error {
     /// Too many credential attempts for this account.
     #[error("too many attempts for this account; try again later")]
     TooManyAttempts,
+    /// The sync check (`connect.verify = "sync"`) says the mailbox will not sync: `code`
+    /// says why (`device_quarantined`, `user_disabled_for_sync`, ...).
+    #[error("the mailbox will not sync: {message}")]
+    SyncCheckFailed {
+        /// The sync check's code.
+        code: crate::code::Code,
+        /// What the server answered.
+        message: String,
+        /// What can be done.
+        remedy: Option<crate::report::Remedy>,
+    },
     /// The shared limits (Redis) did not answer: the password budget refuses (rule 19 fails
     /// closed).
     #[error("the password budget could not be checked; try again shortly")]
@@ -207,6 +218,7 @@ impl Error {
             Self::Upstream(_) => "upstream_unreachable",
             Self::TooManyAttempts => "too_many_attempts",
             Self::LimitsUnavailable => "limits_unavailable",
+            Self::SyncCheckFailed { .. } => "sync_check_failed",
             Self::ScopeChange => "scope_change",
             Self::SettingsChange => "reauth_required",
             Self::AccountNotFound => "account_not_found",

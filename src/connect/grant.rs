@@ -300,6 +300,7 @@ mod tests {
 
     fn stored(host: &str) -> Account {
         Account {
+            sync: None,
             account_id: "acct_1".into(),
             client_id: "cli".into(),
             email: "alice@example.test".into(),
@@ -317,6 +318,7 @@ mod tests {
 
     fn new(host: &str, method: &str, username: &str, scopes: &str, reauth: Reauth) -> NewAccount {
         NewAccount {
+            sync: None,
             account_id: "acct_1".into(),
             client_id: "cli".into(),
             email: "alice@example.test".into(),

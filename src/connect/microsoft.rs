@@ -161,6 +161,7 @@ impl Connect {
             .key
             .seal(refresh_token, account_id.as_str().as_bytes())?;
         Ok(NewAccount {
+            sync: None,
             account_id,
             client_id: intent.client_id.clone(),
             email: prepared.address.to_string(),

@@ -44,8 +44,9 @@ use tracing::{info, warn};
 use url::Url;
 
 use crate::account::HostOrigin;
-use crate::account::{Account, CachedDiscovery, NewAccount, Reauth};
+use crate::account::{Account, CachedDiscovery, NewAccount, Reauth, SyncProof};
 use crate::code::Code;
+use crate::discovery::activesync::sync::DeviceIdentity;
 use crate::discovery::{KnownHost, Pipeline};
 use crate::domain::{Credentials, EmailAddress};
 use crate::metrics::Metrics;
@@ -72,6 +73,23 @@ pub struct ConnectConfig {
     /// How long an access token lives. Default: [`DEFAULT_TOKEN_TTL`].
     #[serde(with = "humantime_serde")]
     pub token_ttl: Duration,
+    /// How far an Exchange authorization proves the account: `options` (one ActiveSync
+    /// OPTIONS exchange with the password, the default) or `sync` (then Provision and
+    /// FolderSync, as a device would; an account that will not sync is refused with why).
+    pub verify: VerifyMode,
+}
+
+/// How far an authorization proves an Exchange account.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerifyMode {
+    /// One ActiveSync OPTIONS exchange with the password: no device is registered on the
+    /// mailbox.
+    #[default]
+    Options,
+    /// OPTIONS, then Provision and FolderSync as the account's device
+    /// ([`crate::discovery::activesync::sync`]).
+    Sync,
 }
 
 /// How long a code lives by default: 5 minutes.
@@ -88,6 +106,7 @@ impl Default for ConnectConfig {
             office365_token_url: DEFAULT_OFFICE365_TOKEN_URL.to_owned(),
             cache_ttl: DEFAULT_CACHE_TTL,
             token_ttl: DEFAULT_TOKEN_TTL,
+            verify: VerifyMode::Options,
         }
     }
 }
@@ -366,6 +385,11 @@ impl Connect {
             self.metrics.consent("given");
         }
         checked?;
+        let mut report = report;
+        let sync = match self.config.verify {
+            VerifyMode::Options => None,
+            VerifyMode::Sync => Some(self.check_sync(&mut report, address, &credentials).await?),
+        };
         let host = report.exchange_server_host.clone().unwrap_or_default();
         let versions = report
             .verification
@@ -391,6 +415,40 @@ impl Connect {
             sealed_secret: sealed,
             now: self.store.now(),
             reauth: Reauth::None,
+            sync,
+        })
+    }
+
+    /// The sync check on a verified report: its proof, or why the mailbox will not sync.
+    async fn check_sync(
+        &self,
+        report: &mut Report,
+        address: &EmailAddress,
+        credentials: &Credentials,
+    ) -> Result<SyncProof, Error> {
+        let identity = DeviceIdentity::for_account(&address.to_string());
+        self.pipeline
+            .check_sync(report, credentials, &identity)
+            .await;
+        let Some(check) = report.sync.as_ref() else {
+            return Err(Error::Upstream(Code::NotVerified.as_str()));
+        };
+        if check.code != Code::SyncConfirmed {
+            return Err(match check.code {
+                Code::AuthFailed => Error::CredentialsRefused,
+                Code::CredentialBudget => Error::TooManyAttempts,
+                Code::BudgetUnavailable => Error::LimitsUnavailable,
+                code => Error::SyncCheckFailed {
+                    code,
+                    message: check.message.clone(),
+                    remedy: report.remedy.clone(),
+                },
+            });
+        }
+        Ok(SyncProof {
+            protocol_version: check.protocol_version.clone().unwrap_or_default(),
+            device_id: check.device_id.clone(),
+            checked_at: self.store.now(),
         })
     }
 

@@ -151,3 +151,16 @@ pub enum Intake {
     /// Nothing was queued: the queue would hold more than its bound.
     Full,
 }
+
+/// The sync proof of an account row: `None` when no check ran (empty columns).
+pub fn sync_proof(
+    protocol_version: String,
+    device_id: String,
+    checked_at: i64,
+) -> Option<crate::account::SyncProof> {
+    (!protocol_version.is_empty()).then_some(crate::account::SyncProof {
+        protocol_version,
+        device_id,
+        checked_at,
+    })
+}

@@ -176,6 +176,7 @@ fn account(id: &str, email: &str, host: &str) -> NewAccount {
         sealed_secret: vec![1, 2, 3],
         now: 100,
         reauth: Reauth::None,
+        sync: None,
     }
 }
 

@@ -25,7 +25,7 @@ use exdisco::report::Report;
 
 use crate::support::*;
 
-const PASSWORD: &str = "Sync-check-2026";
+pub const PASSWORD: &str = "Sync-check-2026";
 
 fn creds() -> Credentials {
     Credentials::new("alice@example.test", PASSWORD)
@@ -33,7 +33,7 @@ fn creds() -> Credentials {
 
 /// An ActiveSync server: OPTIONS as Horde answers it (or with `versions`), and `command` for
 /// each POSTed command.
-fn server(
+pub fn server(
     versions: &'static str,
     command: impl Fn(&str, &Seen) -> Reply + Send + Sync + 'static,
 ) -> impl Fn(&Seen) -> Reply + Send + Sync + 'static {
@@ -56,7 +56,7 @@ fn server(
     }
 }
 
-fn horde(command: &str, _: &Seen) -> Reply {
+pub fn horde(command: &str, _: &Seen) -> Reply {
     match command {
         "Provision" => Reply::recorded(&fixture("horde/provision-200.http")),
         "FolderSync" => Reply::recorded(&fixture("horde/foldersync-200.http")),
@@ -64,7 +64,7 @@ fn horde(command: &str, _: &Seen) -> Reply {
     }
 }
 
-fn wbxml_reply(root: &Element) -> Reply {
+pub fn wbxml_reply(root: &Element) -> Reply {
     let mut reply = Reply::status(200).header("Content-Type", "application/vnd.ms-sync.wbxml");
     reply.body = wbxml::encode(root);
     reply
@@ -389,4 +389,68 @@ async fn a_wrong_password_gets_no_sync_check() {
     assert_eq!(report.error.unwrap().code, Code::AuthFailed);
     assert!(report.sync.is_none());
     assert!(posts(&env).is_empty());
+}
+
+/// The daemon with `connect.verify = "sync"`: an account that syncs is stored with what the
+/// check proved; one that will not is refused with its own error type, code and remedy, and
+/// nothing is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_proves_sync_before_it_stores_an_account() {
+    use crate::support::app::TestApp;
+    use serde_json::json;
+    let env = TestEnv::start().await;
+    env.host("mail.example.test", server("2.5,12.0,12.1,14.0,14.1", horde));
+    env.host("quarantine.example.test", server("14.1", |command, seen| match command {
+        "FolderSync" => wbxml_reply(
+            &Element::new(folder::PAGE, folder::FOLDER_SYNC)
+                .with(Element::new(folder::PAGE, folder::STATUS).text_node("1"))
+                .with(
+                    Element::new(folder::PAGE, folder::CHANGES).with(
+                        Element::new(folder::PAGE, folder::ADD)
+                            .with(Element::new(folder::PAGE, folder::DISPLAY_NAME).text_node("Inbox"))
+                            .with(Element::new(folder::PAGE, folder::TYPE).text_node("2")),
+                    ),
+                ),
+        ),
+        other => horde(other, seen),
+    }));
+    let app = TestApp::spawn(&env, |config| {
+        config.connect.verify = exdisco::connect::VerifyMode::Sync;
+    })
+    .await;
+    let authorize = |host: &str| {
+        json!({
+            "client_id": app.client_id, "email_address": "alice@example.test",
+            "provider": "exchange", "scopes": "email.read_only",
+            "settings": {"username": "alice@example.test", "password": PASSWORD,
+                         "exchange_server_host": host},
+        })
+    };
+    let (status, _, answer) = app
+        .post("/connect/authorize", &authorize("quarantine.example.test"))
+        .await;
+    assert_eq!(status, 422, "{answer}");
+    assert_eq!(answer["type"], "sync_check_failed");
+    assert_eq!(answer["code"], "device_quarantined");
+    assert_eq!(answer["remedy_action"]["action"], "ask_administrator", "{answer}");
+    assert!(answer["remedy"].as_str().unwrap().contains("quarantined"));
+
+    let (status, _, answer) = app
+        .post("/connect/authorize", &authorize("mail.example.test"))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let code = answer["code"].as_str().unwrap();
+    let (status, _, token) = app
+        .post(
+            "/connect/token",
+            &json!({"client_id": app.client_id, "client_secret": app.client_secret, "code": code}),
+        )
+        .await;
+    assert_eq!(status, 200, "{token}");
+    let (status, account) = app.account(token["access_token"].as_str().unwrap()).await;
+    assert_eq!(status, 200);
+    let identity = DeviceIdentity::for_account("alice@example.test");
+    assert_eq!(account["sync_check"]["protocol_version"], "14.1", "{account}");
+    assert_eq!(account["sync_check"]["device_id"], identity.device_id.as_str());
+    assert!(account["sync_check"]["checked_at"].as_i64().unwrap() > 0);
 }

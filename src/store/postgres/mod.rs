@@ -50,6 +50,10 @@ pub(super) const MIGRATIONS: &[(&str, &str)] = &[
         "0006_job_leases",
         include_str!("../migrations/postgres/0006_job_leases.sql"),
     ),
+    (
+        "0007_sync_proof",
+        include_str!("../migrations/postgres/0007_sync_proof.sql"),
+    ),
 ];
 
 /// Advisory lock keys (one namespace of this crate's own).
@@ -657,8 +661,9 @@ async fn save_account(
         .query_one(
             "INSERT INTO accounts (account_id, client_id, email, name, provider,
                  exchange_server_host, discovery_method, activesync_versions, scopes, username,
-                 sealed_secret, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12)
+                 sealed_secret, created_at, updated_at, sync_version, sync_device_id,
+                 sync_checked_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14, $15)
              ON CONFLICT (client_id, email) DO UPDATE SET
                  name = excluded.name,
                  provider = excluded.provider,
@@ -668,7 +673,10 @@ async fn save_account(
                  scopes = excluded.scopes,
                  username = excluded.username,
                  sealed_secret = excluded.sealed_secret,
-                 updated_at = excluded.updated_at
+                 updated_at = excluded.updated_at,
+                 sync_version = excluded.sync_version,
+                 sync_device_id = excluded.sync_device_id,
+                 sync_checked_at = excluded.sync_checked_at
              RETURNING account_id",
             &[
                 &a.account_id.as_str(),
@@ -683,6 +691,9 @@ async fn save_account(
                 &a.username,
                 &a.sealed_secret,
                 &a.now,
+                &a.sync.as_ref().map_or("", |s| s.protocol_version.as_str()),
+                &a.sync.as_ref().map_or("", |s| s.device_id.as_str()),
+                &a.sync.as_ref().map_or(0, |s| s.checked_at),
             ],
         )
         .await?;
@@ -690,7 +701,8 @@ async fn save_account(
 }
 
 const ACCOUNT_COLUMNS: &str = "account_id, client_id, email, name, provider, exchange_server_host,
-    discovery_method, activesync_versions, scopes, username, created_at, updated_at";
+    discovery_method, activesync_versions, scopes, username, created_at, updated_at,
+    sync_version, sync_device_id, sync_checked_at";
 
 fn account_row(row: &Row) -> Result<Account, Error> {
     Ok(Account {
@@ -706,6 +718,7 @@ fn account_row(row: &Row) -> Result<Account, Error> {
         username: row.get(9),
         created_at: row.get(10),
         updated_at: row.get(11),
+        sync: crate::store::records::sync_proof(row.get(12), row.get(13), row.get(14)),
     })
 }
 

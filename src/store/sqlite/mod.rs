@@ -22,6 +22,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0004_code_binding.sql"),
     include_str!("../migrations/sqlite/0005_key_check.sql"),
     include_str!("../migrations/sqlite/0006_job_leases.sql"),
+    include_str!("../migrations/sqlite/0007_sync_proof.sql"),
 ];
 
 /// How long a statement waits for a lock held elsewhere.
@@ -127,8 +128,8 @@ pub fn save_account(c: &Connection, a: &NewAccount) -> Result<String, Error> {
     let account_id: String = c.query_row(
         "INSERT INTO accounts (account_id, client_id, email, name, provider, exchange_server_host,
              discovery_method, activesync_versions, scopes, username, sealed_secret, created_at,
-             updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)
+             updated_at, sync_version, sync_device_id, sync_checked_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13, ?14, ?15)
          ON CONFLICT (client_id, email) DO UPDATE SET
              name = excluded.name,
              provider = excluded.provider,
@@ -138,7 +139,10 @@ pub fn save_account(c: &Connection, a: &NewAccount) -> Result<String, Error> {
              scopes = excluded.scopes,
              username = excluded.username,
              sealed_secret = excluded.sealed_secret,
-             updated_at = excluded.updated_at
+             updated_at = excluded.updated_at,
+             sync_version = excluded.sync_version,
+             sync_device_id = excluded.sync_device_id,
+             sync_checked_at = excluded.sync_checked_at
          RETURNING account_id",
         params![
             a.account_id.as_str(),
@@ -152,7 +156,10 @@ pub fn save_account(c: &Connection, a: &NewAccount) -> Result<String, Error> {
             a.scopes.as_str(),
             a.username,
             a.sealed_secret,
-            a.now
+            a.now,
+            a.sync.as_ref().map_or("", |s| s.protocol_version.as_str()),
+            a.sync.as_ref().map_or("", |s| s.device_id.as_str()),
+            a.sync.as_ref().map_or(0, |s| s.checked_at)
         ],
         |row| row.get(0),
     )?;
@@ -160,7 +167,8 @@ pub fn save_account(c: &Connection, a: &NewAccount) -> Result<String, Error> {
 }
 
 const ACCOUNT_COLUMNS: &str = "account_id, client_id, email, name, provider, exchange_server_host,
-    discovery_method, activesync_versions, scopes, username, created_at, updated_at";
+    discovery_method, activesync_versions, scopes, username, created_at, updated_at,
+    sync_version, sync_device_id, sync_checked_at";
 
 fn account_row(row: &Row<'_>) -> rusqlite::Result<Account> {
     Ok(Account {
@@ -176,6 +184,7 @@ fn account_row(row: &Row<'_>) -> rusqlite::Result<Account> {
         username: row.get(9)?,
         created_at: row.get(10)?,
         updated_at: row.get(11)?,
+        sync: crate::store::records::sync_proof(row.get(12)?, row.get(13)?, row.get(14)?),
     })
 }
 
