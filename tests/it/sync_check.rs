@@ -454,3 +454,80 @@ async fn the_daemon_proves_sync_before_it_stores_an_account() {
     assert_eq!(account["sync_check"]["device_id"], identity.device_id.as_str());
     assert!(account["sync_check"]["checked_at"].as_i64().unwrap() > 0);
 }
+
+/// The command line: `discover --verify=sync` and `probe --sync` print the check, and exit 1
+/// with the code and the remedy when the mailbox will not sync; `--verify` alone sends no
+/// command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_line_runs_the_sync_check_when_asked() {
+    use crate::cli::{args, exdisco};
+    let env = TestEnv::start().await;
+    env.host("mail.example.test", server("14.0,14.1", horde));
+    env.host(
+        "blocked.example.test",
+        server("14.1", |command, seen| match command {
+            "FolderSync" => wbxml_reply(
+                &Element::new(folder::PAGE, folder::FOLDER_SYNC)
+                    .with(Element::new(folder::PAGE, folder::STATUS).text_node("129")),
+            ),
+            other => horde(other, seen),
+        }),
+    );
+    let discover = |host: &str, verify: &str| {
+        args(&[
+            "discover",
+            "alice@example.test",
+            "--host",
+            host,
+            "--username",
+            "alice@example.test",
+            "--password-stdin",
+            verify,
+        ])
+    };
+    let run = exdisco(&env, discover("mail.example.test", "--verify"), Some(PASSWORD.into())).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(posts(&env).is_empty(), "--verify alone is OPTIONS only");
+
+    let run = exdisco(
+        &env,
+        discover("mail.example.test", "--verify=sync"),
+        Some(PASSWORD.into()),
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("sync_confirmed (ActiveSync 14.1"), "{}", run.stdout);
+    assert!(run.stdout.contains("6 folders"), "{}", run.stdout);
+
+    let run = exdisco(
+        &env,
+        discover("blocked.example.test", "--verify=sync"),
+        Some(PASSWORD.into()),
+    )
+    .await;
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(run.stdout.contains("device_blocked"), "{}", run.stdout);
+    assert!(run.stdout.contains("administrator must allow it"), "{}", run.stdout);
+
+    let run = exdisco(
+        &env,
+        args(&[
+            "probe",
+            "mail.example.test",
+            "--username",
+            "alice@example.test",
+            "--password-stdin",
+            "--sync",
+            "--device-id",
+            "ABC123",
+            "--json",
+        ]),
+        Some(PASSWORD.into()),
+    )
+    .await;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let json: serde_json::Value =
+        serde_json::from_str(run.stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(json["sync"]["code"], "sync_confirmed");
+    assert_eq!(json["sync"]["device_id"], "ABC123", "the device id can be given");
+}
