@@ -18,6 +18,7 @@ mod api;
 mod child;
 mod mix;
 mod redis_workers;
+mod sync;
 
 use std::io::Write;
 use std::sync::Arc;
@@ -114,6 +115,8 @@ enum Figure {
     Redis,
     /// 8: authorize + token flows on SQLite, and on PostgreSQL with 1 and 2 daemons.
     Instances,
+    /// 9: what the sync check costs next to the OPTIONS check.
+    Sync,
 }
 
 pub(super) struct World {
@@ -422,6 +425,24 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
                 per_100(figures.cpu),
             )?;
         }
+    }
+    // 9. The sync check next to the OPTIONS check, one verification at a time.
+    if wanted(Figure::Sync) {
+        let rounds = if args.quick { 200 } else { 1000 };
+        let (options, sync) = sync::options_and_sync(&world, rounds).await?;
+        writeln!(
+            out,
+            "9. verification of an explicit host, {rounds} one at a time: OPTIONS {:.1} requests, p50 {:.2} ms, p99 {:.2} ms, {:.3} CPU ms; with the sync check {:.1} requests, p50 {:.2} ms, p99 {:.2} ms, {:.3} CPU ms ({:.1}x the time)",
+            options.requests,
+            ms(options.p50),
+            ms(options.p99),
+            options.cpu_ms,
+            sync.requests,
+            ms(sync.p50),
+            ms(sync.p99),
+            sync.cpu_ms,
+            sync.p50.as_secs_f64() / options.p50.as_secs_f64().max(1e-9),
+        )?;
     }
     // 6. A realistic mix at growing sizes, through `exdisco batch` as its own process.
     if wanted(Figure::Mix) || wanted(Figure::Redis) {

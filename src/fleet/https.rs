@@ -185,6 +185,7 @@ struct State {
     certs: HashMap<String, Arc<CertifiedKey>>,
     seen: Vec<Seen>,
     recording: bool,
+    requests: u64,
     ca: Arc<TestCa>,
 }
 
@@ -227,6 +228,7 @@ impl Fleet {
             certs: HashMap::new(),
             seen: Vec::new(),
             recording: true,
+            requests: 0,
             ca: ca.clone(),
         }));
         let accept_state = state.clone();
@@ -340,6 +342,14 @@ impl Fleet {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .recording = on;
+    }
+
+    /// Requests answered so far, recorded or not.
+    pub fn requests(&self) -> u64 {
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .requests
     }
 
     /// Every request seen so far.
@@ -490,6 +500,7 @@ async fn respond(
     };
     let handler = {
         let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+        state.requests += 1;
         if state.recording && state.seen.len() < 200_000 {
             state.seen.push(seen.clone());
         }

@@ -399,21 +399,30 @@ async fn the_daemon_proves_sync_before_it_stores_an_account() {
     use crate::support::app::TestApp;
     use serde_json::json;
     let env = TestEnv::start().await;
-    env.host("mail.example.test", server("2.5,12.0,12.1,14.0,14.1", horde));
-    env.host("quarantine.example.test", server("14.1", |command, seen| match command {
-        "FolderSync" => wbxml_reply(
-            &Element::new(folder::PAGE, folder::FOLDER_SYNC)
-                .with(Element::new(folder::PAGE, folder::STATUS).text_node("1"))
-                .with(
-                    Element::new(folder::PAGE, folder::CHANGES).with(
-                        Element::new(folder::PAGE, folder::ADD)
-                            .with(Element::new(folder::PAGE, folder::DISPLAY_NAME).text_node("Inbox"))
-                            .with(Element::new(folder::PAGE, folder::TYPE).text_node("2")),
+    env.host(
+        "mail.example.test",
+        server("2.5,12.0,12.1,14.0,14.1", horde),
+    );
+    env.host(
+        "quarantine.example.test",
+        server("14.1", |command, seen| match command {
+            "FolderSync" => wbxml_reply(
+                &Element::new(folder::PAGE, folder::FOLDER_SYNC)
+                    .with(Element::new(folder::PAGE, folder::STATUS).text_node("1"))
+                    .with(
+                        Element::new(folder::PAGE, folder::CHANGES).with(
+                            Element::new(folder::PAGE, folder::ADD)
+                                .with(
+                                    Element::new(folder::PAGE, folder::DISPLAY_NAME)
+                                        .text_node("Inbox"),
+                                )
+                                .with(Element::new(folder::PAGE, folder::TYPE).text_node("2")),
+                        ),
                     ),
-                ),
-        ),
-        other => horde(other, seen),
-    }));
+            ),
+            other => horde(other, seen),
+        }),
+    );
     let app = TestApp::spawn(&env, |config| {
         config.connect.verify = exdisco::connect::VerifyMode::Sync;
     })
@@ -432,7 +441,10 @@ async fn the_daemon_proves_sync_before_it_stores_an_account() {
     assert_eq!(status, 422, "{answer}");
     assert_eq!(answer["type"], "sync_check_failed");
     assert_eq!(answer["code"], "device_quarantined");
-    assert_eq!(answer["remedy_action"]["action"], "ask_administrator", "{answer}");
+    assert_eq!(
+        answer["remedy_action"]["action"], "ask_administrator",
+        "{answer}"
+    );
     assert!(answer["remedy"].as_str().unwrap().contains("quarantined"));
 
     let (status, _, answer) = app
@@ -450,8 +462,14 @@ async fn the_daemon_proves_sync_before_it_stores_an_account() {
     let (status, account) = app.account(token["access_token"].as_str().unwrap()).await;
     assert_eq!(status, 200);
     let identity = DeviceIdentity::for_account("alice@example.test");
-    assert_eq!(account["sync_check"]["protocol_version"], "14.1", "{account}");
-    assert_eq!(account["sync_check"]["device_id"], identity.device_id.as_str());
+    assert_eq!(
+        account["sync_check"]["protocol_version"], "14.1",
+        "{account}"
+    );
+    assert_eq!(
+        account["sync_check"]["device_id"],
+        identity.device_id.as_str()
+    );
     assert!(account["sync_check"]["checked_at"].as_i64().unwrap() > 0);
 }
 
@@ -485,7 +503,12 @@ async fn the_command_line_runs_the_sync_check_when_asked() {
             verify,
         ])
     };
-    let run = exdisco(&env, discover("mail.example.test", "--verify"), Some(PASSWORD.into())).await;
+    let run = exdisco(
+        &env,
+        discover("mail.example.test", "--verify"),
+        Some(PASSWORD.into()),
+    )
+    .await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(posts(&env).is_empty(), "--verify alone is OPTIONS only");
 
@@ -496,7 +519,11 @@ async fn the_command_line_runs_the_sync_check_when_asked() {
     )
     .await;
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    assert!(run.stdout.contains("sync_confirmed (ActiveSync 14.1"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("sync_confirmed (ActiveSync 14.1"),
+        "{}",
+        run.stdout
+    );
     assert!(run.stdout.contains("6 folders"), "{}", run.stdout);
 
     let run = exdisco(
@@ -507,7 +534,11 @@ async fn the_command_line_runs_the_sync_check_when_asked() {
     .await;
     assert_eq!(run.code, 1, "{}", run.stdout);
     assert!(run.stdout.contains("device_blocked"), "{}", run.stdout);
-    assert!(run.stdout.contains("administrator must allow it"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("administrator must allow it"),
+        "{}",
+        run.stdout
+    );
 
     let run = exdisco(
         &env,
@@ -526,8 +557,10 @@ async fn the_command_line_runs_the_sync_check_when_asked() {
     )
     .await;
     assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
-    let json: serde_json::Value =
-        serde_json::from_str(run.stdout.lines().last().unwrap()).unwrap();
+    let json: serde_json::Value = serde_json::from_str(run.stdout.lines().last().unwrap()).unwrap();
     assert_eq!(json["sync"]["code"], "sync_confirmed");
-    assert_eq!(json["sync"]["device_id"], "ABC123", "the device id can be given");
+    assert_eq!(
+        json["sync"]["device_id"], "ABC123",
+        "the device id can be given"
+    );
 }

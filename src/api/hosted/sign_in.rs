@@ -516,14 +516,28 @@ impl Reply<'_> {
 fn sync_words(code: crate::code::Code) -> String {
     use crate::code::Code;
     let words = match code {
-        Code::DeviceQuarantined => "Your password is right, but your organization holds new devices until an administrator allows them. Ask your IT department to allow this connection, then sign in again.",
-        Code::DeviceBlocked => "Your password is right, but your organization blocks this kind of connection. Ask your IT department to allow it.",
-        Code::UserDisabledForSync => "Your password is right, but your mailbox is not enabled for mobile sync (Exchange ActiveSync). Ask your IT department to enable it.",
-        Code::MaxDevicesReached => "Your password is right, but your mailbox has as many connected devices as it may. Remove a device you no longer use (in Outlook on the web, Settings, Mobile devices), then sign in again.",
+        Code::DeviceQuarantined => {
+            "Your password is right, but your organization holds new devices until an administrator allows them. Ask your IT department to allow this connection, then sign in again."
+        }
+        Code::DeviceBlocked => {
+            "Your password is right, but your organization blocks this kind of connection. Ask your IT department to allow it."
+        }
+        Code::UserDisabledForSync => {
+            "Your password is right, but your mailbox is not enabled for mobile sync (Exchange ActiveSync). Ask your IT department to enable it."
+        }
+        Code::MaxDevicesReached => {
+            "Your password is right, but your mailbox has as many connected devices as it may. Remove a device you no longer use (in Outlook on the web, Settings, Mobile devices), then sign in again."
+        }
         Code::Throttled => "Your mail server is busy right now. Try again in a few minutes.",
-        Code::MailboxMoved => "Your mailbox has moved to another server. Sign in again; if this keeps happening, ask your IT department where your mailbox is now.",
-        Code::RemoteWipeRequested => "Your organization has asked to wipe this connection. Ask your IT department before you sign in again.",
-        _ => "Your password is right, but your mail server will not let this connection sync. Ask your IT department, and give them this code:",
+        Code::MailboxMoved => {
+            "Your mailbox has moved to another server. Sign in again; if this keeps happening, ask your IT department where your mailbox is now."
+        }
+        Code::RemoteWipeRequested => {
+            "Your organization has asked to wipe this connection. Ask your IT department before you sign in again."
+        }
+        _ => {
+            "Your password is right, but your mail server will not let this connection sync. Ask your IT department, and give them this code:"
+        }
     };
     format!("{words} ({code})")
 }
