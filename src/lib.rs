@@ -33,7 +33,8 @@
 //!     once, and the typed remedy each face words its own way.
 //!   - `activesync`: the ActiveSync OPTIONS probe and its classification;
 //!     `activesync::shared_probes`: a host's anonymous probe shared by the pipeline's
-//!     discoveries. `memo`: the bounded memory of hosts' anonymous answers it and the POX
+//!     discoveries; `activesync::sync`: the sync check (Provision, FolderSync) and its codes;
+//!     `activesync::wbxml`: the bounded WBXML codec it speaks. `memo`: the bounded memory of hosts' anonymous answers it and the POX
 //!     step use. `online`: Exchange Online (Autodiscover v2, provider detection).
 //! - [`connect`]: the native-authentication flow over typed commands (`connect::command`:
 //!   an `Authorization` is an `Intent` and a provider's `Login`; the faces parse their wire

@@ -375,3 +375,67 @@ async fn without_redis_the_password_budget_refuses_and_the_other_limits_stay_loc
         "{metrics}"
     );
 }
+
+/// Each Exchange server's politeness limits hold across processes: two `Limits` on one Redis
+/// (as two daemons, or a daemon and a `batch` worker) share one slot in flight and one rate;
+/// the Redis keys carry no host name, address or user name in clear.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_limits_and_the_password_budget_are_shared_and_keyed_by_hashes() {
+    use exdisco::discovery::{Budget, Limits, LimitsConfig};
+    use exdisco::domain::Credentials;
+    use exdisco::shared_limits::{LimitsSettings, SharedLimits};
+    use redis::AsyncCommands;
+    let Ok(url) = std::env::var("EXDISCO_REDIS_URL") else {
+        skip("REDIS", "no Redis (EXDISCO_REDIS_URL unset; .ci/run starts one)");
+        return;
+    };
+    let prefix = format!("exdisco-test-{:016x}:limits", fastrand::u64(..));
+    let mut settings = LimitsSettings::default();
+    settings.url = Some(url.clone().into());
+    settings.prefix = prefix.clone();
+    let mut config = LimitsConfig::default();
+    config.per_host_in_flight = 1;
+    config.per_host_per_second = 1;
+    config.per_host_burst = 1;
+    config.credential_attempts_per_account = 2;
+    let limits = |secret: Option<[u8; 32]>| {
+        Limits::with_shared(
+            config.clone(),
+            SharedLimits::new(&settings, secret).unwrap(),
+        )
+    };
+    let (a, b) = (limits(Some([7; 32])), limits(Some([7; 32])));
+
+    let held = a.acquire_host("mail.customer.example").await;
+    let waited = tokio::time::timeout(
+        std::time::Duration::from_millis(300),
+        b.acquire_host("mail.customer.example"),
+    )
+    .await;
+    assert!(waited.is_err(), "the other process waits for the host's one slot");
+    drop(held);
+    // The slot comes back, and the rate (one a second) holds across both.
+    let started = std::time::Instant::now();
+    drop(b.acquire_host("mail.customer.example").await);
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(500),
+        "the second request of the second waits for the shared rate"
+    );
+
+    let alice = Credentials::new("alice@customer.example", "wrong");
+    assert_eq!(a.charge_account(&alice).await, Budget::Granted);
+    assert_eq!(b.charge_account(&alice).await, Budget::Granted);
+    assert_eq!(a.charge_account(&alice).await, Budget::Spent, "one budget for both");
+
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = connection.keys(format!("{prefix}:*")).await.unwrap();
+    assert!(!keys.is_empty());
+    for key in &keys {
+        assert!(
+            !key.contains("customer") && !key.contains("alice"),
+            "a key in clear: {key}"
+        );
+    }
+    let _: () = connection.del(keys).await.unwrap();
+}
