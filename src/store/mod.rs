@@ -468,12 +468,18 @@ fn owner_only(path: &Path) -> Result<(), Error> {
     {
         use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
         if !path.exists() {
-            std::fs::OpenOptions::new()
+            let created = std::fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .mode(0o600)
-                .open(path)
-                .map_err(Error::File)?;
+                .open(path);
+            match created {
+                // Another process starting at the same moment made it first: the same file.
+                Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
+                other => {
+                    other.map_err(Error::File)?;
+                }
+            }
         }
         for suffix in ["", "-wal", "-shm"] {
             let file = std::path::PathBuf::from(format!("{}{suffix}", path.display()));

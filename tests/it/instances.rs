@@ -386,7 +386,10 @@ async fn host_limits_and_the_password_budget_are_shared_and_keyed_by_hashes() {
     use exdisco::shared_limits::{LimitsSettings, SharedLimits};
     use redis::AsyncCommands;
     let Ok(url) = std::env::var("EXDISCO_REDIS_URL") else {
-        skip("REDIS", "no Redis (EXDISCO_REDIS_URL unset; .ci/run starts one)");
+        skip(
+            "REDIS",
+            "no Redis (EXDISCO_REDIS_URL unset; .ci/run starts one)",
+        );
         return;
     };
     let prefix = format!("exdisco-test-{:016x}:limits", fastrand::u64(..));
@@ -412,7 +415,10 @@ async fn host_limits_and_the_password_budget_are_shared_and_keyed_by_hashes() {
         b.acquire_host("mail.customer.example"),
     )
     .await;
-    assert!(waited.is_err(), "the other process waits for the host's one slot");
+    assert!(
+        waited.is_err(),
+        "the other process waits for the host's one slot"
+    );
     drop(held);
     // The slot comes back, and the rate (one a second) holds across both.
     let started = std::time::Instant::now();
@@ -425,7 +431,11 @@ async fn host_limits_and_the_password_budget_are_shared_and_keyed_by_hashes() {
     let alice = Credentials::new("alice@customer.example", "wrong");
     assert_eq!(a.charge_account(&alice).await, Budget::Granted);
     assert_eq!(b.charge_account(&alice).await, Budget::Granted);
-    assert_eq!(a.charge_account(&alice).await, Budget::Spent, "one budget for both");
+    assert_eq!(
+        a.charge_account(&alice).await,
+        Budget::Spent,
+        "one budget for both"
+    );
 
     let client = redis::Client::open(url.as_str()).unwrap();
     let mut connection = client.get_multiplexed_async_connection().await.unwrap();

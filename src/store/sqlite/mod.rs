@@ -30,10 +30,30 @@ pub const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Connection settings and migrations.
 pub fn prepare(connection: &mut Connection) -> Result<(), Error> {
-    connection.pragma_update(None, "journal_mode", "WAL")?;
+    // The wait first: processes starting together on one file meet at the switch to WAL and
+    // at the migrations, and each must wait for the other's lock rather than fail.
+    connection.busy_timeout(BUSY_TIMEOUT)?;
+    // WAL is kept in the file: only the first opener switches to it. The switch takes the
+    // file's exclusive lock, for which SQLite does not always wait: a busy switch is tried
+    // again (a process starting while another creates the file).
+    let mut tries = 0;
+    loop {
+        let mode: String = connection.pragma_query_value(None, "journal_mode", |r| r.get(0))?;
+        if mode.eq_ignore_ascii_case("wal") {
+            break;
+        }
+        match connection.pragma_update(None, "journal_mode", "WAL") {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy && tries < 50 =>
+            {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => break other?,
+        }
+    }
     connection.pragma_update(None, "synchronous", "NORMAL")?;
     connection.pragma_update(None, "foreign_keys", "ON")?;
-    connection.busy_timeout(BUSY_TIMEOUT)?;
     // Under the write lock, the version read again: two processes starting together apply
     // each migration once.
     let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
