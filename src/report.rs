@@ -494,6 +494,8 @@ pub enum Step {
     AutodiscoverV2,
     /// An ActiveSync OPTIONS request.
     ActiveSync,
+    /// A command of the sync check (Provision, FolderSync).
+    SyncCheck,
 }
 
 impl Step {
@@ -506,6 +508,7 @@ impl Step {
             Self::Mx => "mx",
             Self::AutodiscoverV2 => "autodiscover_v2",
             Self::ActiveSync => "activesync",
+            Self::SyncCheck => "sync_check",
         }
     }
 }

@@ -447,17 +447,21 @@ async fn run_probe(args: ProbeArgs) -> anyhow::Result<ExitCode> {
     if args.sync && credentials.is_none() {
         bail!("--sync needs --username and a password");
     }
-    let (probe, trail) = pipeline.probe(&url, credentials.as_ref()).await;
+    let (probe, mut trail) = pipeline.probe(&url, credentials.as_ref()).await;
     // The sync check where the password was just accepted (the URL the caller named).
     let sync = match &credentials {
         Some(credentials) if args.sync && probe.outcome == ProbeOutcome::Confirmed => {
             let identity = args.device.identity(&credentials.username)?;
             let at = Url::parse(&probe.url).unwrap_or_else(|_| url.clone());
-            Some(
-                pipeline
-                    .sync_at(&at, credentials, &identity, &probe.versions)
-                    .await,
-            )
+            let checked = pipeline
+                .sync_at(&at, credentials, &identity, &probe.versions)
+                .await;
+            let offset = probe.ms;
+            trail.extend(checked.trail.into_iter().map(|mut attempt| {
+                attempt.start_ms += offset;
+                attempt
+            }));
+            Some(checked.check)
         }
         _ => None,
     };

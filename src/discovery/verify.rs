@@ -10,7 +10,7 @@ use super::trust::Trust;
 use super::{Pipeline, RunContext, diagnosis, online};
 use crate::code::Code;
 use crate::domain::{Credentials, EmailAddress};
-use crate::report::{ConsentNeeded, Failure, Method, Provider, Report, SyncCheck};
+use crate::report::{ConsentNeeded, Failure, Method, Provider, Report};
 
 impl Pipeline {
     /// Checks `credentials` on the report's host with one ActiveSync OPTIONS exchange:
@@ -127,7 +127,17 @@ impl Pipeline {
             return;
         };
         let versions = probe.versions.clone();
-        let check = self.sync_at(&url, credentials, identity, &versions).await;
+        let checked = self.sync_at(&url, credentials, identity, &versions).await;
+        // The commands follow the discovery in the trail, which then explains the result.
+        let offset = (report.seconds * 1000.0) as u64;
+        report
+            .trail
+            .extend(checked.trail.into_iter().map(|mut attempt| {
+                attempt.method = report.method.unwrap_or(Method::Explicit);
+                attempt.start_ms += offset;
+                attempt
+            }));
+        let check = checked.check;
         if check.code != Code::SyncConfirmed {
             let host = url.host_str().unwrap_or_default();
             report.error = Some(Failure {
@@ -142,14 +152,15 @@ impl Pipeline {
     }
 
     /// The sync check at an ActiveSync `url` whose `OPTIONS` accepted `credentials` and listed
-    /// `versions` (`probe --sync`). The caller has decided that `url` may have the password.
+    /// `versions` (`probe --sync`), with its commands as trail attempts. The caller has decided
+    /// that `url` may have the password.
     pub async fn sync_at(
         &self,
         url: &Url,
         credentials: &Credentials,
         identity: &DeviceIdentity,
         versions: &[String],
-    ) -> SyncCheck {
+    ) -> sync::Checked {
         sync::check(&self.shared.http, url, credentials, identity, versions).await
     }
 }

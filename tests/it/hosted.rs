@@ -497,3 +497,59 @@ async fn an_imap_only_mailbox_is_told_so_on_the_page() {
     assert!(html.contains("s28.cpanelhost.example:143"), "{html}");
     assert!(env.fleet.seen_by("s28.cpanelhost.example").is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mailbox_that_will_not_sync_is_told_why_on_the_page() {
+    // Issue 25 on the hosted page: with `connect.verify = "sync"`, a quarantined device (the
+    // Inbox-only hierarchy of the sync check's fakes) is said in the user's words, with the
+    // code for their IT department, and no code goes back to the application.
+    use exdisco::discovery::activesync::wbxml::{Element, folder};
+    let env = TestEnv::start().await;
+    env.host("example.test", |_| {
+        Reply::xml(settings_answer("mail.example.test"))
+    });
+    let expected = basic("alice@example.test", PASSWORD);
+    env.host("mail.example.test", move |seen: &Seen| {
+        if seen.authorization.as_deref() != Some(expected.as_str()) {
+            return Reply::status(401).header("WWW-Authenticate", "Basic realm=\"mail\"");
+        }
+        match seen.query_param("Cmd").as_deref() {
+            Some("Provision") => Reply::recorded(&fixture("horde/provision-200.http")),
+            Some("FolderSync") => {
+                let inbox = Element::new(folder::PAGE, folder::FOLDER_SYNC)
+                    .with(Element::new(folder::PAGE, folder::STATUS).text_node("1"))
+                    .with(
+                        Element::new(folder::PAGE, folder::CHANGES).with(
+                            Element::new(folder::PAGE, folder::ADD)
+                                .with(Element::new(folder::PAGE, folder::TYPE).text_node("2")),
+                        ),
+                    );
+                let mut reply = Reply::status(200);
+                reply.body = exdisco::discovery::activesync::wbxml::encode(&inbox);
+                reply
+            }
+            _ => activesync_ok(),
+        }
+    });
+    let mut app = TestApp::spawn(&env, |config| {
+        config.connect.verify = exdisco::connect::VerifyMode::Sync;
+    })
+    .await;
+    app.use_client("Acme Mail", vec![CALLBACK.to_owned()]).await;
+    let page = page_url(&app, CALLBACK, "code", "email.read_only");
+    let fields = [
+        ("name", "Alice Example"),
+        ("email", "alice@example.test"),
+        ("password", PASSWORD),
+    ];
+    let (status, html) = sign_in_through_page(&page, &fields)
+        .await
+        .expect_err("no code for a mailbox that will not sync");
+    assert_eq!(status, 422);
+    assert!(html.contains("Your mailbox cannot sync yet"), "{html}");
+    assert!(
+        html.contains("holds new devices until an administrator allows them"),
+        "{html}"
+    );
+    assert!(html.contains("device_quarantined"), "{html}");
+}

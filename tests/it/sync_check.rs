@@ -153,6 +153,20 @@ async fn horde_recorded_syncs_and_the_device_is_the_same_on_a_second_run() {
             .is_some()
     );
     assert_eq!(sent[1].header("x-ms-policykey"), Some("0"));
+    // Each command is in the trail, which explains the result.
+    let commands: Vec<(&str, Option<&str>)> = report
+        .trail
+        .iter()
+        .filter(|a| a.step == exdisco::report::Step::SyncCheck)
+        .map(|a| (a.outcome.as_str(), a.detail.as_deref()))
+        .collect();
+    assert_eq!(
+        commands,
+        [
+            ("answered", Some("Provision: http 200")),
+            ("answered", Some("FolderSync: http 200"))
+        ]
+    );
 
     // A second run: the same partnership.
     let (again, _) = check_at(&env, "mail.example.test").await;
@@ -323,6 +337,15 @@ async fn why_a_mailbox_will_not_sync_is_said_with_its_code_and_remedy() {
             report.exchange_server_host.as_deref(),
             Some("mail.example.test"),
             "{name}: the host stays"
+        );
+        let failed = report
+            .trail
+            .iter()
+            .filter(|a| a.step == exdisco::report::Step::SyncCheck)
+            .any(|a| a.code == Some(expected));
+        assert!(
+            failed || expected == Code::DeviceQuarantined || name.starts_with("status"),
+            "{name}: the failing command is in the trail"
         );
         if expected == Code::Throttled {
             assert_eq!(sync.throttle.as_deref(), Some("CommandFrequency"));

@@ -37,7 +37,7 @@ use crate::code::Code;
 use crate::discovery::http::{Body, Http, Outgoing};
 use crate::discovery::limits::Budget;
 use crate::domain::Credentials;
-use crate::report::SyncCheck;
+use crate::report::{Attempt, Method, Outcome, Step, SyncCheck};
 
 /// Versions the check speaks, best first.
 pub const VERSIONS: [&str; 6] = ["16.1", "16.0", "14.1", "14.0", "12.1", "12.0"];
@@ -105,6 +105,16 @@ struct Run<'a> {
     identity: &'a DeviceIdentity,
     version: &'static str,
     check: SyncCheck,
+    started: Instant,
+    trail: Vec<Attempt>,
+}
+
+/// The check and its requests, as trail attempts (their `start_ms` from the check's start).
+pub struct Checked {
+    /// What the check proved.
+    pub check: SyncCheck,
+    /// One attempt per command sent.
+    pub trail: Vec<Attempt>,
 }
 
 /// Runs the check at `url` (an ActiveSync URL whose `OPTIONS` accepted `credentials`), with the
@@ -115,6 +125,27 @@ pub async fn check(
     credentials: &Credentials,
     identity: &DeviceIdentity,
     server_versions: &[String],
+) -> Checked {
+    let mut trail = Vec::new();
+    let check = run(
+        http,
+        url,
+        credentials,
+        identity,
+        server_versions,
+        &mut trail,
+    )
+    .await;
+    Checked { check, trail }
+}
+
+async fn run(
+    http: &Http,
+    url: &Url,
+    credentials: &Credentials,
+    identity: &DeviceIdentity,
+    server_versions: &[String],
+    trail: &mut Vec<Attempt>,
 ) -> SyncCheck {
     let started = Instant::now();
     let mut check = SyncCheck {
@@ -164,11 +195,14 @@ pub async fn check(
         identity,
         version,
         check,
+        started,
+        trail: Vec::new(),
     };
     let (code, message) = run.provision_and_sync().await;
     run.check.code = code;
     run.check.message = message;
     run.check.ms = started.elapsed().as_millis() as u64;
+    *trail = run.trail;
     run.check
 }
 
@@ -359,6 +393,8 @@ impl Run<'_> {
             ("User-Agent", self.identity.user_agent.clone()),
         ];
         self.check.requests += 1;
+        let sent = Instant::now();
+        let start_ms = self.started.elapsed().as_millis() as u64;
         let fetched = self
             .http
             .fetch(Outgoing {
@@ -372,11 +408,55 @@ impl Run<'_> {
         let fetched = match fetched {
             Ok(fetched) => fetched,
             Err(err) => {
+                self.record(command, &url, Err(err.code()), sent, start_ms);
                 return Answer::End(err.code(), format!("{command}: {err}"));
             }
         };
         let status = fetched.status.as_u16();
         self.check.http_status = Some(status);
+        let answer = self.classify(command, status, &fetched);
+        let code = match &answer {
+            Answer::Body(_) => Ok(status),
+            Answer::End(code, _) => Err(*code),
+        };
+        self.record(command, &url, code, sent, start_ms);
+        answer
+    }
+
+    /// One command in the trail: the URL (no secret: the password is in a header), whether it
+    /// answered, and its code when it did not.
+    fn record(
+        &mut self,
+        command: &str,
+        url: &Url,
+        answered: Result<u16, Code>,
+        sent: Instant,
+        start_ms: u64,
+    ) {
+        let (outcome, code, detail) = match answered {
+            Ok(status) => (Outcome::Answered, None, format!("{command}: http {status}")),
+            Err(code) => (Outcome::Failed, Some(code), command.to_owned()),
+        };
+        self.trail.push(Attempt {
+            step: Step::SyncCheck,
+            method: Method::Explicit,
+            target: url.to_string(),
+            outcome,
+            code,
+            detail: Some(detail),
+            authenticated: true,
+            ms: sent.elapsed().as_millis() as u64,
+            start_ms,
+        });
+    }
+
+    /// What one command's HTTP answer means.
+    fn classify(
+        &mut self,
+        command: &str,
+        status: u16,
+        fetched: &crate::discovery::http::Fetched,
+    ) -> Answer {
         match status {
             200 if fetched.body.is_empty() => Answer::End(
                 Code::SyncFailed,
