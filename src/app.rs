@@ -19,7 +19,7 @@ use crate::connect::Connect;
 use crate::discovery::{Limits, Pipeline};
 use crate::metrics::Metrics;
 use crate::queue::redis::{RedisConfig, RedisQueue};
-use crate::queue::{SqliteQueue, Worker};
+use crate::queue::{StoreQueue, Worker};
 use crate::secrets::MasterKey;
 use crate::shared_limits::SharedLimits;
 use crate::store::Store;
@@ -132,7 +132,7 @@ impl App {
         shutdown: &CancellationToken,
     ) -> Result<(), StartError> {
         let cache = DomainCache::new(CACHE_CAPACITY, config.connect.cache_ttl);
-        let embedded = SqliteQueue::new(
+        let embedded = StoreQueue::new(
             self.store.clone(),
             config.queue.lease,
             config.queue.max_attempts,

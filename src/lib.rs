@@ -59,7 +59,7 @@
 //! - [`batch`]: jobs, the per-domain cache, the resumable file runner.
 //! - `bounded_map`: a map that forgets its oldest entries first, in constant time (the
 //!   per-domain cache and the discovery's `memo` are built on it).
-//! - [`queue`]: queue workers; the SQLite queue; Redis Streams.
+//! - [`queue`]: queue workers; the embedded queue in the store; Redis Streams.
 //! - [`metrics`]: Prometheus metrics.
 //! - `fleet` (feature `fleet`, on for the tests): the loopback fleet (DNS, HTTPS, CA) of the
 //!   tests and `exdisco bench`; a release build has none of it.

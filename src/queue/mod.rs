@@ -8,7 +8,7 @@
 //! - Anything else, found or not found, broken domains included, is a result (the domain
 //!   cache was patient with passing failures: [`crate::batch::Patience`]).
 //!
-//! Backends: [`SqliteQueue`] (the daemon's embedded queue) and [`redis::RedisQueue`] (Redis
+//! Backends: [`StoreQueue`] (the daemon's embedded queue) and [`redis::RedisQueue`] (Redis
 //! Streams, shared by workers on many machines). `Worker::try_run_one` does one job and says
 //! whether there was one; `Worker::run` only adds waiting and cancellation.
 
@@ -227,15 +227,15 @@ impl<Q: JobQueue> Worker<Q> {
     }
 }
 
-/// The daemon's embedded queue, in the SQLite store.
+/// The daemon's embedded queue, in its store (the SQLite file, or PostgreSQL).
 #[derive(Clone)]
-pub struct SqliteQueue {
+pub struct StoreQueue {
     store: Store,
     lease: Duration,
     max_attempts: u32,
 }
 
-impl SqliteQueue {
+impl StoreQueue {
     /// A queue in `store`; a claim holds a job for `lease`.
     pub fn new(store: Store, lease: Duration, max_attempts: u32) -> Self {
         Self {
@@ -246,7 +246,7 @@ impl SqliteQueue {
     }
 }
 
-impl JobQueue for SqliteQueue {
+impl JobQueue for StoreQueue {
     async fn claim(&self) -> Result<Option<Claimed>, Error> {
         loop {
             let row = self

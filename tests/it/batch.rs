@@ -388,7 +388,7 @@ async fn a_broken_domain_is_an_answer_after_a_few_patient_tries() {
 
 #[tokio::test]
 async fn a_job_whose_worker_dies_each_time_ends_as_a_dead_letter() {
-    use exdisco::queue::{JobQueue, SqliteQueue};
+    use exdisco::queue::{JobQueue, StoreQueue};
     let dir = tempfile::tempdir().unwrap();
     let clock = exdisco::clock::Clock::manual();
     let store =
@@ -405,7 +405,7 @@ async fn a_job_whose_worker_dies_each_time_ends_as_a_dead_letter() {
         .await
         .unwrap();
     // A lease of 1 s, 2 deliveries: each claim below stands for a worker killed mid-job.
-    let queue = SqliteQueue::new(store.clone(), Duration::from_secs(1), 2);
+    let queue = StoreQueue::new(store.clone(), Duration::from_secs(1), 2);
     for attempt in 1..=2 {
         let job = queue.claim().await.unwrap().expect("delivered again");
         assert_eq!(job.attempts, attempt);

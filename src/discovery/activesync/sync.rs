@@ -281,8 +281,8 @@ impl Run<'_> {
             .map(|k| k.trim().to_owned())
             .filter(|k| !k.is_empty());
         match (policy_status, temporary) {
-            // No policy for this client (Horde): nothing to acknowledge.
-            (Some(2), _) | (None, None) => Ok("0".to_owned()),
+            // No policy for this client (Horde), or nothing to acknowledge.
+            (Some(2), _) | (None, None) | (Some(1), None) => Ok("0".to_owned()),
             (Some(1), Some(key)) => {
                 let acknowledgement = Element::new(provision::PAGE, provision::PROVISION).with(
                     Element::new(provision::PAGE, provision::POLICIES).with(

@@ -200,8 +200,8 @@ impl TestApp {
 
     /// Runs the embedded queue's jobs until it is empty; returns how many ran.
     pub async fn drain_queue(&self) -> usize {
-        use exdisco::queue::{RunOutcome, SqliteQueue, Worker};
-        let queue = SqliteQueue::new(self.store.clone(), Duration::from_secs(60), 3);
+        use exdisco::queue::{RunOutcome, StoreQueue, Worker};
+        let queue = StoreQueue::new(self.store.clone(), Duration::from_secs(60), 3);
         let cache = exdisco::batch::DomainCache::new(1000, Duration::from_secs(60));
         let worker = Worker::new(
             queue,
