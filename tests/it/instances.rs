@@ -54,46 +54,33 @@ struct Caller {
 }
 
 impl Caller {
-    /// POST `/connect/authorize` on `at` as the user at `from` (behind the balancer).
-    async fn authorize(
-        &self,
-        at: &Instance,
-        from: &str,
-        email: &str,
-        password: &str,
-    ) -> (u16, Value) {
+    /// POST `/connect/authorize` on the instance at `at` (its base URL) as the user at `from`
+    /// (behind the balancer).
+    async fn authorize(&self, at: &str, from: &str, email: &str, password: &str) -> (u16, Value) {
         let body = json!({
             "client_id": self.client_id, "email_address": email, "provider": "exchange",
             "settings": {"username": email, "password": password}, "scopes": "email.read_only",
         });
         self.send(
             self.http
-                .post(format!("{}/connect/authorize", at.base))
+                .post(format!("{at}/connect/authorize"))
                 .header("x-forwarded-for", from)
                 .json(&body),
         )
         .await
     }
 
-    async fn token(&self, at: &Instance, code: &str) -> (u16, Value) {
+    async fn token(&self, at: &str, code: &str) -> (u16, Value) {
         let body =
             json!({"client_id": self.client_id, "client_secret": self.client_secret, "code": code});
-        self.send(
-            self.http
-                .post(format!("{}/connect/token", at.base))
-                .json(&body),
-        )
-        .await
+        self.send(self.http.post(format!("{at}/connect/token")).json(&body))
+            .await
     }
 
-    async fn account(&self, at: &Instance, token: &str) -> u16 {
-        self.send(
-            self.http
-                .get(format!("{}/account", at.base))
-                .bearer_auth(token),
-        )
-        .await
-        .0
+    async fn account(&self, at: &str, token: &str) -> u16 {
+        self.send(self.http.get(format!("{at}/account")).bearer_auth(token))
+            .await
+            .0
     }
 
     async fn send(&self, request: reqwest::RequestBuilder) -> (u16, Value) {
@@ -187,18 +174,18 @@ workers = 0
 
     // A code issued by one redeems on the other, once.
     let (status, answer) = caller
-        .authorize(&a, "198.51.100.1", "alice@example.test", PASSWORD)
+        .authorize(&a.base, "198.51.100.1", "alice@example.test", PASSWORD)
         .await;
     assert_eq!(status, 200, "{answer}");
     let code = answer["code"].as_str().unwrap().to_owned();
-    let (status, token) = caller.token(&b, &code).await;
+    let (status, token) = caller.token(&b.base, &code).await;
     assert_eq!(status, 200, "{token}");
     let access = token["access_token"].as_str().unwrap().to_owned();
-    assert_eq!(caller.account(&a, &access).await, 200);
-    let (status, _) = caller.token(&a, &code).await;
+    assert_eq!(caller.account(&a.base, &access).await, 200);
+    let (status, _) = caller.token(&a.base, &code).await;
     assert_eq!(status, 400, "a replay on the other instance is refused");
     assert_eq!(
-        caller.account(&b, &access).await,
+        caller.account(&b.base, &access).await,
         401,
         "and revokes the token"
     );
@@ -209,7 +196,7 @@ workers = 0
     for n in 0..6 {
         let at = if n % 2 == 0 { &a } else { &b };
         let (status, _) = caller
-            .authorize(at, "203.0.113.9", "nobody@unknown.test", PASSWORD)
+            .authorize(&at.base, "203.0.113.9", "nobody@unknown.test", PASSWORD)
             .await;
         statuses.push(status);
     }
@@ -219,7 +206,7 @@ workers = 0
         "{statuses:?}"
     );
     let (status, _) = caller
-        .authorize(&b, "203.0.113.10", "nobody@unknown.test", PASSWORD)
+        .authorize(&b.base, "203.0.113.10", "nobody@unknown.test", PASSWORD)
         .await;
     assert_ne!(
         status, 429,
@@ -231,7 +218,7 @@ workers = 0
     let mut refused_on_a = 0;
     loop {
         let (status, answer) = caller
-            .authorize(&a, from, "alice@example.test", "wrong-password")
+            .authorize(&a.base, from, "alice@example.test", "wrong-password")
             .await;
         if status == 429 {
             assert_eq!(answer["type"], "rate_limit_error", "{answer}");
@@ -242,7 +229,7 @@ workers = 0
         assert!(refused_on_a <= 2, "the budget of two attempts holds");
     }
     let (status, answer) = caller
-        .authorize(&b, from, "alice@example.test", "wrong-password-2")
+        .authorize(&b.base, from, "alice@example.test", "wrong-password-2")
         .await;
     assert_eq!(
         status, 429,
@@ -284,10 +271,7 @@ workers = 0
         };
         let (base_a, base_b) = (a.base.clone(), b.base.clone());
         tokio::spawn(async move {
-            let at = Instance {
-                child: Command::new("true").spawn().unwrap(),
-                base: if n % 2 == 0 { base_a } else { base_b },
-            };
+            let at = if n % 2 == 0 { base_a } else { base_b };
             let from = format!("198.51.100.{}", 10 + n);
             let email = format!("u{n}@example.test");
             let (status, answer) = caller.authorize(&at, &from, &email, PASSWORD).await;
@@ -320,7 +304,7 @@ workers = 0
     // survivor.
     for token in &acknowledged {
         assert_eq!(
-            caller.account(&b, token).await,
+            caller.account(&b.base, token).await,
             200,
             "an acknowledged token was lost"
         );
