@@ -1,6 +1,7 @@
 //! What the store takes and gives back, the same for both backends.
 
-use crate::account::{Account, ClientId, NewAccount};
+use super::Error;
+use crate::account::{Account, CachedDiscovery, ClientId, NewAccount, Scopes, SyncProof};
 
 /// A client as stored: its id, the hash of its secret and its redirect URIs.
 #[derive(Debug, Clone)]
@@ -152,15 +153,102 @@ pub enum Intake {
     Full,
 }
 
-/// The sync proof of an account row: `None` when no check ran (empty columns).
-pub fn sync_proof(
-    protocol_version: String,
-    device_id: String,
-    checked_at: i64,
-) -> Option<crate::account::SyncProof> {
-    (!protocol_version.is_empty()).then_some(crate::account::SyncProof {
-        protocol_version,
-        device_id,
-        checked_at,
+/// The account columns both backends select, in the order [`AccountColumns`] holds them.
+pub const ACCOUNT_COLUMNS: &str =
+    "account_id, client_id, email, name, provider, exchange_server_host,
+    discovery_method, activesync_versions, scopes, username, created_at, updated_at,
+    sync_version, sync_device_id, sync_checked_at";
+
+/// [`ACCOUNT_COLUMNS`] of the table aliased `alias` (in a join).
+pub fn account_columns_of(alias: &str) -> String {
+    ACCOUNT_COLUMNS
+        .split(',')
+        .map(|c| format!("{alias}.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// An account row as a backend read it, before the model's types: each backend fills it from
+/// its own row type, and [`AccountColumns::into_account`] is the one conversion.
+pub struct AccountColumns {
+    pub account_id: String,
+    pub client_id: String,
+    pub email: String,
+    pub name: String,
+    pub provider: String,
+    pub exchange_server_host: String,
+    pub discovery_method: String,
+    pub activesync_versions: String,
+    pub scopes: String,
+    pub username: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub sync_version: String,
+    pub sync_device_id: String,
+    pub sync_checked_at: i64,
+}
+
+impl AccountColumns {
+    /// The model's account; a value the model does not know is a corrupt row, not a default.
+    pub fn into_account(self) -> Result<Account, Error> {
+        Ok(Account {
+            account_id: self.account_id.into(),
+            client_id: self.client_id.into(),
+            email: self.email,
+            name: self.name,
+            provider: typed(&self.provider, |t| t.parse().ok())?,
+            exchange_server_host: self.exchange_server_host,
+            origin: typed(&self.discovery_method, |t| t.parse().ok())?,
+            activesync_versions: self.activesync_versions.into(),
+            scopes: typed(&self.scopes, |t| Scopes::parse(t).ok())?,
+            username: self.username,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            sync: (!self.sync_version.is_empty()).then_some(SyncProof {
+                protocol_version: self.sync_version,
+                device_id: self.sync_device_id,
+                checked_at: self.sync_checked_at,
+            }),
+        })
+    }
+}
+
+/// A cached discovery as a backend read it: `(domain, host, method, activesync_url, provider,
+/// expires_at)`, its method and provider still text.
+pub fn cached_discovery(
+    (domain, host, method, activesync_url, provider, expires_at): (
+        String,
+        String,
+        String,
+        String,
+        String,
+        i64,
+    ),
+) -> Result<CachedDiscovery, Error> {
+    Ok(CachedDiscovery {
+        domain,
+        host,
+        method: typed(&method, |t| t.parse().ok())?,
+        activesync_url,
+        provider: typed(&provider, |t| t.parse().ok())?,
+        expires_at,
     })
+}
+
+/// A column's text read as a model type; a value the model does not know is a corrupt row.
+fn typed<T>(text: &str, read: impl FnOnce(&str) -> Option<T>) -> Result<T, Error> {
+    read(text).ok_or(Error::Corrupt("unknown value in a typed column"))
+}
+
+/// A value stored as JSON text (redirect URIs, a code's pending account).
+pub fn to_json_column(value: &impl serde::Serialize, what: &'static str) -> Result<String, Error> {
+    serde_json::to_string(value).map_err(|_| Error::Corrupt(what))
+}
+
+/// A JSON column read back; unreadable is a corrupt row.
+pub fn from_json_column<T: serde::de::DeserializeOwned>(
+    text: &str,
+    what: &'static str,
+) -> Result<T, Error> {
+    serde_json::from_str(text).map_err(|_| Error::Corrupt(what))
 }

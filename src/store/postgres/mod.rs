@@ -19,10 +19,11 @@ use tokio_postgres::{NoTls, Row};
 
 use super::Error;
 use super::records::{
-    ClientInfo, ClientRecord, CodeBinding, NewCode, NewToken, RedeemChecks, Redemption, Swept,
-    TokenInfo,
+    self, ACCOUNT_COLUMNS, AccountColumns, ClientInfo, ClientRecord, CodeBinding, NewCode,
+    NewToken, RedeemChecks, Redemption, Swept, TokenInfo, account_columns_of, from_json_column,
+    to_json_column,
 };
-use crate::account::{Account, CachedDiscovery, NewAccount, Scopes};
+use crate::account::{Account, CachedDiscovery, NewAccount};
 
 /// Migrations, numbered as the SQLite ones (`migrations/postgres/` holds the same names).
 pub(super) const MIGRATIONS: &[(&str, &str)] = &[
@@ -196,8 +197,7 @@ impl Db {
     }
 
     pub async fn add_client(&self, client: &ClientRecord, now: i64) -> Result<(), Error> {
-        let uris =
-            serde_json::to_string(&client.redirect_uris).map_err(|_| Error::Corrupt("uris"))?;
+        let uris = to_json_column(&client.redirect_uris, "uris")?;
         self.pool
             .get()
             .await?
@@ -232,8 +232,7 @@ impl Db {
                 Ok(ClientInfo {
                     client_id: row.get(0),
                     name: row.get(1),
-                    redirect_uris: serde_json::from_str(&uris)
-                        .map_err(|_| Error::Corrupt("uris"))?,
+                    redirect_uris: from_json_column(&uris, "uris")?,
                     created_at: row.get(3),
                 })
             })
@@ -256,7 +255,7 @@ impl Db {
             Ok(ClientRecord {
                 client_id: row.get(0),
                 secret_hash: row.get(1),
-                redirect_uris: serde_json::from_str(&uris).map_err(|_| Error::Corrupt("uris"))?,
+                redirect_uris: from_json_column(&uris, "uris")?,
                 name: row.get(3),
             })
         })
@@ -296,8 +295,7 @@ impl Db {
     }
 
     pub async fn create_code(&self, code: &NewCode, now: i64) -> Result<(), Error> {
-        let pending =
-            serde_json::to_string(&code.account).map_err(|_| Error::Corrupt("pending"))?;
+        let pending = to_json_column(&code.account, "pending")?;
         self.pool
             .get()
             .await?
@@ -385,8 +383,7 @@ impl Db {
             return Ok(Redemption::Refused(reason));
         }
         if !pending.is_empty() {
-            let mut account: NewAccount =
-                serde_json::from_str(&pending).map_err(|_| Error::Corrupt("pending"))?;
+            let mut account: NewAccount = from_json_column(&pending, "pending")?;
             account.sealed_secret = secret;
             // One redemption at a time replaces an account: the next waits here, then sees
             // what this one saved.
@@ -443,11 +440,7 @@ impl Db {
         token_hash: &[u8],
         now: i64,
     ) -> Result<Option<Account>, Error> {
-        let columns = ACCOUNT_COLUMNS
-            .split(',')
-            .map(|c| format!("a.{}", c.trim()))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let columns = account_columns_of("a");
         let sql = format!(
             "SELECT {columns} FROM accounts a JOIN tokens t ON t.account_id = a.account_id
              WHERE t.token_hash = $1 AND t.revoked = 0 AND t.expires_at > $2"
@@ -606,14 +599,14 @@ impl Db {
             )
             .await?;
         row.map(|row| {
-            Ok(CachedDiscovery {
-                domain: row.get(0),
-                host: row.get(1),
-                method: typed(&row, 2, |t| t.parse().ok())?,
-                activesync_url: row.get(3),
-                provider: typed(&row, 4, |t| t.parse().ok())?,
-                expires_at: row.get(5),
-            })
+            records::cached_discovery((
+                row.get(0),
+                row.get(1),
+                row.get(2),
+                row.get(3),
+                row.get(4),
+                row.get(5),
+            ))
         })
         .transpose()
     }
@@ -700,31 +693,24 @@ async fn save_account(
     Ok(row.get(0))
 }
 
-const ACCOUNT_COLUMNS: &str = "account_id, client_id, email, name, provider, exchange_server_host,
-    discovery_method, activesync_versions, scopes, username, created_at, updated_at,
-    sync_version, sync_device_id, sync_checked_at";
-
+/// An account row: its columns read here, converted once (`records::AccountColumns`).
 fn account_row(row: &Row) -> Result<Account, Error> {
-    Ok(Account {
-        account_id: row.get::<_, String>(0).into(),
-        client_id: row.get::<_, String>(1).into(),
+    AccountColumns {
+        account_id: row.get(0),
+        client_id: row.get(1),
         email: row.get(2),
         name: row.get(3),
-        provider: typed(row, 4, |t| t.parse().ok())?,
+        provider: row.get(4),
         exchange_server_host: row.get(5),
-        origin: typed(row, 6, |t| t.parse().ok())?,
-        activesync_versions: row.get::<_, String>(7).into(),
-        scopes: typed(row, 8, |t| Scopes::parse(t).ok())?,
+        discovery_method: row.get(6),
+        activesync_versions: row.get(7),
+        scopes: row.get(8),
         username: row.get(9),
         created_at: row.get(10),
         updated_at: row.get(11),
-        sync: crate::store::records::sync_proof(row.get(12), row.get(13), row.get(14)),
-    })
-}
-
-/// Column `index` read as text and then as a model type; a value the model does not know is
-/// a corrupt row, not a default.
-fn typed<T>(row: &Row, index: usize, read: impl FnOnce(&str) -> Option<T>) -> Result<T, Error> {
-    let text: String = row.get(index);
-    read(&text).ok_or(Error::Corrupt("unknown value in a typed column"))
+        sync_version: row.get(12),
+        sync_device_id: row.get(13),
+        sync_checked_at: row.get(14),
+    }
+    .into_account()
 }

@@ -9,10 +9,11 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use super::Error;
 use super::records::{
-    ClientInfo, ClientRecord, CodeBinding, NewCode, NewToken, RedeemChecks, Redemption, Swept,
-    TokenInfo,
+    self, ACCOUNT_COLUMNS, AccountColumns, ClientInfo, ClientRecord, CodeBinding, NewCode,
+    NewToken, RedeemChecks, Redemption, Swept, TokenInfo, account_columns_of, from_json_column,
+    to_json_column,
 };
-use crate::account::{Account, CachedDiscovery, NewAccount, Scopes};
+use crate::account::{Account, CachedDiscovery, NewAccount};
 
 /// Migrations, numbered and append-only. `PRAGMA user_version` holds the last one applied.
 pub(super) const MIGRATIONS: &[&str] = &[
@@ -67,7 +68,7 @@ pub fn prepare(connection: &mut Connection) -> Result<(), Error> {
 }
 
 pub fn add_client(c: &mut Connection, client: &ClientRecord) -> Result<(), Error> {
-    let uris = serde_json::to_string(&client.redirect_uris).map_err(|_| Error::Corrupt("uris"))?;
+    let uris = to_json_column(&client.redirect_uris, "uris")?;
     c.execute(
         "INSERT INTO clients (client_id, name, secret_hash, redirect_uris, created_at)
          VALUES (?1, ?2, ?3, ?4, unixepoch())",
@@ -90,7 +91,7 @@ pub fn list_clients(c: &mut Connection) -> Result<Vec<ClientInfo>, Error> {
     let mut clients = Vec::new();
     for row in rows {
         let (client_id, name, uris, created_at) = row?;
-        let redirect_uris = serde_json::from_str(&uris).map_err(|_| Error::Corrupt("uris"))?;
+        let redirect_uris = from_json_column(&uris, "uris")?;
         clients.push(ClientInfo {
             client_id,
             name,
@@ -117,7 +118,7 @@ pub fn find_client(c: &mut Connection, client_id: &str) -> Result<Option<ClientR
         )
         .optional()?;
     row.map(|(client_id, secret_hash, uris, name)| {
-        let redirect_uris = serde_json::from_str(&uris).map_err(|_| Error::Corrupt("uris"))?;
+        let redirect_uris = from_json_column(&uris, "uris")?;
         Ok(ClientRecord {
             client_id,
             name,
@@ -186,42 +187,29 @@ pub fn save_account(c: &Connection, a: &NewAccount) -> Result<String, Error> {
     Ok(account_id)
 }
 
-const ACCOUNT_COLUMNS: &str = "account_id, client_id, email, name, provider, exchange_server_host,
-    discovery_method, activesync_versions, scopes, username, created_at, updated_at,
-    sync_version, sync_device_id, sync_checked_at";
-
+/// An account row: its columns read here, converted once (`records::AccountColumns`); a row
+/// the model cannot read fails as a conversion, which [`Error`] names corrupt.
 fn account_row(row: &Row<'_>) -> rusqlite::Result<Account> {
-    Ok(Account {
-        account_id: row.get::<_, String>(0)?.into(),
-        client_id: row.get::<_, String>(1)?.into(),
+    AccountColumns {
+        account_id: row.get(0)?,
+        client_id: row.get(1)?,
         email: row.get(2)?,
         name: row.get(3)?,
-        provider: typed(row, 4, |t| t.parse().ok())?,
+        provider: row.get(4)?,
         exchange_server_host: row.get(5)?,
-        origin: typed(row, 6, |t| t.parse().ok())?,
-        activesync_versions: row.get::<_, String>(7)?.into(),
-        scopes: typed(row, 8, |t| Scopes::parse(t).ok())?,
+        discovery_method: row.get(6)?,
+        activesync_versions: row.get(7)?,
+        scopes: row.get(8)?,
         username: row.get(9)?,
         created_at: row.get(10)?,
         updated_at: row.get(11)?,
-        sync: crate::store::records::sync_proof(row.get(12)?, row.get(13)?, row.get(14)?),
-    })
-}
-
-/// Column `index` read as text and then as a model type; a value the model does not know is
-/// a corrupt row, not a default.
-fn typed<T>(
-    row: &Row<'_>,
-    index: usize,
-    read: impl FnOnce(&str) -> Option<T>,
-) -> rusqlite::Result<T> {
-    let text: String = row.get(index)?;
-    read(&text).ok_or_else(|| {
-        rusqlite::Error::FromSqlConversionFailure(
-            index,
-            rusqlite::types::Type::Text,
-            format!("unknown value in column {index}").into(),
-        )
+        sync_version: row.get(12)?,
+        sync_device_id: row.get(13)?,
+        sync_checked_at: row.get(14)?,
+    }
+    .into_account()
+    .map_err(|err| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, err.into())
     })
 }
 
@@ -242,7 +230,7 @@ pub fn find_account_by_email(
 }
 
 pub fn create_code(c: &mut Connection, code: &NewCode) -> Result<(), Error> {
-    let pending = serde_json::to_string(&code.account).map_err(|_| Error::Corrupt("pending"))?;
+    let pending = to_json_column(&code.account, "pending")?;
     c.execute(
         "INSERT INTO codes (code_hash, client_id, account_id, expires_at, pending, pending_secret,
              redirect_uri, code_challenge, created_at)
@@ -330,8 +318,7 @@ pub fn redeem_code(
     }
     let may_replace = checks.may_replace;
     if !pending.is_empty() {
-        let mut account: NewAccount =
-            serde_json::from_str(&pending).map_err(|_| Error::Corrupt("pending"))?;
+        let mut account: NewAccount = from_json_column(&pending, "pending")?;
         account.sealed_secret = secret;
         let sql =
             format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE client_id = ?1 AND email = ?2");
@@ -385,11 +372,7 @@ pub fn account_for_token(
     let sql = format!(
         "SELECT {} FROM accounts a JOIN tokens t ON t.account_id = a.account_id
          WHERE t.token_hash = ?1 AND t.revoked = 0 AND t.expires_at > ?2",
-        ACCOUNT_COLUMNS
-            .split(',')
-            .map(|c| format!("a.{}", c.trim()))
-            .collect::<Vec<_>>()
-            .join(", ")
+        account_columns_of("a")
     );
     Ok(c.query_row(&sql, params![token_hash, now], account_row)
         .optional()?)
@@ -512,22 +495,24 @@ pub fn cached_discovery(
     domain: &str,
     now: i64,
 ) -> Result<Option<CachedDiscovery>, Error> {
-    Ok(c.query_row(
-        "SELECT domain, host, method, activesync_url, provider, expires_at
-             FROM discovery_cache WHERE domain = ?1 AND expires_at > ?2",
-        params![domain, now],
-        |row| {
-            Ok(CachedDiscovery {
-                domain: row.get(0)?,
-                host: row.get(1)?,
-                method: typed(row, 2, |t| t.parse().ok())?,
-                activesync_url: row.get(3)?,
-                provider: typed(row, 4, |t| t.parse().ok())?,
-                expires_at: row.get(5)?,
-            })
-        },
-    )
-    .optional()?)
+    let row = c
+        .query_row(
+            "SELECT domain, host, method, activesync_url, provider, expires_at
+                 FROM discovery_cache WHERE domain = ?1 AND expires_at > ?2",
+            params![domain, now],
+            |row| {
+                Ok((
+                    row.get(0)?,
+                    row.get(1)?,
+                    row.get(2)?,
+                    row.get(3)?,
+                    row.get(4)?,
+                    row.get(5)?,
+                ))
+            },
+        )
+        .optional()?;
+    row.map(records::cached_discovery).transpose()
 }
 
 pub fn cache_discovery(c: &mut Connection, e: &CachedDiscovery) -> Result<(), Error> {
