@@ -456,12 +456,8 @@ async fn run_probe(args: ProbeArgs) -> anyhow::Result<ExitCode> {
             let checked = pipeline
                 .sync_at(&at, credentials, &identity, &probe.versions)
                 .await;
-            let offset = probe.ms;
-            trail.extend(checked.trail.into_iter().map(|mut attempt| {
-                attempt.start_ms += offset;
-                attempt
-            }));
-            Some(checked.check)
+            let method = exdisco::report::Method::Explicit;
+            Some(checked.into_trail(&mut trail, probe.ms, method))
         }
         _ => None,
     };

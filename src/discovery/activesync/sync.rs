@@ -117,6 +117,19 @@ pub struct Checked {
     pub trail: Vec<Attempt>,
 }
 
+impl Checked {
+    /// The check, its attempts appended to `trail` as starting `offset_ms` into it and
+    /// belonging to `method`.
+    pub fn into_trail(self, trail: &mut Vec<Attempt>, offset_ms: u64, method: Method) -> SyncCheck {
+        trail.extend(self.trail.into_iter().map(|mut attempt| {
+            attempt.start_ms += offset_ms;
+            attempt.method = method;
+            attempt
+        }));
+        self.check
+    }
+}
+
 /// Runs the check at `url` (an ActiveSync URL whose `OPTIONS` accepted `credentials`), with the
 /// versions that `OPTIONS` listed.
 pub async fn check(
@@ -262,50 +275,30 @@ impl Run<'_> {
     /// Provision's two steps; the policy key commands carry afterwards (`0` when the server
     /// has no policy for this client).
     async fn provision(&mut self) -> Result<String, (Code, String)> {
-        let policy = Element::new(provision::PAGE, provision::POLICY)
-            .with(Element::new(provision::PAGE, provision::POLICY_TYPE).text_node(POLICY_TYPE));
         let mut first = Element::new(provision::PAGE, provision::PROVISION);
         if matches!(self.version, "14.1" | "16.0" | "16.1") {
             first = first.with(self.device_information());
         }
-        let first =
-            first.with(Element::new(provision::PAGE, provision::POLICIES).with(policy.clone()));
+        let first = first.with(policies(policy_request()));
         let answer = self.provision_answer(&first, "0").await?;
-        let policy_answer = answer
-            .child(provision::PAGE, provision::POLICIES)
-            .and_then(|p| p.child(provision::PAGE, provision::POLICY));
+        let policy_answer = policy_of(&answer);
         let policy_status =
             policy_answer.and_then(|p| number(p, provision::PAGE, provision::STATUS));
-        let temporary = policy_answer
-            .and_then(|p| p.child_text(provision::PAGE, provision::POLICY_KEY))
-            .map(|k| k.trim().to_owned())
-            .filter(|k| !k.is_empty());
-        match (policy_status, temporary) {
+        match (policy_status, policy_answer.and_then(policy_key)) {
             // No policy for this client (Horde), or nothing to acknowledge.
             (Some(2), _) | (None, None) | (Some(1), None) => Ok("0".to_owned()),
             (Some(1), Some(key)) => {
-                let acknowledgement = Element::new(provision::PAGE, provision::PROVISION).with(
-                    Element::new(provision::PAGE, provision::POLICIES).with(
-                        Element::new(provision::PAGE, provision::POLICY)
-                            .with(
-                                Element::new(provision::PAGE, provision::POLICY_TYPE)
-                                    .text_node(POLICY_TYPE),
-                            )
+                let acknowledgement =
+                    Element::new(provision::PAGE, provision::PROVISION).with(policies(
+                        policy_request()
                             .with(
                                 Element::new(provision::PAGE, provision::POLICY_KEY)
                                     .text_node(&key),
                             )
                             .with(Element::new(provision::PAGE, provision::STATUS).text_node("1")),
-                    ),
-                );
+                    ));
                 let answer = self.provision_answer(&acknowledgement, &key).await?;
-                let final_key = answer
-                    .child(provision::PAGE, provision::POLICIES)
-                    .and_then(|p| p.child(provision::PAGE, provision::POLICY))
-                    .and_then(|p| p.child_text(provision::PAGE, provision::POLICY_KEY))
-                    .map(|k| k.trim().to_owned())
-                    .filter(|k| !k.is_empty());
-                let Some(final_key) = final_key else {
+                let Some(final_key) = policy_of(&answer).and_then(policy_key) else {
                     return Err((
                         Code::PolicyRefused,
                         "the server gave no policy key for the acknowledged policy".into(),
@@ -512,6 +505,32 @@ impl Run<'_> {
             other => Answer::End(Code::SyncFailed, format!("{command} answered {other}")),
         }
     }
+}
+
+/// `Policy` asking for the WBXML provisioning policy.
+fn policy_request() -> Element {
+    Element::new(provision::PAGE, provision::POLICY)
+        .with(Element::new(provision::PAGE, provision::POLICY_TYPE).text_node(POLICY_TYPE))
+}
+
+/// `Policies` holding `policy`.
+fn policies(policy: Element) -> Element {
+    Element::new(provision::PAGE, provision::POLICIES).with(policy)
+}
+
+/// The `Policy` of a Provision answer.
+fn policy_of(answer: &Element) -> Option<&Element> {
+    answer
+        .child(provision::PAGE, provision::POLICIES)
+        .and_then(|p| p.child(provision::PAGE, provision::POLICY))
+}
+
+/// A policy's non-empty `PolicyKey`.
+fn policy_key(policy: &Element) -> Option<String> {
+    policy
+        .child_text(provision::PAGE, provision::POLICY_KEY)
+        .map(|k| k.trim().to_owned())
+        .filter(|k| !k.is_empty())
 }
 
 /// A FolderSync status other than 1 ([MS-ASCMD] 2.2.3.177.5, then 2.2.2).
