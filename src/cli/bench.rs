@@ -16,6 +16,7 @@
 
 mod api;
 mod child;
+mod instances;
 mod mix;
 mod redis_workers;
 mod sync;
@@ -117,6 +118,13 @@ enum Figure {
     Instances,
     /// 9: what the sync check costs next to the OPTIONS check.
     Sync,
+}
+
+impl BenchArgs {
+    /// How long each run of the flow figures (5, 8) lasts.
+    fn api_window(&self) -> Duration {
+        Duration::from_secs(self.api_seconds.unwrap_or(if self.quick { 3 } else { 12 }))
+    }
 }
 
 pub(super) struct World {
@@ -336,8 +344,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
 
     // 5. The authorize API, calm and under attack.
     if wanted(Figure::Api) {
-        let window =
-            Duration::from_secs(args.api_seconds.unwrap_or(if args.quick { 3 } else { 12 }));
+        let window = args.api_window();
         let calm = api::authorize_flows(
             &world,
             args.api_clients,
@@ -385,64 +392,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<std::process::ExitCode> {
             )?;
         }
     }
-    // 8. Several daemons, one database: the same flows on SQLite, then on PostgreSQL with one
-    // daemon and with two (in this process, each on its own listener, the flows alternating).
     if wanted(Figure::Instances) {
-        let window =
-            Duration::from_secs(args.api_seconds.unwrap_or(if args.quick { 3 } else { 12 }));
-        let mut runs = vec![("SQLite, 1 daemon", None, 1)];
-        if let Some(server) = &args.postgres {
-            runs.push(("PostgreSQL, 1 daemon", Some(server.clone()), 1));
-            runs.push(("PostgreSQL, 2 daemons", Some(server.clone()), 2));
-        }
-        writeln!(
-            out,
-            "8. authorize + token, {} at once for {} s, by where the state lives (CPU: this process: daemons, fake server, clients):",
-            args.api_clients,
-            window.as_secs()
-        )?;
-        for (name, postgres, count) in runs {
-            let instances = api::Instances { postgres, count };
-            let server_before = postgres_cpu_seconds();
-            let figures =
-                api::authorize_flows(&world, args.api_clients, window, 0, &instances).await?;
-            let per_100 = |cpu: f64| cpu * 100.0 / figures.flows.max(1) as f64;
-            let server = if instances.postgres.is_some() {
-                format!(
-                    ", PostgreSQL server (if local) {:.2}",
-                    per_100(postgres_cpu_seconds() - server_before)
-                )
-            } else {
-                String::new()
-            };
-            writeln!(
-                out,
-                "   {name}: {:.1} flows/s ({} flows), p50 {:.1} ms, p99 {:.1} ms; CPU s per 100 flows: this process {:.2}{server}",
-                figures.flows as f64 / figures.seconds,
-                figures.flows,
-                ms(figures.p50),
-                ms(figures.p99),
-                per_100(figures.cpu),
-            )?;
-        }
+        instances::figure(&args, &world, &mut out).await?;
     }
-    // 9. The sync check next to the OPTIONS check, one verification at a time.
     if wanted(Figure::Sync) {
-        let rounds = if args.quick { 200 } else { 1000 };
-        let (options, sync) = sync::options_and_sync(&world, rounds).await?;
-        writeln!(
-            out,
-            "9. verification of an explicit host, {rounds} one at a time: OPTIONS {:.1} requests, p50 {:.2} ms, p99 {:.2} ms, {:.3} CPU ms; with the sync check {:.1} requests, p50 {:.2} ms, p99 {:.2} ms, {:.3} CPU ms ({:.1}x the time)",
-            options.requests,
-            ms(options.p50),
-            ms(options.p99),
-            options.cpu_ms,
-            sync.requests,
-            ms(sync.p50),
-            ms(sync.p99),
-            sync.cpu_ms,
-            sync.p50.as_secs_f64() / options.p50.as_secs_f64().max(1e-9),
-        )?;
+        sync::figure(&args, &world, &mut out).await?;
     }
     // 6. A realistic mix at growing sizes, through `exdisco batch` as its own process.
     if wanted(Figure::Mix) || wanted(Figure::Redis) {
@@ -788,37 +742,6 @@ fn cores() -> usize {
 }
 
 /// User plus system CPU seconds of this process, from /proc/self/stat.
-/// CPU seconds of every `postgres` process on this machine, and of the backends they reaped
-/// (a local server's whole cost; 0 without one).
-fn postgres_cpu_seconds() -> f64 {
-    let ticks = 100.0; // USER_HZ on Linux
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return 0.0;
-    };
-    let mut total = 0.0;
-    for entry in entries.flatten() {
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        let Some((head, rest)) = stat.split_once(") ") else {
-            continue;
-        };
-        if !head.ends_with("(postgres") {
-            continue;
-        }
-        // utime, stime, cutime, cstime: fields 14 to 17, 12 to 15 after the name.
-        let fields: Vec<&str> = rest.split(' ').collect();
-        total += fields
-            .get(11..15)
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|f| f.parse::<f64>().ok())
-            .sum::<f64>()
-            / ticks;
-    }
-    total
-}
-
 fn cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let fields: Vec<&str> = stat

@@ -9,7 +9,9 @@ use exdisco::discovery::{KnownHost, Pipeline};
 use exdisco::domain::{Credentials, EmailAddress};
 use exdisco::fleet::{FLEET_IP, Reply};
 
-use super::World;
+use std::io::Write;
+
+use super::{BenchArgs, World, ms};
 
 /// One mode's figures.
 pub struct VerifyFigures {
@@ -99,4 +101,28 @@ pub async fn options_and_sync(
     let sync = figures.pop().expect("two modes");
     let options = figures.pop().expect("two modes");
     Ok((options, sync))
+}
+
+/// Prints figure 9.
+pub(super) async fn figure(
+    args: &BenchArgs,
+    world: &World,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let rounds = if args.quick { 200 } else { 1000 };
+    let (options, sync) = options_and_sync(world, rounds).await?;
+    writeln!(
+        out,
+        "9. verification of an explicit host, {rounds} one at a time: OPTIONS {:.1} requests, p50 {:.2} ms, p99 {:.2} ms, {:.3} CPU ms; with the sync check {:.1} requests, p50 {:.2} ms, p99 {:.2} ms, {:.3} CPU ms ({:.1}x the time)",
+        options.requests,
+        ms(options.p50),
+        ms(options.p99),
+        options.cpu_ms,
+        sync.requests,
+        ms(sync.p50),
+        ms(sync.p99),
+        sync.cpu_ms,
+        sync.p50.as_secs_f64() / options.p50.as_secs_f64().max(1e-9),
+    )?;
+    Ok(())
 }
